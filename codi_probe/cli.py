@@ -1,0 +1,110 @@
+"""The ``codi-probe`` command: ``info`` and ``run``. Errors print one line and exit with status 2."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def _model_args(p: argparse.ArgumentParser, dtype_default: str) -> None:
+    p.add_argument("checkpoint", help="checkpoint file or directory, or tiny-random-gpt2 / tiny-random-llama")
+    p.add_argument("--base", help="local HF base directory with config.json, or a bundled base name")
+    p.add_argument("--tokenizer", help="local tokenizer directory")
+    p.add_argument("--dtype", default=dtype_default, help="fp32 (default), bf16, fp16, official or native")
+
+
+def _load(args):
+    from .loading import load_codi
+
+    return load_codi(args.checkpoint, base=args.base, tokenizer=args.tokenizer, dtype=args.dtype)
+
+
+def cmd_info(args) -> int:
+    model = _load(args)
+    fp = model.fingerprint()
+    if args.json:
+        print(json.dumps(fp, indent=2))
+        return 0
+    params = fp["params"]
+    lines = [
+        f"model          {fp['name']}" + (f"  ({fp['path']})" if fp["path"] else ""),
+        f"architecture   {fp['architecture']} ({fp['model_type']}): {fp['n_layers']} layers, d_model "
+        f"{fp['d_model']}, {fp['n_heads']} heads",
+        f"parameters     total {params['total']:,} = base {params['base']:,} + LoRA {params['lora']:,} "
+        f"(r={fp['lora_r']}, alpha={fp['lora_alpha']}) + prj {params['prj']:,} (prj_dim={fp['prj_dim']})",
+        f"dtype mix      " + ", ".join(f"{k} {v}" for k, v in sorted(fp["dtype_mix"].items())),
+        f"special ids    PAD {fp['special_ids']['pad']}  BOT {fp['special_ids']['bot']}  "
+        f"EOT {fp['special_ids']['eot']}  EOS {fp['special_ids']['eos']}",
+        f"weights sha256 {fp['sha256']}",
+    ]
+    if fp["file_sha256"]:
+        lines.append(f"file sha256    {fp['file_sha256']}")
+    print("\n".join(lines))
+    return 0
+
+
+def cmd_run(args) -> int:
+    import torch
+
+    from .engine import CodiEngine, Record
+    from .engine.positions import LATENT_POSITIONS
+
+    model = _load(args)
+    engine = CodiEngine(model, padding=args.padding)
+    trace = engine.run(args.question, record=Record(sites=(), logits=False), max_new_tokens=args.max_new_tokens)
+    tok = model.tokenizer
+    results = []
+    for r, q in enumerate(args.question):
+        lens = torch.softmax(engine.logits(trace.latent_pre[r].to(model.device, model.base_dtype)).float(), -1)
+        latents = []
+        for k, name in enumerate(LATENT_POSITIONS):
+            probs, ids = lens[k].topk(args.top_k)
+            latents.append({"position": name, "top": [
+                {"id": int(i), "token": engine.decode([int(i)]) if int(i) < len(tok) else f"<id {int(i)}>",
+                 "prob": float(p)} for p, i in zip(probs, ids)]})
+        results.append({"question": q, "answer_text": trace.answer_text[r], "answer": trace.answer[r],
+                        "answer_token_ids": trace.answer_ids[r], "latents": latents})
+    if args.json:
+        print(json.dumps({"results": results}))
+        return 0
+    for res in results:
+        print(f"Q: {res['question']}\nA: {res['answer_text']!r}  (parsed: {res['answer']})")
+        for lat in res["latents"]:
+            print(f"  {lat['position']}: " + "  ".join(f"{t['token']!r} {t['prob']:.3f}" for t in lat["top"]))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="codi-probe", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    info = sub.add_parser("info", help="architecture, parameter counts, dtype mix, special ids, sha256")
+    _model_args(info, "native")
+    info.add_argument("--json", action="store_true", help="print the fingerprint as JSON")
+    info.set_defaults(func=cmd_info)
+    run = sub.add_parser("run", help="run the CODI loop on questions; greedy answers and latent logit lens")
+    _model_args(run, "fp32")
+    run.add_argument("--question", action="append", required=True, help="a question (repeatable)")
+    run.add_argument("--max-new-tokens", type=int, default=32)
+    run.add_argument("--top-k", type=int, default=5)
+    run.add_argument("--padding", default="exact", choices=("exact", "official"))
+    run.add_argument("--json", action="store_true", help='print exactly one JSON object {"results": [...]}')
+    run.set_defaults(func=cmd_run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        import torch
+
+        torch.set_num_threads(max(1, min(torch.get_num_threads(), 2)))
+        return args.func(args)
+    except (ValueError, FileNotFoundError, KeyError) as e:  # CheckpointError is a ValueError
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        print(f"codi-probe: error: {msg}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,186 @@
+"""What to do to an activation, and where (pyvene style: *where* is separate from *what*).
+
+An :class:`Intervention` addresses ``(site, layer, positions)``; its ``op`` maps the activation
+``x`` (shape ``[D]``, one row at one position) to a new vector. Sites:
+
+- ``resid_post``: output of block ``layer`` (= HF ``hidden_states[layer+1]`` for layer < L-1);
+- ``attn_out`` / ``mlp_out``: the attention / MLP module output inside block ``layer``;
+- ``latent_pre_prj``: ``h_{k-1}``, the last-layer post-norm state about to be projected into ``e_k``
+  (addressed by the position it feeds, ``P1..P6``; no layer);
+- ``latent_post_prj``: ``e_k`` itself, fed at ``P_k`` (``P1..P6``; no layer);
+- ``attn_knockout``: block attention from the query positions to ``keys`` (all layers, all heads).
+
+Interventions compose: several on one row apply in list order, inside the forward pass.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Mapping
+
+import torch
+
+from .positions import FED_POSITIONS, LATENT_POSITIONS, TRACE_POSITIONS, as_positions, position_index
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .trace import Trace
+
+MODULE_SITES = ("resid_post", "attn_out", "mlp_out")
+LATENT_SITES = ("latent_pre_prj", "latent_post_prj")
+SITES = (*MODULE_SITES, *LATENT_SITES, "attn_knockout")
+
+
+class Op:
+    """Maps one activation vector ``x`` [D] at (site, layer, position) of batch row ``row``."""
+
+    def __call__(self, x: torch.Tensor, *, site: str, layer: int | None, position: str) -> torch.Tensor:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Identity(Op):
+    """Returns ``x`` unchanged (the null control of every site)."""
+
+    def __call__(self, x, **_):
+        return x
+
+
+@dataclass(frozen=True)
+class Zero(Op):
+    def __call__(self, x, **_):
+        return torch.zeros_like(x)
+
+
+@dataclass(frozen=True)
+class Scale(Op):
+    factor: float
+
+    def __call__(self, x, **_):
+        return x * self.factor
+
+
+@dataclass(frozen=True)
+class Add(Op):
+    vector: torch.Tensor
+
+    def __call__(self, x, **_):
+        return x + self.vector.to(x)
+
+
+@dataclass(frozen=True)
+class Set(Op):
+    """Replace ``x`` by a fixed vector, or by a per-position vector from a mapping."""
+
+    value: torch.Tensor | Mapping[str, torch.Tensor]
+
+    def __call__(self, x, *, position, **_):
+        v = self.value[position] if isinstance(self.value, Mapping) else self.value
+        return v.to(x).clone()
+
+
+@dataclass(frozen=True)
+class Noise(Op):
+    """Add Gaussian noise. ``relative``: per-element std ``sigma·‖x‖/√D`` so that ``E‖ε‖ ≈ sigma·‖x‖``;
+    otherwise absolute per-element std ``sigma``. Seeded per (seed, site, layer, position): the same
+    noise whatever the batch composition."""
+
+    sigma: float
+    relative: bool = False
+    seed: int = 0
+
+    def __call__(self, x, *, site, layer, position):
+        key = f"{self.seed}|{site}|{layer}|{position}".encode()
+        gen = torch.Generator().manual_seed(zlib.crc32(key))
+        eps = torch.randn(x.shape, generator=gen, dtype=torch.float32).to(x)
+        scale = self.sigma * (x.float().norm() / x.numel() ** 0.5).to(x) if self.relative else self.sigma
+        return x + eps * scale
+
+
+@dataclass(frozen=True)
+class Patch(Op):
+    """Take the value recorded at the same (site, layer, position) in ``source`` row ``row``.
+
+    Clean→corrupted patching, replacement from another problem, and self-patching (identity) are all
+    this op. With ``position_map`` the value comes from another position (position shuffle)."""
+
+    source: "Trace"
+    row: int
+    position_map: Mapping[str, str] = field(default_factory=dict)
+
+    def __call__(self, x, *, site, layer, position):
+        src = self.position_map.get(position, position)
+        return self.source.value(site, layer, src, self.row).to(x).clone()
+
+
+@dataclass(frozen=True)
+class Mean(Op):
+    """Replace ``x`` by the mean over ``pool`` rows at the same (site, layer, position)."""
+
+    pool: "Trace"
+    rows: tuple[int, ...] | None = None
+
+    def __call__(self, x, *, site, layer, position):
+        return self.pool.mean_value(site, layer, position, self.rows).to(x).clone()
+
+
+def Shuffle(source: "Trace", row: int, permutation: Mapping[str, str]) -> Patch:
+    """Position shuffle: the value at ``P_i`` comes from ``source`` at ``permutation[P_i]``."""
+    return Patch(source, row, dict(permutation))
+
+
+@dataclass(frozen=True)
+class Intervention:
+    """``op`` applied at ``site`` of block ``layer`` for each of ``positions`` during the forward pass.
+
+    For ``attn_knockout``, ``positions`` are the query positions (``P0..P6``, or ``EOT`` meaning the
+    whole answer phase) and ``keys`` the blocked key positions (``P0..P6``, ``EOT``, or ``Q`` for every
+    question token)."""
+
+    site: str
+    positions: tuple[str, ...]
+    op: Op = field(default_factory=Identity)
+    layer: int | None = None
+    keys: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        object.__setattr__(self, "positions", as_positions(self.positions))
+        if self.site not in SITES:
+            raise ValueError(f"unknown site {self.site!r}: use one of {', '.join(SITES)}")
+        if self.site in MODULE_SITES:
+            if self.layer is None:
+                raise ValueError(f"site {self.site} needs a layer")
+        elif self.layer is not None:
+            raise ValueError(f"site {self.site} takes no layer (it acts on the latent vector itself)")
+        if self.site in LATENT_SITES and not set(self.positions) <= set(FED_POSITIONS):
+            raise ValueError(f"site {self.site} addresses fed latents only ({', '.join(FED_POSITIONS)}); "
+                             f"got {', '.join(self.positions)}")
+        if self.site == "attn_knockout":
+            keys = (self.keys,) if isinstance(self.keys, str) else tuple(self.keys)
+            if not keys:
+                raise ValueError("attn_knockout needs keys to block")
+            for k in keys:
+                if k != "Q":
+                    position_index(k)
+            object.__setattr__(self, "keys", keys)
+
+    def check_layer(self, n_layers: int) -> None:
+        if self.layer is not None and not 0 <= self.layer < n_layers:
+            raise ValueError(f"layer {self.layer} out of range: the model has blocks 0..{n_layers - 1}")
+
+    def first_step(self) -> int:
+        """The earliest loop step this intervention touches (P_k → k, EOT → 7)."""
+        return min(position_index(p) for p in self.positions)
+
+
+def zero(site: str, positions, layer: int | None = None) -> Intervention:
+    return Intervention(site, positions, Zero(), layer)
+
+
+def knockout(queries, keys) -> Intervention:
+    return Intervention("attn_knockout", queries, Identity(), None, keys)
+
+
+__all__ = ["Add", "Identity", "Intervention", "Mean", "Noise", "Op", "Patch", "Scale", "Set", "Shuffle",
+           "Zero", "SITES", "MODULE_SITES", "LATENT_SITES", "LATENT_POSITIONS", "TRACE_POSITIONS",
+           "knockout", "zero"]

@@ -1,0 +1,405 @@
+"""The CODI latent loop (codi-spec.md section 3), batched, traced and intervenable.
+
+One run: the question prefix runs once per distinct question (a left-padded batch); every row
+(question × intervention variant) then branches from a copy of its question's KV cache and all rows
+run together:
+
+    P0: feed the BOT embedding                      → h_0 (last-layer, post-final-norm)
+    P1..P6: feed e_k = prj(h_{k-1})                 → h_k        (exactly 6 fed latents)
+    EOT: feed the EOT embedding, then greedy decoding over logits[:, :V-1] (only EOT excluded),
+         stopping per row at EOS; or teacher-force given answer tokens in one pass.
+
+Padding modes: ``exact`` (default) passes an attention mask and per-row position ids at every step,
+so a batched row equals the same question run alone. ``official`` reproduces the released
+evaluation: positions are cache positions (pads counted) and the mask is dropped after the BOT
+token, so latents and answers attend to the left pads (codi-spec 3.6).
+
+No lm_head is computed for latent steps; logits exist only at answer steps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+
+from .hooks import HookSession
+from .interventions import Intervention
+from .positions import LATENT_POSITIONS, NUM_LATENT, TRACE_POSITIONS, position_index
+from .trace import Trace
+
+PADDING_MODES = ("exact", "official")
+
+
+@dataclass(frozen=True)
+class Record:
+    """What a run stores. ``sites``: module sites recorded at every layer for P0..P6, EOT.
+    ``attention``: attention probabilities (switches the model to eager attention for the run).
+    ``question``: block outputs at the question tokens too. ``logits``: answer-step logits."""
+
+    sites: tuple[str, ...] = ("resid_post",)
+    attention: bool = False
+    question: bool = False
+    logits: bool = True
+
+
+Variant = tuple[int, Sequence[Intervention]]
+
+
+def normalize_question(text: str) -> str:
+    """The official preprocessing: strip, then replace double spaces by single ones."""
+    return text.strip().replace("  ", " ")
+
+
+class CodiEngine:
+    """Runs the exact CODI loop on a :class:`~codi_probe.model.CodiModel`."""
+
+    def __init__(self, model, *, padding: str = "exact", num_latent: int = NUM_LATENT):
+        if padding not in PADDING_MODES:
+            raise ValueError(f"unknown padding mode {padding!r}: use one of {', '.join(PADDING_MODES)}")
+        if not 0 <= num_latent <= NUM_LATENT:
+            raise ValueError(f"num_latent must be in 0..{NUM_LATENT}, got {num_latent}")
+        if model.tokenizer is None:
+            raise ValueError("the model has no tokenizer attached: load it with load_codi(..., tokenizer=DIR)")
+        self.model = model
+        self.padding = padding
+        self.num_latent = num_latent
+
+    # ------------------------------------------------------------------ helpers
+    def encode(self, questions: Sequence[str]) -> list[list[int]]:
+        tok = self.model.tokenizer
+        return [tok(normalize_question(q), add_special_tokens=True)["input_ids"] for q in questions]
+
+    def _embed_ids(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.model.embed(ids.to(self.model.device))
+
+    def _project(self, h: torch.Tensor) -> torch.Tensor:
+        """``prj`` in its own dtype (fp32 in the official mix), returned in the base dtype."""
+        prj = self.model.prj
+        dtype = prj[1].weight.dtype
+        return prj(h.to(dtype)).to(self.model.base_dtype)
+
+    def _forward(self, embeds, *, mask, pos_ids, cache, attention: bool):
+        out = self.model.backbone(inputs_embeds=embeds, attention_mask=mask, position_ids=pos_ids,
+                                  past_key_values=cache, use_cache=True, output_attentions=attention)
+        return out.last_hidden_state, (out.attentions if attention else None)
+
+    def logits(self, final: torch.Tensor) -> torch.Tensor:
+        """lm_head on post-final-norm states."""
+        return self.model.lm_head(final)
+
+    # --------------------------------------------------------------------- run
+    @torch.no_grad()
+    def run(self, questions: Sequence[str], variants: Sequence[Variant] | None = None, *,
+            record: Record = Record(), max_new_tokens: int = 32,
+            teacher_force: Sequence[Sequence[int]] | None = None) -> Trace:
+        """Run every row of ``variants`` (``(question_index, interventions)``; default one clean row per
+        question). With ``teacher_force`` (one token-id list per row, the answer continuation after
+        EOT) the answer is scored in one pass instead of generated."""
+        if not questions:
+            raise ValueError("no questions given")
+        variants = [(i, ()) for i in range(len(questions))] if variants is None else list(variants)
+        if not variants:
+            raise ValueError("no rows to run: variants is empty")
+        if teacher_force is not None and len(teacher_force) != len(variants):
+            raise ValueError(f"teacher_force has {len(teacher_force)} rows, expected {len(variants)}")
+        plan, latent_plan, knockouts = self._plan(variants, len(questions))
+        model = self.model
+        device = model.device
+        n_rows = len(variants)
+        row_q = torch.tensor([q for q, _ in variants])
+
+        q_ids = self.encode(questions)
+        t_len = max(len(x) for x in q_ids)
+        if t_len == 0:
+            raise ValueError("an empty question has no tokens")
+        pad = model.special.pad
+        ids = torch.full((len(q_ids), t_len), pad, dtype=torch.long)
+        qmask = torch.zeros((len(q_ids), t_len), dtype=torch.long)
+        for i, x in enumerate(q_ids):
+            if x:
+                ids[i, t_len - len(x):] = torch.tensor(x)
+                qmask[i, t_len - len(x):] = 1
+        n_pad = (t_len - qmask.sum(1)).tolist()
+        n_real = qmask.sum(1)
+        if self.padding == "exact":
+            qpos = (qmask.cumsum(1) - 1).clamp(min=0)
+        else:
+            qpos = torch.arange(t_len).expand(len(q_ids), -1)
+
+        trace = Trace(questions=list(questions), row_question=row_q.tolist(),
+                      interventions=[tuple(v) for _, v in variants], prefix_len=t_len,
+                      n_pad=[n_pad[q] for q in row_q.tolist()], question_ids=q_ids, padding=self.padding,
+                      num_latent=self.num_latent)
+        attn_impl = getattr(model.lm.config, "_attn_implementation", "sdpa")
+        if record.attention:
+            model.set_attention("eager")
+        session = HookSession(model, record_sites=record.sites, n_rows=n_rows, plan=plan,
+                              record_question=record.question)
+        try:
+            with session:
+                session.ctx.phase = "prompt"
+                from transformers.cache_utils import DynamicCache
+
+                prefix_cache = DynamicCache()
+                self._forward(self._embed_ids(ids), mask=qmask.to(device), pos_ids=qpos.to(device),
+                              cache=prefix_cache, attention=False)
+                rows = row_q.to(device)
+                cache = DynamicCache(ddp_cache_data=[
+                    (layer.keys.index_select(0, rows), layer.values.index_select(0, rows))
+                    for layer in prefix_cache.layers])
+                del prefix_cache
+                if record.question:
+                    trace.question_resid = torch.stack(
+                        [session.question_store[l][row_q] for l in range(model.n_layers)], 1)
+                self._latent_and_answer(trace, session, cache, qmask[row_q], n_real[row_q], latent_plan,
+                                        knockouts, record, max_new_tokens, teacher_force)
+        finally:
+            if record.attention:
+                model.set_attention(attn_impl)
+        trace.sites = session.store
+        return trace
+
+    # ------------------------------------------------------------------- plan
+    def _plan(self, variants, n_questions):
+        plan: dict = {}
+        latent_plan: dict = {}
+        knockouts: list = []
+        for row, (q, ivs) in enumerate(variants):
+            if not 0 <= q < n_questions:
+                raise ValueError(f"row {row}: question index {q} out of range 0..{n_questions - 1}")
+            for iv in ivs:
+                if not isinstance(iv, Intervention):
+                    raise TypeError(f"row {row}: expected an Intervention, got {type(iv).__name__}")
+                iv.check_layer(self.model.n_layers)
+                if iv.site == "attn_knockout":
+                    knockouts.append((row, iv))
+                    continue
+                for pos in iv.positions:
+                    if position_index(pos) > self.num_latent and pos != "EOT":
+                        raise ValueError(f"position {pos} does not exist with num_latent={self.num_latent}")
+                    target = latent_plan if iv.layer is None else plan
+                    key = (iv.site, pos) if iv.layer is None else (iv.site, iv.layer, pos)
+                    target.setdefault(key, []).append((row, iv.op))
+        return plan, latent_plan, knockouts
+
+    def _apply_latent(self, latent_plan, site, pos, x):
+        """Apply latent-site ops to ``x`` [R, D] (the rows are all active during the latent phase)."""
+        items = latent_plan.get((site, pos))
+        if not items:
+            return x
+        x = x.clone()
+        for row, op in items:
+            x[row] = op(x[row], site=site, layer=None, position=pos)
+        return x
+
+    # ------------------------------------------------------------- the loop
+    def _latent_and_answer(self, trace, session, cache, qmask, n_real, latent_plan, knockouts, record,
+                           max_new_tokens, teacher_force):
+        model = self.model
+        device = model.device
+        n_rows, t_len = qmask.shape
+        all_rows = torch.arange(n_rows)
+        d = model.d_model
+        inputs = torch.zeros(n_rows, len(TRACE_POSITIONS), d)
+        latent_pre = torch.zeros(n_rows, self.num_latent + 1, d)
+        latent_post = torch.zeros(n_rows, self.num_latent, d)
+        n_q = len(TRACE_POSITIONS) if teacher_force is None else len(TRACE_POSITIONS) - 1 + max(
+            (len(t) for t in teacher_force), default=1)
+        k_max = t_len + len(TRACE_POSITIONS) - 1 + (max((len(t) for t in teacher_force), default=1)
+                                                     if teacher_force is not None else 1)
+        attn_buf = (torch.zeros(n_rows, model.n_layers, model.n_heads, n_q, k_max)
+                    if record.attention else None)
+        mask_cols = [qmask]  # exact-mode mask grows by one column per fed token
+
+        def step(embeds, names, phase, rows=all_rows):
+            """One forward call of ``len(names)`` tokens for the active ``rows``."""
+            s = embeds.shape[1]
+            past = sum(m.shape[1] for m in mask_cols)
+            session.ctx.phase, session.ctx.positions, session.ctx.rows = phase, tuple(names), rows
+            step_index = [position_index(n) if n in TRACE_POSITIONS else None for n in names]
+            mask = torch.cat(mask_cols + [torch.ones(n_rows, s, dtype=torch.long)], 1)[rows]
+            ko = self._knockout_mask(knockouts, names, rows, trace, past + s)
+            if self.padding == "exact":
+                pos = (n_real[rows] + (past - t_len)).unsqueeze(1) + torch.arange(s)
+                use_mask = mask if ko is None else mask * ko
+            else:
+                pos = (torch.full((len(rows),), past) .unsqueeze(1) + torch.arange(s))
+                official_mask = mask if names == ["P0"] else torch.ones_like(mask)
+                use_mask = (official_mask if ko is None else official_mask * ko) if (
+                    names == ["P0"] or ko is not None) else None
+            final, attns = self._forward(embeds, mask=None if use_mask is None else use_mask.to(device),
+                                         pos_ids=pos.to(device), cache=cache, attention=record.attention)
+            mask_cols.append(torch.ones(n_rows, s, dtype=torch.long))
+            if attn_buf is not None:
+                for q_i, idx in enumerate(step_index):
+                    col = idx if idx is not None else len(TRACE_POSITIONS) + int(names[q_i][1:])
+                    if col >= n_q:
+                        continue  # generated answer steps: attention is kept for teacher-forced runs only
+                    for layer, a in enumerate(attns):
+                        attn_buf[rows, layer, :, col, : a.shape[-1]] = a[:, :, q_i].float().cpu()
+            return final
+
+        # P0: the BOT token
+        bot = self._embed_ids(torch.full((n_rows, 1), model.special.bot))
+        inputs[:, 0] = bot[:, 0].float().cpu()
+        h = step(bot, ["P0"], "latent")[:, -1]
+        latent_pre[:, 0] = h.float().cpu()
+        for k in range(1, self.num_latent + 1):
+            pos = f"P{k}"
+            h_in = self._apply_latent(latent_plan, "latent_pre_prj", pos, h)
+            e = self._project(h_in)
+            e = self._apply_latent(latent_plan, "latent_post_prj", pos, e)
+            latent_post[:, k - 1] = e.float().cpu()
+            inputs[:, k] = e.float().cpu()
+            h = step(e.unsqueeze(1), [pos], "latent")[:, -1]
+            latent_pre[:, k] = h.float().cpu()
+        trace.latent_pre, trace.latent_post = latent_pre, latent_post
+        eot = self._embed_ids(torch.full((n_rows, 1), model.special.eot))
+        inputs[:, len(TRACE_POSITIONS) - 1] = eot[:, 0].float().cpu()
+        trace.inputs = inputs
+        if teacher_force is not None:
+            self._teacher_force(trace, step, eot, teacher_force, record)
+        else:
+            self._generate(trace, step, eot, cache, mask_cols, record, max_new_tokens)
+        if attn_buf is not None:
+            trace.attn = attn_buf
+
+    def _knockout_mask(self, knockouts, names, rows, trace, width):
+        """A ``[len(rows), width]`` 0/1 mask blocking knocked-out keys for queries in this call."""
+        if not knockouts:
+            return None
+        here = set(names) if names[0] != "EOT" else {"EOT"}
+        if names[0].startswith("A"):
+            here = {"EOT"}  # answer steps belong to the EOT query group
+        ko = None
+        where = {int(r): b for b, r in enumerate(rows.tolist())}
+        for row, iv in knockouts:
+            b = where.get(row)
+            if b is None or not here & set(iv.positions):
+                continue
+            if ko is None:
+                ko = torch.ones(len(rows), width, dtype=torch.long)
+            for key in iv.keys:
+                if key == "Q":
+                    ko[b, trace.n_pad[row]: trace.prefix_len] = 0
+                elif trace.key_column(key) < width:  # a key that does not exist yet is unseen anyway
+                    ko[b, trace.key_column(key)] = 0
+        return ko
+
+    def _teacher_force(self, trace, step, eot, targets, record):
+        model = self.model
+        n_rows = eot.shape[0]
+        longest = max(len(t) for t in targets)
+        if longest == 0:
+            raise ValueError("teacher_force targets are empty")
+        feed = torch.full((n_rows, longest - 1), model.special.pad, dtype=torch.long)
+        for r, t in enumerate(targets):
+            if len(t) > 1:
+                feed[r, : len(t) - 1] = torch.tensor(list(t)[:-1])
+        embeds = torch.cat([eot, self._embed_ids(feed)], 1) if longest > 1 else eot
+        names = ["EOT"] + [f"A{j}" for j in range(longest - 1)]
+        final = step(embeds, names, "answer")
+        logits = self.logits(final).float().cpu()
+        trace.answer_ids = [list(t) for t in targets]
+        trace.answer_logits = [logits[r, : len(t)] for r, t in enumerate(targets)]
+        trace.meta["target_logprobs"] = [
+            torch.log_softmax(logits[r, : len(t)], -1)[torch.arange(len(t)), torch.tensor(list(t))]
+            for r, t in enumerate(targets)]
+        trace.answer_text = [self.decode(t) for t in trace.answer_ids]
+        trace.answer = [_parse(x) for x in trace.answer_text]
+
+    def _generate(self, trace, step, eot, cache, mask_cols, record, max_new_tokens):
+        model = self.model
+        n_rows = eot.shape[0]
+        stop = set(model.special.eos)
+        vocab_cut = model.vocab_size - 1  # official slice: exclude only EOT (the last id)
+        active = torch.arange(n_rows)
+        out_ids: list[list[int]] = [[] for _ in range(n_rows)]
+        out_logits: list[list[torch.Tensor]] = [[] for _ in range(n_rows)]
+        cur = eot
+        names = ["EOT"]
+        for j in range(max_new_tokens):
+            final = step(cur, names, "answer", active)
+            logits = self.logits(final[:, -1])
+            nxt = logits[:, :vocab_cut].argmax(-1)
+            keep = []
+            for b, r in enumerate(active.tolist()):
+                tok = int(nxt[b])
+                out_ids[r].append(tok)
+                if record.logits:
+                    out_logits[r].append(logits[b].float().cpu())
+                if tok not in stop:
+                    keep.append(b)
+            if not keep:
+                break
+            if len(keep) < len(active):
+                idx = torch.tensor(keep)
+                cache.batch_select_indices(idx.to(model.device))
+                active, nxt = active[idx], nxt[idx]
+            cur = self._embed_ids(nxt.unsqueeze(1))
+            names = [f"A{j}"]
+        trace.answer_ids = out_ids
+        trace.answer_logits = [torch.stack(x) if x else torch.zeros(0, model.vocab_size) for x in out_logits]
+        trace.answer_text = [self.decode(x) for x in out_ids]
+        trace.answer = [_parse(x) for x in trace.answer_text]
+
+    def decode(self, ids: Sequence[int]) -> str:
+        tok = self.model.tokenizer
+        return tok.decode([i for i in ids if i < len(tok)], skip_special_tokens=True)
+
+    # ---------------------------------------------------------- read-outs
+    @torch.no_grad()
+    def logit_lens(self, trace: Trace, layer: int, position: str) -> torch.Tensor:
+        """``[R, V]`` logits of block ``layer``'s output at ``position``: final norm applied exactly once.
+
+        For the last block this equals ``lm_head(h_k)`` with ``h_k = trace.latent_pre[:, k]``."""
+        if not 0 <= layer < self.model.n_layers:
+            raise ValueError(f"layer {layer} out of range: the model has blocks 0..{self.model.n_layers - 1}")
+        x = trace.resid(layer)[:, position_index(position)].to(self.model.device, self.model.base_dtype)
+        return self.logits(self.model.final_norm(x)).float().cpu()
+
+    @torch.no_grad()
+    def replay(self, trace: Trace, *, attention: bool = False):
+        """Recompute the whole sequence (question, BOT, e_1..e_6, EOT) in one forward without a cache,
+        feeding the trace's recorded inputs. Returns ``(final [R, n+2, D], attn or None)`` over P0..P_n, EOT
+        (n = num_latent) where ``attn`` is ``[R, L, H, T+n+2, T+n+2]``. Exact padding only (the official mode's mask cannot be expressed)."""
+        if trace.padding != "exact":
+            raise ValueError("replay needs a trace made with padding='exact'")
+        model = self.model
+        rows = torch.tensor(trace.row_question)
+        t_len = trace.prefix_len
+        pad = model.special.pad
+        ids = torch.full((len(rows), t_len), pad, dtype=torch.long)
+        fed = [*range(trace.num_latent + 1), len(TRACE_POSITIONS) - 1]  # P0..P_n, EOT
+        mask = torch.zeros((len(rows), t_len + len(fed)), dtype=torch.long)
+        for r, q in enumerate(rows.tolist()):
+            x = trace.question_ids[q]
+            ids[r, t_len - len(x):] = torch.tensor(x)
+            mask[r, t_len - len(x):] = 1
+        mask[:, t_len:] = 1
+        embeds = torch.cat([self._embed_ids(ids), trace.inputs[:, fed].to(model.device, model.base_dtype)], 1)
+        pos = (mask.cumsum(1) - 1).clamp(min=0)
+        impl = getattr(model.lm.config, "_attn_implementation", "sdpa")
+        if attention:
+            model.set_attention("eager")
+        try:
+            out = model.backbone(inputs_embeds=embeds, attention_mask=mask.to(model.device),
+                                 position_ids=pos.to(model.device), use_cache=False,
+                                 output_attentions=attention)
+        finally:
+            if attention:
+                model.set_attention(impl)
+        final = out.last_hidden_state[:, t_len:].float().cpu()
+        attn = torch.stack([a.float().cpu() for a in out.attentions], 1) if attention else None
+        return final, attn
+
+
+def _parse(text: str):
+    from ..data.answers import extract_answer
+
+    return extract_answer(text)
+
+
+__all__ = ["CodiEngine", "Record", "PADDING_MODES", "LATENT_POSITIONS", "normalize_question"]

@@ -1,0 +1,160 @@
+"""``load_codi``: the one way to get a ready CODI model from a name or a checkpoint path.
+
+Resolution of the base config for a checkpoint (first match wins):
+1. ``base=`` a local HF directory with ``config.json``, or a bundled name (``gpt2``,
+   ``meta-llama/Llama-3.2-1B-Instruct``);
+2. the ``codi_config.json`` sidecar that codi-probe writes beside the checkpoints it saves;
+3. the bundled config whose family and shapes match the file's keys (the released zen-E files).
+LoRA rank and ``prj_dim`` are read from the file's shapes unless given; LoRA alpha (not stored in the
+file) defaults to the official 32.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import replace
+from importlib import resources
+from pathlib import Path
+
+from .checkpoint import (CHECKPOINT_NAMES, CheckpointError, detect_bcywinski, file_sha256, load_state_into, read_sidecar,
+                         read_state_dict, resolve_file)
+from .arch import arch_for_keys
+from .model import DTYPES, CodiConfig, CodiModel, attach_tokenizer
+from .tiny import TINY_CONFIGS, build_tiny
+
+DEFAULT_MODEL = "tiny-random-gpt2"  # replaced by the trained organism once it ships in fixtures/models
+BUNDLED_CONFIGS = {
+    "gpt2": "gpt2.json",
+    "meta-llama/Llama-3.2-1B-Instruct": "llama-3.2-1b-instruct.json",
+}
+LLAMA_INSTRUCT_EOS = (128009, 128001)  # codi-spec 6.1: stop on <|eot_id|>, also <|end_of_text|>
+PRECISIONS = (*DTYPES, "official")
+
+
+def fixtures_dir() -> Path:
+    """``$CODI_PROBE_FIXTURES`` or the repository's ``fixtures/``."""
+    env = os.environ.get("CODI_PROBE_FIXTURES")
+    return Path(env) if env else Path(__file__).resolve().parents[1] / "fixtures"
+
+
+def load_tokenizer(spec: str | os.PathLike):
+    """A tokenizer from a local directory or a fixtures name (``gpt2``). Never touches a hub."""
+    from transformers import AutoTokenizer
+
+    path = Path(spec)
+    if not path.is_dir():
+        path = fixtures_dir() / "tokenizers" / str(spec)
+    if not path.is_dir():
+        raise FileNotFoundError(f"tokenizer {spec!r}: not a local directory nor a fixtures tokenizer")
+    return AutoTokenizer.from_pretrained(str(path), padding_side="left", local_files_only=True)
+
+
+def bundled_base_config(name: str) -> dict:
+    if name not in BUNDLED_CONFIGS:
+        raise CheckpointError(f"base {name!r}: not a local directory nor a bundled config "
+                              f"(bundled: {', '.join(BUNDLED_CONFIGS)})")
+    text = resources.files("codi_probe").joinpath("configs", BUNDLED_CONFIGS[name]).read_text()
+    return json.loads(text)
+
+
+def _base_config(base: str | os.PathLike) -> dict:
+    path = Path(base)
+    if (path / "config.json").is_file():
+        return json.loads((path / "config.json").read_text())
+    return bundled_base_config(str(base))
+
+
+def _infer_config(sd, origin: str, base, prj_dim, lora_alpha) -> CodiConfig:
+    sidecar = read_sidecar(origin)
+    if base is not None:
+        base_cfg = _base_config(base)
+    elif sidecar is not None:
+        base_cfg = sidecar.base
+    else:
+        arch = arch_for_keys(sd.keys())
+        if arch is None:
+            raise CheckpointError(f"{origin}: not a CODI checkpoint (no codi.base_model.model.* decoder keys)")
+        name = "gpt2" if arch.name == "gpt2" else "meta-llama/Llama-3.2-1B-Instruct"
+        base_cfg = bundled_base_config(name)
+    lora_a = next((t for k, t in sd.items() if ".lora_A." in k), None)
+    prj1 = sd.get("prj.1.weight")
+    eos = tuple(sidecar.eos_token_ids) if sidecar else ()
+    if not eos and base_cfg.get("model_type") == "llama" and base_cfg.get("vocab_size") == 128256:
+        eos = LLAMA_INSTRUCT_EOS
+    cfg = CodiConfig(
+        base=base_cfg,
+        prj_dim=int(prj_dim or (prj1.shape[0] if prj1 is not None else base_cfg.get("n_embd") or
+                                base_cfg.get("hidden_size"))),
+        lora_r=int(lora_a.shape[0]) if lora_a is not None else (sidecar.lora_r if sidecar else 128),
+        lora_alpha=int(lora_alpha or (sidecar.lora_alpha if sidecar else 32)),
+        eos_token_ids=eos,
+        tokenizer=sidecar.tokenizer if sidecar else ("gpt2" if base_cfg.get("model_type") == "gpt2" else None),
+        name=_display_name(Path(origin)),
+    )
+    if sidecar is not None and base is None and prj_dim is None:
+        cfg = replace(cfg, name=sidecar.name)
+    return cfg
+
+
+def _display_name(file: Path) -> str:
+    return file.parent.name if file.name in CHECKPOINT_NAMES else file.stem
+
+
+def load_checkpoint(path: str | os.PathLike, *, base: str | os.PathLike | None = None,
+                    prj_dim: int | None = None, lora_alpha: int | None = None) -> CodiModel:
+    """Build the module graph for ``path`` and load it strictly (tensors keep the file's dtypes)."""
+    file = resolve_file(path)
+    sd = read_state_dict(file)
+    why = detect_bcywinski(path, sd)
+    if why:
+        raise CheckpointError(
+            f"{path}: this is the bcywinski CODI variant (<|bocot|>/<|eocot|>, remove_eos=False prefix, "
+            f"bf16 prj; codi-spec section 7), which codi-probe does not load: {why}")
+    cfg = _infer_config(sd, str(file), base, prj_dim, lora_alpha)
+    try:
+        model = CodiModel(cfg, skip_init=True)
+    except (ValueError, TypeError, KeyError) as e:
+        raise CheckpointError(f"{file}: cannot build the base model ({type(e).__name__}: {e})") from None
+    _match_dtypes(model, sd)
+    load_state_into(model, sd, str(file))
+    model.source = {"name": cfg.name, "path": str(file), "file_sha256": file_sha256(file)}
+    return model
+
+
+def _match_dtypes(model: CodiModel, sd) -> None:
+    """Give each parameter its file dtype, so that an unconverted load is bit-exact (the bf16/fp32 mix)."""
+    params = dict(model.named_parameters(remove_duplicate=False))
+    for key, tensor in sd.items():
+        p = params.get(key)
+        if p is not None and p.dtype != tensor.dtype and tensor.is_floating_point():
+            p.data = p.data.to(tensor.dtype)
+
+
+def load_codi(spec: str | os.PathLike | None = None, *, base: str | os.PathLike | None = None,
+              tokenizer: str | os.PathLike | None = None, dtype: str = "fp32", device: str = "cpu",
+              prj_dim: int | None = None, lora_alpha: int | None = None) -> CodiModel:
+    """Load a CODI model by name (``tiny-random-gpt2``, ``tiny-random-llama``, default) or path.
+
+    ``dtype``: ``fp32`` (CPU default), ``bf16`` (the official inference numerics), ``fp16``, or
+    ``native`` (keep the file's own dtype mix). The tokenizer comes from ``tokenizer`` (a local
+    directory), else the one the model names (the GPT-2 tokenizer ships in fixtures).
+    """
+    if dtype not in (*PRECISIONS, "native"):
+        raise ValueError(f"unknown dtype {dtype!r}: use one of {', '.join((*PRECISIONS, 'native'))}")
+    spec = str(spec or DEFAULT_MODEL)
+    if spec in TINY_CONFIGS:
+        model = build_tiny(spec)
+        model.source = {"name": spec, "path": None, "file_sha256": None}
+    elif Path(spec).exists():
+        model = load_checkpoint(spec, base=base, prj_dim=prj_dim, lora_alpha=lora_alpha)
+    else:
+        raise CheckpointError(f"{spec}: no such checkpoint path or model name "
+                              f"(names: {', '.join(TINY_CONFIGS)})")
+    if dtype != "native":
+        model.set_precision(dtype)
+    model.to(device)
+    tok = tokenizer or model.config.tokenizer
+    if tok is not None:
+        attach_tokenizer(model, load_tokenizer(tok))
+    return model

@@ -1,0 +1,136 @@
+"""The engine's loop against a hand-written reference, a full recompute, and single-question runs."""
+
+import pytest
+import torch
+
+from codi_probe.engine import CodiEngine, Record
+from codi_probe.engine.positions import LATENT_POSITIONS
+
+
+def reference_loop(model, question: str, max_new_tokens: int = 12):
+    """codi-spec section 3 with plain HF calls on ``model.codi`` (the peft model), batch 1, sharing no
+    engine code: prefill question + BOT, h = hidden_states[-1][:, -1], z = prj(h), 6 latent steps,
+    feed EOT, greedy over logits[:, :V-1] until EOS."""
+    tok = model.tokenizer
+    ids = tok(question.strip().replace("  ", " "))["input_ids"] + [model.config.base_vocab + 1]
+    ids = torch.tensor([ids])
+    with torch.no_grad():
+        out = model.codi(input_ids=ids, use_cache=True, output_hidden_states=True)
+        pkv = out.past_key_values
+        hs = [out.hidden_states[-1][:, -1]]
+        for _ in range(6):
+            z = model.prj(hs[-1]).unsqueeze(1)
+            out = model.codi(inputs_embeds=z, use_cache=True, output_hidden_states=True, past_key_values=pkv)
+            pkv = out.past_key_values
+            hs.append(out.hidden_states[-1][:, -1])
+        emb = model.codi.get_input_embeddings()
+        cur = emb(torch.tensor([[model.config.base_vocab + 2]]))
+        tokens = []
+        for _ in range(max_new_tokens):
+            out = model.codi(inputs_embeds=cur, use_cache=True, past_key_values=pkv)
+            pkv = out.past_key_values
+            nxt = int(out.logits[0, -1, : model.lm.config.vocab_size - 1].argmax())
+            tokens.append(nxt)
+            if nxt == model.config.eos_token_ids[0]:
+                break
+            cur = emb(torch.tensor([[nxt]]))
+    return torch.stack(hs, 1)[0], tokens
+
+
+def test_engine_matches_hand_written_reference(tiny, engine, questions):
+    for q in questions:
+        ref_h, ref_tokens = reference_loop(tiny, q)
+        trace = engine.run([q], max_new_tokens=12)
+        assert trace.latent_pre.shape == (1, 7, tiny.d_model)
+        torch.testing.assert_close(trace.latent_pre[0], ref_h, atol=1e-5, rtol=1e-5)
+        assert trace.answer_ids[0] == ref_tokens
+
+
+def test_exactly_six_latents_are_fed(engine, questions):
+    trace = engine.run(questions[:1])
+    assert trace.latent_post.shape[1] == 6 and trace.latent_pre.shape[1] == 7
+    # the input at P_k is prj(h_{k-1}) — not a token embedding (F-01, F-13)
+    for k in range(1, 7):
+        expected = engine._project(trace.latent_pre[:, k - 1])
+        torch.testing.assert_close(trace.inputs[:, k], expected, atol=1e-6, rtol=1e-6)
+    assert torch.equal(trace.inputs[0, 0], engine.model.embed.weight[engine.model.special.bot])
+
+
+def test_cached_loop_equals_full_recompute(engine, questions):
+    trace = engine.run(questions, record=Record(attention=True))
+    final, attn = engine.replay(trace, attention=True)
+    assert (final[:, :7] - trace.latent_pre).abs().max() <= 1e-5
+    # the loop's attention rows equal the recompute's rows at the same absolute columns (F-07, F-12)
+    t = trace.prefix_len
+    for q_i, name in enumerate(LATENT_POSITIONS):
+        row = attn[:, :, :, t + q_i, :]
+        assert (row - trace.attn[:, :, :, q_i, : row.shape[-1]]).abs().max() <= 1e-5, name
+
+
+def test_batch_of_mixed_lengths_equals_single_runs(engine, questions):
+    batch = engine.run(questions, max_new_tokens=8)
+    for i, q in enumerate(questions):
+        alone = engine.run([q], max_new_tokens=8)
+        assert (alone.latent_pre[0] - batch.latent_pre[i]).abs().max() <= 1e-5
+        assert alone.answer_ids[0] == batch.answer_ids[i]
+        assert (alone.answer_logits[0] - batch.answer_logits[i]).abs().max() <= 1e-4
+
+
+def test_official_padding_reproduces_the_pad_bug(tiny, questions):
+    exact = CodiEngine(tiny, padding="exact").run(questions, max_new_tokens=4)
+    official = CodiEngine(tiny, padding="official").run(questions, max_new_tokens=4)
+    lengths = [len(x) for x in exact.question_ids]
+    longest = lengths.index(max(lengths))
+    shorter = [i for i in range(len(questions)) if lengths[i] < max(lengths)]
+    # the longest question has no pads: both modes agree on it
+    assert (exact.latent_pre[longest] - official.latent_pre[longest]).abs().max() <= 1e-5
+    # padded rows attend to pads and have shifted positions in official mode
+    assert all((exact.latent_pre[i] - official.latent_pre[i]).abs().max() > 1e-3 for i in shorter)
+
+
+def test_block_output_convention_and_logit_lens(tiny, engine, questions):
+    """resid_post[i] (the hook) == HF hidden_states[i+1] for i < L-1; the last block's hook output is
+    pre-norm and final_norm(it) == hidden_states[L] == h; logit lens applies the final norm once."""
+    trace = engine.run(questions[:1])
+    q = questions[0]
+    ids = tiny.tokenizer(q)["input_ids"] + [tiny.special.bot]
+    with torch.no_grad():
+        hs = tiny.codi(input_ids=torch.tensor([ids]), output_hidden_states=True).hidden_states
+    n = tiny.n_layers
+    assert len(hs) == n + 1
+    for i in range(n - 1):
+        assert (trace.resid(i)[0, 0] - hs[i + 1][0, -1]).abs().max() <= 1e-5
+    last = trace.resid(n - 1)[:, 0]
+    assert (tiny.final_norm(last)[0] - hs[n][0, -1]).abs().max() <= 1e-5
+    assert (last[0] - hs[n][0, -1]).abs().max() > 1e-3  # the raw last block output is not post-norm
+    for k, name in enumerate(LATENT_POSITIONS):
+        lens = engine.logit_lens(trace, n - 1, name)
+        direct = engine.logits(trace.latent_pre[:, k])
+        torch.testing.assert_close(lens, direct, atol=1e-4, rtol=1e-5)
+        twice = engine.logits(tiny.final_norm(trace.latent_pre[:, k]))  # the F-21 double-norm bug
+        assert not torch.allclose(lens, twice, atol=1e-3)
+
+
+def test_teacher_forcing_scores_the_greedy_answer(engine, questions):
+    gen = engine.run(questions, max_new_tokens=6)
+    forced = engine.run(questions, teacher_force=gen.answer_ids)
+    for r in range(len(questions)):
+        n = len(gen.answer_ids[r])
+        assert (forced.answer_logits[r] - gen.answer_logits[r][:n]).abs().max() <= 1e-4
+        assert forced.answer_logits[r].argmax(-1).tolist()[:n] == gen.answer_ids[r]
+
+
+def test_fewer_latent_iterations(tiny, questions):
+    trace = CodiEngine(tiny, num_latent=2).run(questions[:1], record=Record(attention=True))
+    assert trace.latent_pre.shape[1] == 3 and trace.key_column("EOT") == trace.prefix_len + 3
+    final, _ = CodiEngine(tiny, num_latent=2).replay(trace)
+    assert (final[:, :3] - trace.latent_pre).abs().max() <= 1e-5
+
+
+def test_bad_input_errors(tiny):
+    with pytest.raises(ValueError, match="unknown padding mode"):
+        CodiEngine(tiny, padding="left")
+    with pytest.raises(ValueError, match="no questions"):
+        CodiEngine(tiny).run([])
+    with pytest.raises(ValueError, match="question index 3 out of range"):
+        CodiEngine(tiny).run(["x"], variants=[(3, ())])
