@@ -20,6 +20,7 @@ from pathlib import Path
 from .checkpoint import (CHECKPOINT_NAMES, CheckpointError, detect_bcywinski, file_sha256, load_state_into, read_sidecar,
                          read_state_dict, resolve_file)
 from .arch import arch_for_keys
+from .data.loaders import fixtures_dir
 from .model import DTYPES, CodiConfig, CodiModel, attach_tokenizer
 from .tiny import TINY_CONFIGS, build_tiny
 
@@ -30,12 +31,6 @@ BUNDLED_CONFIGS = {
 }
 LLAMA_INSTRUCT_EOS = (128009, 128001)  # codi-spec 6.1: stop on <|eot_id|>, also <|end_of_text|>
 PRECISIONS = (*DTYPES, "official")
-
-
-def fixtures_dir() -> Path:
-    """``$CODI_PROBE_FIXTURES`` or the repository's ``fixtures/``."""
-    env = os.environ.get("CODI_PROBE_FIXTURES")
-    return Path(env) if env else Path(__file__).resolve().parents[1] / "fixtures"
 
 
 def load_tokenizer(spec: str | os.PathLike):
