@@ -1,0 +1,64 @@
+"""Session fixtures, each set up once per pytest process (once per xdist worker).
+
+To add a session fixture (``codi_problems``, ``codi_traces``, ...), write it in a module of this
+package and list that module in ``pytest_plugins`` in ``codi_probe/plugin/__init__.py``; use
+:func:`~codi_probe.plugin.metadata.add_session_metadata` to put its fingerprint in the report.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from .metadata import add_process_info, add_session_metadata
+from .options import OPTIONS_KEY, CodiOptions, torch_threads
+from .recorder import ClaimRecorder
+from .records import RECORD_KEY
+
+
+@pytest.fixture(scope="session")
+def codi_options(pytestconfig: pytest.Config) -> CodiOptions:
+    """The resolved ``--codi-*`` options (command line > environment > ini > default)."""
+    return pytestconfig.stash[OPTIONS_KEY]
+
+
+def set_torch_threads(config: pytest.Config, options: CodiOptions) -> int:
+    """``torch.set_num_threads`` for this process (``--codi-threads`` or cpu count / workers)."""
+    import torch
+
+    threads = torch_threads(config, options)
+    torch.set_num_threads(threads)
+    add_process_info(config, "torch_threads", threads)
+    return threads
+
+
+@pytest.fixture(scope="session")
+def codi_model(pytestconfig: pytest.Config, codi_options: CodiOptions) -> Any:
+    """The CODI model, loaded once per process; its fingerprint and load time go to the report."""
+    set_torch_threads(pytestconfig, codi_options)
+    from codi_probe.loading import load_codi
+
+    start = time.perf_counter()
+    try:
+        model = load_codi(codi_options.model, base=codi_options.base, tokenizer=codi_options.tokenizer,
+                          dtype=codi_options.dtype, device=codi_options.device)
+    except Exception as exc:
+        add_session_metadata(pytestconfig, "load_error", f"{codi_options.model}: {type(exc).__name__}: {exc}",
+                             section="model")
+        raise
+    add_process_info(pytestconfig, "model_load_s", round(time.perf_counter() - start, 3))
+    for key, value in model.fingerprint().items():
+        add_session_metadata(pytestconfig, key, value, section="model")
+    return model
+
+
+@pytest.fixture
+def claim(request: pytest.FixtureRequest) -> ClaimRecorder:
+    """The recorder for this test's ``@pytest.mark.claim``."""
+    record = request.node.stash.get(RECORD_KEY, None)
+    if record is None:
+        pytest.fail(f"{request.node.nodeid}: the claim fixture needs "
+                    f"@pytest.mark.claim(id=..., statement=..., kind=...)", pytrace=False)
+    return ClaimRecorder(record)

@@ -1,0 +1,118 @@
+"""Hooks that run in every pytest process (the controller and each xdist worker)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Generator
+from typing import Any
+
+import pytest
+
+from .baseline import BASELINE_KEY, check_baseline, load_baseline
+from .controller import Controller
+from .expectations import PROFILE_KEY, check_expectation, load_profile
+from .fixtures import set_torch_threads
+from .metadata import WORKEROUTPUT_KEY, get_metadata
+from .options import OPTIONS_KEY, add_options, resolve_options
+from .records import KINDS, PROPERTY, RECORD_KEY, ClaimMarkerError, ClaimRecord, claim_from_item
+
+MARKERS = (
+    "claim(id, statement, source=None, reported=None, kind=None): a research claim; kind is "
+    "'invariant' (the test asserts) or 'empirical' (judged against the expectation profile)",
+    "invariant: a guard that must hold on any CODI model",
+    "empirical: a measured claim judged against an expectation profile",
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    add_options(parser)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for line in MARKERS:
+        config.addinivalue_line("markers", line)
+    options = resolve_options(config)
+    config.stash[OPTIONS_KEY] = options
+    config.stash[PROFILE_KEY] = load_profile(options.expect, options.model)
+    config.stash[BASELINE_KEY] = load_baseline(options.baseline, options.tolerance)
+    if not hasattr(config, "workerinput"):
+        config.pluginmanager.register(Controller(config), "codi_probe.controller")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Give each claim its kind as a marker too, so ``-m empirical`` selects it."""
+    for item in items:
+        marker = item.get_closest_marker("claim")
+        kind = marker.kwargs.get("kind") if marker is not None else None
+        if kind in KINDS and item.get_closest_marker(kind) is None:
+            item.add_marker(kind)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """If collecting imported torch already, set this process's torch threads now (it costs nothing);
+    ``codi_model`` sets them in any case before loading."""
+    if "torch" in sys.modules:
+        set_torch_threads(session.config, session.config.stash[OPTIONS_KEY])
+
+
+def _sync(item: pytest.Item, record: ClaimRecord) -> None:
+    """Put the record's current state into ``item.user_properties`` (which crosses xdist)."""
+    props = [p for p in item.user_properties if p[0] != PROPERTY]
+    item.user_properties[:] = [*props, (PROPERTY, record.to_dict())]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Start the claim's record before fixtures run, so even a setup error names the claim."""
+    try:
+        record = claim_from_item(item)
+    except ClaimMarkerError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    if record is None:
+        return
+    record.expected = item.config.stash[PROFILE_KEY].expected(record)
+    baseline = item.config.stash[BASELINE_KEY]
+    if baseline is not None:
+        record.baseline = baseline.match(record, item.nodeid)
+    item.stash[RECORD_KEY] = record
+    _sync(item, record)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Generator[None, Any, Any]:
+    """After the test body returns: the expectation-profile and baseline checks."""
+    result = yield
+    record = pyfuncitem.stash.get(RECORD_KEY, None)
+    if record is not None:
+        tolerance = pyfuncitem.config.stash[OPTIONS_KEY].tolerance
+        expectation = check_expectation(record)
+        record.failures = ([expectation] if expectation else []) + check_baseline(record, tolerance)
+        if record.failures:
+            pytest.fail("\n".join(record.failures), pytrace=False)
+    return result
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+    """Refresh the record in ``user_properties`` just before each phase's report is made.
+
+    An invariant without a recorded verdict gets one from its outcome: supported when it passed,
+    refuted when it failed an assertion.
+    """
+    record = item.stash.get(RECORD_KEY, None)
+    if record is not None:
+        if call.when == "call" and record.kind == "invariant" and record.verdict is None:
+            if call.excinfo is None:
+                record.verdict = "supported"
+            elif call.excinfo.errisinstance(AssertionError):
+                record.verdict = "refuted"
+        _sync(item, record)
+    return (yield)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Workers: hand the session metadata to xdist, which ships it to the controller."""
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput[WORKEROUTPUT_KEY] = get_metadata(session.config).payload()
