@@ -49,6 +49,8 @@ class CodiConfig:
     eos_token_ids: tuple[int, ...] = ()
     tokenizer: str | None = None  # a fixtures-relative name or a path, when known
     name: str = "codi"
+    answer_format: str = "The answer is: {}"  # what the model was trained to emit after EOT
+    problems: str | None = None  # the problem family the model was trained on (None: GSM8K-style)
 
     @property
     def model_type(self) -> str:

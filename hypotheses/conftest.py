@@ -42,3 +42,49 @@ def clean_trace(codi_engine, codi_questions):
 
     return codi_engine.run(codi_questions, record=Record(sites=("resid_post", "attn_out", "mlp_out"),
                                                          attention=True), max_new_tokens=8)
+
+
+EMPIRICAL_PROBLEMS = 24  # default n for empirical claims (>= stats.MIN_PROBLEMS); scale with --codi-problems
+
+
+@pytest.fixture(scope="session")
+def empirical_n(codi_options):
+    return codi_options.problems or EMPIRICAL_PROBLEMS
+
+
+def _family_set(pytestconfig, model, key, family, n, seed):
+    from codi_probe.experiments.problems import family_problems, model_dir
+    from codi_probe.plugin.metadata import add_session_metadata
+
+    ps = family_problems(family, n, seed=seed, model_dir=model_dir(model))
+    add_session_metadata(pytestconfig, key, {"family": family, "n": len(ps), "fingerprint": ps.fingerprint(),
+                                             "filters": ps.filters}, section="data")
+    return ps
+
+
+@pytest.fixture(scope="session")
+def answer_problems(pytestconfig, codi_model, codi_options, empirical_n):
+    """Problems with gold answers for answer-level claims (the model's family, else GSM8K test)."""
+    from codi_probe.experiments.problems import model_families
+
+    return _family_set(pytestconfig, codi_model, "answer_problems", model_families(codi_model)[0],
+                       empirical_n, codi_options.seed)
+
+
+@pytest.fixture(scope="session")
+def template_problems(pytestconfig, codi_model, codi_options, empirical_n):
+    """Problems with ground-truth intermediates (the model's family, else the CYW templates)."""
+    from codi_probe.experiments.problems import model_families
+
+    return _family_set(pytestconfig, codi_model, "template_problems", model_families(codi_model)[1],
+                       max(empirical_n, 100), codi_options.seed)
+
+
+@pytest.fixture(scope="session")
+def ccta(codi_engine, answer_problems, codi_options):
+    """The seeds' CCTA grid: 7 positions x 7 corruption methods at relative depth 0.5 (layer 8 of 16)."""
+    from codi_probe.experiments.common import depth_to_layer
+    from codi_probe.experiments.corruption import corruption_grid
+
+    layer = depth_to_layer(0.5, codi_engine.model.n_layers)
+    return corruption_grid(codi_engine, list(answer_problems), layer=layer, seed=codi_options.seed)

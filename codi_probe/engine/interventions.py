@@ -98,6 +98,19 @@ class Noise(Op):
 
 
 @dataclass(frozen=True)
+class Randomize(Op):
+    """Replace ``x`` by a seeded random Gaussian direction with the same L2 norm (a norm-matched
+    random control, COR-04/IMP-13)."""
+
+    seed: int = 0
+
+    def __call__(self, x, *, site, layer, position):
+        gen = torch.Generator().manual_seed(zlib.crc32(f"rand|{self.seed}|{site}|{layer}|{position}".encode()))
+        r = torch.randn(x.shape, generator=gen, dtype=torch.float32).to(x)
+        return r * (x.float().norm() / r.float().norm().clamp(min=1e-12)).to(x)
+
+
+@dataclass(frozen=True)
 class Patch(Op):
     """Take the value recorded at the same (site, layer, position) in ``source`` row ``row``.
 
@@ -181,6 +194,6 @@ def knockout(queries, keys) -> Intervention:
     return Intervention("attn_knockout", queries, Identity(), None, keys)
 
 
-__all__ = ["Add", "Identity", "Intervention", "Mean", "Noise", "Op", "Patch", "Scale", "Set", "Shuffle",
+__all__ = ["Add", "Identity", "Intervention", "Mean", "Noise", "Op", "Patch", "Randomize", "Scale", "Set", "Shuffle",
            "Zero", "SITES", "MODULE_SITES", "LATENT_SITES", "LATENT_POSITIONS", "TRACE_POSITIONS",
            "knockout", "zero"]

@@ -93,10 +93,13 @@ class CodiEngine:
     @torch.no_grad()
     def run(self, questions: Sequence[str], variants: Sequence[Variant] | None = None, *,
             record: Record = Record(), max_new_tokens: int = 32,
-            teacher_force: Sequence[Sequence[int]] | None = None) -> Trace:
+            teacher_force: Sequence[Sequence[int]] | None = None,
+            readout: Sequence[int] | None = None) -> Trace:
         """Run every row of ``variants`` (``(question_index, interventions)``; default one clean row per
         question). With ``teacher_force`` (one token-id list per row, the answer continuation after
-        EOT) the answer is scored in one pass instead of generated."""
+        EOT) the answer is scored in one pass instead of generated; ``readout`` (one index per row)
+        then keeps only the logits at that index (``answer_logits[r]`` is ``[1, V]``), which is what a
+        large sweep needs: full-vocabulary logits for every row and step do not fit in memory."""
         if not questions:
             raise ValueError("no questions given")
         variants = [(i, ()) for i in range(len(questions))] if variants is None else list(variants)
@@ -104,6 +107,8 @@ class CodiEngine:
             raise ValueError("no rows to run: variants is empty")
         if teacher_force is not None and len(teacher_force) != len(variants):
             raise ValueError(f"teacher_force has {len(teacher_force)} rows, expected {len(variants)}")
+        if readout is not None and (teacher_force is None or len(readout) != len(variants)):
+            raise ValueError("readout needs teacher_force and one index per row")
         plan, latent_plan, knockouts = self._plan(variants, len(questions))
         model = self.model
         device = model.device
@@ -154,7 +159,7 @@ class CodiEngine:
                     trace.question_resid = torch.stack(
                         [session.question_store[l][row_q] for l in range(model.n_layers)], 1)
                 self._latent_and_answer(trace, session, cache, qmask[row_q], n_real[row_q], latent_plan,
-                                        knockouts, record, max_new_tokens, teacher_force)
+                                        knockouts, record, max_new_tokens, teacher_force, readout)
         finally:
             if record.attention:
                 model.set_attention(attn_impl)
@@ -196,7 +201,7 @@ class CodiEngine:
 
     # ------------------------------------------------------------- the loop
     def _latent_and_answer(self, trace, session, cache, qmask, n_real, latent_plan, knockouts, record,
-                           max_new_tokens, teacher_force):
+                           max_new_tokens, teacher_force, readout):
         model = self.model
         device = model.device
         n_rows, t_len = qmask.shape
@@ -205,10 +210,10 @@ class CodiEngine:
         inputs = torch.zeros(n_rows, len(TRACE_POSITIONS), d)
         latent_pre = torch.zeros(n_rows, self.num_latent + 1, d)
         latent_post = torch.zeros(n_rows, self.num_latent, d)
-        n_q = len(TRACE_POSITIONS) if teacher_force is None else len(TRACE_POSITIONS) - 1 + max(
-            (len(t) for t in teacher_force), default=1)
-        k_max = t_len + len(TRACE_POSITIONS) - 1 + (max((len(t) for t in teacher_force), default=1)
-                                                     if teacher_force is not None else 1)
+        # answer queries: EOT, then A0.. (teacher-forced targets, or up to max_new_tokens generated)
+        n_answer = max((len(t) for t in teacher_force), default=1) if teacher_force is not None else max_new_tokens
+        n_q = len(TRACE_POSITIONS) - 1 + n_answer
+        k_max = t_len + len(TRACE_POSITIONS) - 1 + n_answer
         attn_buf = (torch.zeros(n_rows, model.n_layers, model.n_heads, n_q, k_max)
                     if record.attention else None)
         mask_cols = [qmask]  # exact-mode mask grows by one column per fed token
@@ -236,7 +241,7 @@ class CodiEngine:
                 for q_i, idx in enumerate(step_index):
                     col = idx if idx is not None else len(TRACE_POSITIONS) + int(names[q_i][1:])
                     if col >= n_q:
-                        continue  # generated answer steps: attention is kept for teacher-forced runs only
+                        continue  # the last generated token is never fed back
                     for layer, a in enumerate(attns):
                         attn_buf[rows, layer, :, col, : a.shape[-1]] = a[:, :, q_i].float().cpu()
             return final
@@ -260,11 +265,12 @@ class CodiEngine:
         inputs[:, len(TRACE_POSITIONS) - 1] = eot[:, 0].float().cpu()
         trace.inputs = inputs
         if teacher_force is not None:
-            self._teacher_force(trace, step, eot, teacher_force, record)
+            self._teacher_force(trace, step, eot, teacher_force, readout)
         else:
             self._generate(trace, step, eot, cache, mask_cols, record, max_new_tokens)
         if attn_buf is not None:
-            trace.attn = attn_buf
+            used = t_len + len(TRACE_POSITIONS) - 1 + max(len(x) for x in trace.answer_ids)
+            trace.attn = attn_buf[..., : used - t_len, :used].clone() if used < k_max else attn_buf
 
     def _knockout_mask(self, knockouts, names, rows, trace, width):
         """A ``[len(rows), width]`` 0/1 mask blocking knocked-out keys for queries in this call."""
@@ -288,25 +294,41 @@ class CodiEngine:
                     ko[b, trace.key_column(key)] = 0
         return ko
 
-    def _teacher_force(self, trace, step, eot, targets, record):
+    def _teacher_force(self, trace, step, eot, targets, readout):
         model = self.model
         n_rows = eot.shape[0]
-        longest = max(len(t) for t in targets)
+        if readout is not None:
+            if any(not 0 <= k < len(t) for k, t in zip(readout, targets)):
+                raise ValueError("every readout index must point into its row's targets")
+            fed = [list(t)[: k + 1] for k, t in zip(readout, targets)]  # nothing after the readout is read
+        else:
+            fed = [list(t) for t in targets]
+        longest = max(len(t) for t in fed)
         if longest == 0:
             raise ValueError("teacher_force targets are empty")
         feed = torch.full((n_rows, longest - 1), model.special.pad, dtype=torch.long)
-        for r, t in enumerate(targets):
+        for r, t in enumerate(fed):
             if len(t) > 1:
-                feed[r, : len(t) - 1] = torch.tensor(list(t)[:-1])
+                feed[r, : len(t) - 1] = torch.tensor(t[:-1])
         embeds = torch.cat([eot, self._embed_ids(feed)], 1) if longest > 1 else eot
         names = ["EOT"] + [f"A{j}" for j in range(longest - 1)]
         final = step(embeds, names, "answer")
-        logits = self.logits(final).float().cpu()
         trace.answer_ids = [list(t) for t in targets]
-        trace.answer_logits = [logits[r, : len(t)] for r, t in enumerate(targets)]
-        trace.meta["target_logprobs"] = [
-            torch.log_softmax(logits[r, : len(t)], -1)[torch.arange(len(t)), torch.tensor(list(t))]
-            for r, t in enumerate(targets)]
+        if readout is None:
+            logprobs, kept = [], []
+            for r, t in enumerate(fed):  # row by row: [rows, steps, V] logits may not fit in memory
+                logits = self.logits(final[r, : len(t)]).float().cpu()
+                logprobs.append(torch.log_softmax(logits, -1)[torch.arange(len(t)), torch.tensor(t)])
+                kept.append(logits)
+        else:  # lm_head only at the readout index of each row
+            at = torch.tensor(list(readout), device=final.device)
+            logits = self.logits(final[torch.arange(n_rows, device=final.device), at]).float().cpu()
+            kept = [logits[r: r + 1] for r in range(n_rows)]
+            tok = torch.tensor([fed[r][-1] for r in range(n_rows)])
+            logprobs = list(torch.log_softmax(logits, -1)[torch.arange(n_rows), tok].unsqueeze(1))
+            trace.meta["readout"] = list(readout)
+        trace.answer_logits = kept
+        trace.meta["target_logprobs"] = logprobs
         trace.answer_text = [self.decode(t) for t in trace.answer_ids]
         trace.answer = [_parse(x) for x in trace.answer_text]
 

@@ -1,0 +1,105 @@
+"""Shared pieces of the claim experiments: batched conditions, scoring, readout tokens, depth → layer.
+
+Every experiment runs all of its conditions as rows of one engine call (the question prefix once per
+problem, the variants batched) and scores at the problem level.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+import torch
+
+from ..data import answers_match
+from ..engine import CodiEngine, Record, Trace
+from ..metrics import answer_readout_index, kl_divergence
+
+NO_RECORD = Record(sites=(), logits=False)  # sweeps keep answers only; scores come teacher-forced
+
+
+def depth_to_layer(depth: float, n_layers: int) -> int:
+    """Relative depth → block index: layer 8 of 16 is depth 0.5; early/middle/late are 0.25/0.5/0.875."""
+    if not 0.0 <= depth <= 1.0:
+        raise ValueError(f"relative depth must lie in [0, 1], got {depth}")
+    return min(n_layers - 1, int(round(depth * n_layers)))
+
+
+@dataclass
+class ConditionRuns:
+    """One batched run of several named conditions; ``rows[name]`` are that condition's trace rows,
+    one per problem, in problem order."""
+
+    trace: Trace
+    rows: dict[str, list[int]]
+
+    def answers(self, name: str) -> list[float | None]:
+        return [self.trace.answer[r] for r in self.rows[name]]
+
+    def correct(self, name: str, golds: Sequence[float | None]) -> np.ndarray:
+        return np.array([answers_match(a, g) for a, g in zip(self.answers(name), golds)], dtype=bool)
+
+    def changed(self, name: str, reference: str = "baseline") -> np.ndarray:
+        """Problems whose parsed answer (or, when unparsable, answer text) differs from the reference."""
+        t = self.trace
+        out = []
+        for r, b in zip(self.rows[name], self.rows[reference]):
+            out.append(t.answer[r] != t.answer[b] if t.answer[b] is not None or t.answer[r] is not None
+                       else t.answer_text[r] != t.answer_text[b])
+        return np.array(out, dtype=bool)
+
+
+def run_conditions(engine: CodiEngine, questions: Sequence[str], conditions: Mapping[str, Sequence],
+                   *, record: Record = NO_RECORD, max_new_tokens: int = 16,
+                   teacher_force: Sequence[Sequence[int]] | None = None,
+                   readout: Sequence[int] | None = None) -> ConditionRuns:
+    """``conditions[name][i]`` is the intervention list for problem ``i`` under that condition.
+    A ``"baseline"`` condition (no interventions) is always included. With ``teacher_force`` (one
+    target list per problem), every condition is scored on the same targets instead of generated;
+    with ``readout`` (one index per problem) only the logits at that index are kept."""
+    conds = {"baseline": [()] * len(questions), **{k: v for k, v in conditions.items() if k != "baseline"}}
+    variants, rows, targets, idx = [], {}, [], []
+    for name, per_problem in conds.items():
+        if len(per_problem) != len(questions):
+            raise ValueError(f"condition {name!r} has {len(per_problem)} rows for {len(questions)} problems")
+        rows[name] = list(range(len(variants), len(variants) + len(questions)))
+        variants.extend((i, list(ivs)) for i, ivs in enumerate(per_problem))
+        if teacher_force is not None:
+            targets.extend(teacher_force[i] for i in range(len(questions)))
+        if readout is not None:
+            idx.extend(readout)
+    trace = engine.run(questions, variants=variants, record=record, max_new_tokens=max_new_tokens,
+                       teacher_force=targets if teacher_force is not None else None,
+                       readout=idx if readout is not None else None)
+    return ConditionRuns(trace, rows)
+
+
+def answer_target(engine: CodiEngine, value: float | str) -> tuple[list[int], int]:
+    """Token ids of the model's answer string for ``value`` (its ``answer_format`` + EOS) and the index
+    of the first answer-number token in them (the readout: F-04/F-10)."""
+    model = engine.model
+    number = _number_text(value)
+    text = model.config.answer_format.format(number)
+    ids = model.tokenizer(text, add_special_tokens=False)["input_ids"] + [model.special.eos[0]]
+    return ids, answer_readout_index(model.tokenizer, ids, number)
+
+
+def _number_text(value: float | str) -> str:
+    if isinstance(value, str):
+        return value
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def readout_logits(runs: ConditionRuns, name: str) -> torch.Tensor:
+    """``[n_problems, V]`` logits at each problem's readout index (a run made with ``readout=``)."""
+    return torch.stack([runs.trace.answer_logits[r][0] for r in runs.rows[name]])
+
+
+def readout_kl(runs: ConditionRuns, name: str, reference: str = "baseline") -> np.ndarray:
+    """Per-problem KL(reference ‖ condition), summed over the vocabulary, at the readout token."""
+    return kl_divergence(readout_logits(runs, reference), readout_logits(runs, name)).numpy()
+
+
+def golds(problems) -> list[float | None]:
+    return [p.answer for p in problems]

@@ -1,0 +1,65 @@
+"""Logit-lens decodability of intermediate results per latent position (claims.md 4.H: LENS-02, LENS-10).
+
+The lens is the last-layer post-norm state h_k at P_k through lm_head (the final norm applied once,
+SAN-09); a match is an exact token match of the decoded top-1 with the value (F-20: no substrings)."""
+
+import numpy as np
+import pytest
+
+from codi_probe import stats
+from codi_probe.engine import Record
+from codi_probe.engine.positions import LATENT_POSITIONS
+
+
+@pytest.fixture(scope="module")
+def lens_matches(codi_engine, template_problems):
+    """``{name: [n, 7] bool}`` for step1, step2 and the final answer."""
+    problems = list(template_problems)
+    trace = codi_engine.run([p.question for p in problems], record=Record(sites=()), max_new_tokens=1)
+    model = codi_engine.model
+    top = codi_engine.logits(trace.latent_pre.to(model.device, model.base_dtype)).argmax(-1)  # [n, 7]
+    words = [[codi_engine.decode([int(t)]).strip() for t in row] for row in top]
+
+    def text(v):
+        return str(int(v)) if float(v).is_integer() else repr(float(v))
+
+    values = {"step1": [p.intermediates[0] for p in problems], "step2": [p.intermediates[1] for p in problems],
+              "answer": [p.answer for p in problems]}
+    return {name: np.array([[w == text(v) for w in row] for row, v in zip(words, vals)])
+            for name, vals in values.items()}
+
+
+@pytest.mark.claim(id="LENS-02", kind="empirical",
+                   statement="an intermediate is the logit-lens top-1 at one latent position (step1 >= 95% at P2, "
+                             "step2 >= 60% at P4) and at most 20% at every other position",
+                   source="AO on M-CYW (claims.md 4.H LENS-02, 8.1): z2=step1 100%, z4=step2 85.36%",
+                   reported={"step1@P2": 1.0, "step2@P4": 0.8536})
+@pytest.mark.parametrize("value,position,threshold", [("step1", "P2", 0.95), ("step2", "P4", 0.60)],
+                         ids=["step1-P2", "step2-P4"])
+def test_intermediate_decodable(lens_matches, claim, value, position, threshold):
+    m = lens_matches[value]
+    k = LATENT_POSITIONS.index(position)
+    est = stats.proportion(int(m[:, k].sum()), m.shape[0])
+    elsewhere = max(m[:, j].mean() for j in range(m.shape[1]) if j != k)
+    rates = dict(zip(LATENT_POSITIONS, m.mean(0).tolist()))
+    verdict = ("inconclusive" if est.n < stats.MIN_PROBLEMS else
+               "supported" if est.lo >= threshold and elsewhere <= 0.2 else
+               "refuted" if est.hi < threshold or elsewhere > 0.2 else "inconclusive")
+    claim.record(f"top-1 rate of {value} at {position}", est.value, ci=est.ci, n=est.n, threshold=threshold,
+                 statistics={"max rate at another position": float(elsewhere)},
+                 details={"rate_by_position": rates}, verdict=verdict)
+
+
+@pytest.mark.claim(id="LENS-10", kind="empirical",
+                   statement="the final answer is not in the latents: it is the logit-lens top-1 for <= 10% of "
+                             "problems at every latent position",
+                   source="AO Phase 2/3 (claims.md 4.H LENS-10): 16% / 2%; follows from include_last_cot=false",
+                   reported=0.16)
+def test_final_answer_not_in_latents(lens_matches, claim):
+    m = lens_matches["answer"]
+    k = int(np.argmax(m.mean(0)))
+    est = stats.proportion(int(m[:, k].sum()), m.shape[0])
+    claim.record("max over positions of the answer's top-1 rate", est.value, ci=est.ci, n=est.n, threshold=0.10,
+                 statistics={"position": LATENT_POSITIONS[k]},
+                 details={"rate_by_position": dict(zip(LATENT_POSITIONS, m.mean(0).tolist()))},
+                 verdict=stats.verdict(est, 0.10, alternative="less"))
