@@ -33,7 +33,7 @@ def cmd_info(args) -> int:
         f"{fp['d_model']}, {fp['n_heads']} heads",
         f"parameters     total {params['total']:,} = base {params['base']:,} + LoRA {params['lora']:,} "
         f"(r={fp['lora_r']}, alpha={fp['lora_alpha']}) + prj {params['prj']:,} (prj_dim={fp['prj_dim']})",
-        f"dtype mix      " + ", ".join(f"{k} {v}" for k, v in sorted(fp["dtype_mix"].items())),
+        "dtype mix      " + ", ".join(f"{k} {v}" for k, v in sorted(fp["dtype_mix"].items())),
         f"special ids    PAD {fp['special_ids']['pad']}  BOT {fp['special_ids']['bot']}  "
         f"EOT {fp['special_ids']['eot']}  EOS {fp['special_ids']['eos']}",
         f"weights sha256 {fp['sha256']}",

@@ -20,11 +20,11 @@ from pathlib import Path
 from .checkpoint import (CHECKPOINT_NAMES, CheckpointError, detect_bcywinski, file_sha256, load_state_into, read_sidecar,
                          read_state_dict, resolve_file)
 from .arch import arch_for_keys
+from .defaults import DEFAULT_MODEL
 from .data.loaders import fixtures_dir
 from .model import DTYPES, CodiConfig, CodiModel, attach_tokenizer
 from .tiny import TINY_CONFIGS, build_tiny
 
-DEFAULT_MODEL = "tiny-random-gpt2"  # replaced by the trained organism once it ships in fixtures/models
 BUNDLED_CONFIGS = {
     "gpt2": "gpt2.json",
     "meta-llama/Llama-3.2-1B-Instruct": "llama-3.2-1b-instruct.json",
@@ -138,14 +138,17 @@ def load_codi(spec: str | os.PathLike | None = None, *, base: str | os.PathLike 
     if dtype not in (*PRECISIONS, "native"):
         raise ValueError(f"unknown dtype {dtype!r}: use one of {', '.join((*PRECISIONS, 'native'))}")
     spec = str(spec or DEFAULT_MODEL)
+    shipped = fixtures_dir() / "models" / spec
     if spec in TINY_CONFIGS:
         model = build_tiny(spec)
         model.source = {"name": spec, "path": None, "file_sha256": None}
+    elif shipped.is_dir() and not Path(spec).exists():
+        model = load_checkpoint(shipped, base=base, prj_dim=prj_dim, lora_alpha=lora_alpha)
     elif Path(spec).exists():
         model = load_checkpoint(spec, base=base, prj_dim=prj_dim, lora_alpha=lora_alpha)
     else:
-        raise CheckpointError(f"{spec}: no such checkpoint path or model name "
-                              f"(names: {', '.join(TINY_CONFIGS)})")
+        names = [*TINY_CONFIGS, *shipped_models()]
+        raise CheckpointError(f"{spec}: no such checkpoint path or model name (names: {', '.join(names)})")
     if dtype != "native":
         model.set_precision(dtype)
     model.to(device)
@@ -153,3 +156,9 @@ def load_codi(spec: str | os.PathLike | None = None, *, base: str | os.PathLike 
     if tok is not None:
         attach_tokenizer(model, load_tokenizer(tok))
     return model
+
+
+def shipped_models() -> list[str]:
+    """Names of the trained models shipped under ``fixtures/models/``."""
+    root = fixtures_dir() / "models"
+    return sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []

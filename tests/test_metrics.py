@@ -1,6 +1,5 @@
 """Metrics agree with SciPy, and the F-04 batchmean artifact is caught."""
 
-import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings

@@ -2,7 +2,6 @@
 
 import time
 
-import torch
 
 from codi_probe.loading import load_codi
 from codi_probe.tiny import TINY_CONFIGS, build_tiny

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import ast
 import os
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-FALLBACK_MODEL = "tiny-random-gpt2"
 DTYPES = ("fp32", "bf16")
 OPTIONS_KEY = pytest.StashKey["CodiOptions"]()
 
@@ -111,21 +107,10 @@ def add_options(parser: pytest.Parser) -> None:
 
 
 def default_model() -> str:
-    """``codi_probe.loading.DEFAULT_MODEL``, read without importing torch."""
-    module = sys.modules.get("codi_probe.loading")
-    if module is not None and hasattr(module, "DEFAULT_MODEL"):
-        return str(module.DEFAULT_MODEL)
-    path = Path(__file__).resolve().parents[1] / "loading.py"
-    try:
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-    except (OSError, SyntaxError):
-        return FALLBACK_MODEL
-    for node in tree.body:
-        if (isinstance(node, (ast.Assign, ast.AnnAssign)) and isinstance(node.value, ast.Constant)
-                and any(getattr(t, "id", None) == "DEFAULT_MODEL"
-                        for t in (node.targets if isinstance(node, ast.Assign) else [node.target]))):
-            return str(node.value.value)
-    return FALLBACK_MODEL
+    """``codi_probe.defaults.DEFAULT_MODEL`` (a torch-free module)."""
+    from ..defaults import DEFAULT_MODEL
+
+    return DEFAULT_MODEL
 
 
 def _raw_value(config: pytest.Config, spec: _Spec) -> tuple[str | None, str]:

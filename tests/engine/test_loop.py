@@ -134,3 +134,17 @@ def test_bad_input_errors(tiny):
         CodiEngine(tiny).run([])
     with pytest.raises(ValueError, match="question index 3 out of range"):
         CodiEngine(tiny).run(["x"], variants=[(3, ())])
+
+
+def test_answer_queries_have_attention_rows(engine, questions):
+    gen = engine.run(questions, record=Record(attention=True), max_new_tokens=5)
+    longest = max(len(x) for x in gen.answer_ids)
+    assert gen.attn.shape[3] == 7 + longest and gen.attn.shape[4] == gen.prefix_len + 7 + longest
+    for r, ids in enumerate(gen.answer_ids):
+        sums = gen.attn[r, :, :, : 7 + len(ids)].sum(-1)  # P0..P6, EOT and each fed answer token
+        torch.testing.assert_close(sums, torch.ones_like(sums), atol=1e-5, rtol=0)
+    forced = engine.run(questions, teacher_force=gen.answer_ids, record=Record(attention=True))
+    r = max(range(len(questions)), key=lambda i: len(gen.answer_ids[i]))
+    n = 7 + len(gen.answer_ids[r])
+    torch.testing.assert_close(forced.attn[r, :, :, :n, : gen.prefix_len + n],
+                               gen.attn[r, :, :, :n, : gen.prefix_len + n], atol=1e-5, rtol=1e-4)
