@@ -1,0 +1,28 @@
+"""Shared experiment pieces on a tiny model."""
+
+import numpy as np
+import pytest
+
+from codi_probe.engine import Intervention, Zero
+from codi_probe.experiments.common import answer_target, depth_to_layer, readout_kl, run_conditions
+
+
+def test_depth_to_layer():
+    assert depth_to_layer(0.5, 16) == 8 and depth_to_layer(0.25, 16) == 4 and depth_to_layer(0.875, 16) == 14
+    assert depth_to_layer(1.0, 12) == 11 and depth_to_layer(0.0, 4) == 0
+    with pytest.raises(ValueError):
+        depth_to_layer(1.5, 12)
+
+
+def test_run_conditions_rows_and_scores(engine, questions):
+    zero = [[Intervention("latent_post_prj", ("P1", "P2", "P3"), Zero())] for _ in questions]
+    runs = run_conditions(engine, questions, {"zero": zero, "noop": [[] for _ in questions]})
+    assert runs.rows["baseline"] == [0, 1, 2] and runs.rows["zero"] == [3, 4, 5]
+    assert not runs.changed("noop").any()
+    ids, k = answer_target(engine, 18)
+    assert engine.decode([ids[k]]).strip() == "18"
+    forced = run_conditions(engine, questions, {"zero": zero, "noop": [[] for _ in questions]},
+                            teacher_force=[ids] * 3, readout=[k] * 3)
+    assert np.all(readout_kl(forced, "noop") == 0) and np.all(readout_kl(forced, "zero") > 0)
+    with pytest.raises(ValueError, match="has 1 rows"):
+        run_conditions(engine, questions, {"bad": [[]]})
