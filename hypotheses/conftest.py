@@ -88,3 +88,20 @@ def ccta(codi_engine, answer_problems, codi_options):
 
     layer = depth_to_layer(0.5, codi_engine.model.n_layers)
     return corruption_grid(codi_engine, list(answer_problems), layer=layer, seed=codi_options.seed)
+
+
+@pytest.fixture(scope="session")
+def answer_attention_trace(codi_engine, answer_problems):
+    """Clean run of the answer problems with attention (eager), shared by the attention and flow claims."""
+    from codi_probe.engine import Record
+
+    return codi_engine.run([p.question for p in answer_problems], record=Record(sites=(), attention=True),
+                           max_new_tokens=1)
+
+
+@pytest.fixture(scope="session")
+def template_trace(codi_engine, template_problems):
+    """Clean run of the template problems (latents and greedy answers), shared by lens and patching."""
+    from codi_probe.engine import Record
+
+    return codi_engine.run([p.question for p in template_problems], record=Record(sites=(), logits=False))

@@ -6,18 +6,11 @@ import numpy as np
 import pytest
 
 from codi_probe import stats
-from codi_probe.engine import Record
 from codi_probe.engine.positions import LATENT_POSITIONS, TRACE_POSITIONS
 from codi_probe.experiments.common import depth_to_layer
 
 DEPTHS = {"early": 0.25, "middle": 0.5, "late": 0.875}
 EOT_QUERY = TRACE_POSITIONS.index("EOT")
-
-
-@pytest.fixture(scope="module")
-def attention_trace(codi_engine, answer_problems):
-    return codi_engine.run([p.question for p in answer_problems], record=Record(sites=(), attention=True),
-                           max_new_tokens=1)
 
 
 def eot_attention(trace, layer: int) -> np.ndarray:
@@ -33,9 +26,9 @@ def eot_attention(trace, layer: int) -> np.ndarray:
                    source="GS CCTA (claims.md 4.D ATT-01): r=0.367 at L8 of 16 on 60 pooled points (n=10)",
                    reported={"early (L4)": 0.013, "middle (L8)": 0.367, "late (L14)": 0.211})
 @pytest.mark.parametrize("depth", list(DEPTHS), ids=[f"{k}-{v}" for k, v in DEPTHS.items()])
-def test_attention_predicts_importance(codi_engine, attention_trace, ccta, claim, depth):
+def test_attention_predicts_importance(codi_engine, answer_attention_trace, ccta, claim, depth):
     layer = depth_to_layer(DEPTHS[depth], codi_engine.model.n_layers)
-    att = eot_attention(attention_trace, layer)
+    att = eot_attention(answer_attention_trace, layer)
     imp = ccta.per_position("kl", "zero")
     est = stats.within_problem_spearman(att, imp)
     pooled = float(np.corrcoef(att.ravel(), imp.ravel())[0, 1]) if att.std() and imp.std() else None
@@ -52,9 +45,9 @@ def test_attention_predicts_importance(codi_engine, attention_trace, ccta, claim
                              "position (a within-problem effect, not the between-position T5 artifact)",
                    source="GS CCTA full (claims.md 4.D ATT-02): pooled r=0.235 (600 points, n=100); within-token r<=0.02",
                    reported=0.235)
-def test_correlation_is_not_the_last_position(codi_engine, attention_trace, ccta, claim):
+def test_correlation_is_not_the_last_position(codi_engine, answer_attention_trace, ccta, claim):
     layer = depth_to_layer(0.5, codi_engine.model.n_layers)
-    att = eot_attention(attention_trace, layer)[:, :-1]
+    att = eot_attention(answer_attention_trace, layer)[:, :-1]
     imp = ccta.per_position("kl", "zero")[:, :-1]
     est = stats.within_problem_spearman(att, imp)
     verdict = stats.verdict(est, 0.2) if est.p_value is not None and est.p_value < 0.01 else (

@@ -7,16 +7,14 @@ import numpy as np
 import pytest
 
 from codi_probe import stats
-from codi_probe.engine import Record, knockout
+from codi_probe.engine import knockout
 from codi_probe.engine.positions import FED_POSITIONS
 from codi_probe.experiments.common import golds, run_conditions
 
 
 @pytest.fixture(scope="module")
-def flow(codi_engine, answer_problems):
-    trace = codi_engine.run([p.question for p in answer_problems], record=Record(sites=(), attention=True),
-                            max_new_tokens=1)
-    return trace.latent_attention().mean((1, 2)).numpy()  # [n, 7, 7]
+def flow(answer_attention_trace):
+    return answer_attention_trace.latent_attention().mean((1, 2)).numpy()  # [n, 7, 7], mean over layers, heads
 
 
 def hub_exceeds_null(a: np.ndarray, rng: np.random.Generator, draws: int = 200) -> bool:

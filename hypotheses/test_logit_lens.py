@@ -7,15 +7,13 @@ import numpy as np
 import pytest
 
 from codi_probe import stats
-from codi_probe.engine import Record
 from codi_probe.engine.positions import LATENT_POSITIONS
 
 
 @pytest.fixture(scope="module")
-def lens_matches(codi_engine, template_problems):
+def lens_matches(codi_engine, template_problems, template_trace):
     """``{name: [n, 7] bool}`` for step1, step2 and the final answer."""
-    problems = list(template_problems)
-    trace = codi_engine.run([p.question for p in problems], record=Record(sites=()), max_new_tokens=1)
+    problems, trace = list(template_problems), template_trace
     model = codi_engine.model
     top = codi_engine.logits(trace.latent_pre.to(model.device, model.base_dtype)).argmax(-1)  # [n, 7]
     words = [[codi_engine.decode([int(t)]).strip() for t in row] for row in top]

@@ -5,7 +5,7 @@ import pytest
 
 from codi_probe import stats
 from codi_probe.data import load_pairs, shipped_pairs_path
-from codi_probe.engine import Intervention, Randomize, Record, Set
+from codi_probe.engine import Intervention, Randomize, Set
 from codi_probe.engine.positions import FED_POSITIONS
 from codi_probe.experiments.common import golds, run_conditions
 from codi_probe.experiments.patching import groups, layer_patching, template_pairs
@@ -47,12 +47,6 @@ def test_layer_recovery_peak(codi_engine, patching, codi_options, claim):
                  statistics={"argmax layer": int(np.argmax(rec.mean(0)))}, verdict=verdict)
 
 
-@pytest.fixture(scope="module")
-def template_trace(codi_engine, template_problems):
-    problems = list(template_problems)
-    return problems, codi_engine.run([p.question for p in problems], record=Record(sites=()), max_new_tokens=1)
-
-
 def step_key(p):
     return tuple(p.intermediates[:2])
 
@@ -63,8 +57,8 @@ def step_key(p):
                    source="CYW exp 4 / AF headline (claims.md 4.I PATCH-01, 8.2): numbers n/r; M-CYW",
                    reported="n/r")
 @pytest.mark.parametrize("position", FED_POSITIONS)
-def test_mean_latent_patching(codi_engine, template_trace, codi_options, claim, position):
-    problems, trace = template_trace
+def test_mean_latent_patching(codi_engine, template_problems, template_trace, codi_options, claim, position):
+    problems, trace = list(template_problems), template_trace
     k = int(position[1:]) - 1
     by = groups(problems, step_key)
     keys = list(by)
@@ -102,8 +96,8 @@ def test_mean_latent_patching(codi_engine, template_trace, codi_options, claim, 
                              "answer to the value implied by s' in >= 30% of problems and >= 10x a random control",
                    source="CYW exp 5 (claims.md 4.I PATCH-02, 8.3): h_4 = input at P5; numbers n/r", reported="n/r")
 @pytest.mark.parametrize("position", FED_POSITIONS)
-def test_step2_latent_transfer(codi_engine, template_trace, codi_options, claim, position):
-    problems, trace = template_trace
+def test_step2_latent_transfer(codi_engine, template_problems, template_trace, codi_options, claim, position):
+    problems, trace = list(template_problems), template_trace
     k = int(position[1:]) - 1
     by = groups(problems, lambda p: p.intermediates[1])
     rng = np.random.default_rng(codi_options.seed)
