@@ -149,6 +149,12 @@ def _rhos(rx: np.ndarray, ry: np.ndarray) -> np.ndarray:
     return (a * b).sum(-1) / np.sqrt((a * a).sum(-1) * (b * b).sum(-1))
 
 
+def at_floor(baseline_correct: Sequence[bool] | np.ndarray, min_n: int = MIN_PROBLEMS) -> bool:
+    """Too few baseline-correct problems for an accuracy-change claim: "no change" would be a floor
+    effect (a model that answers nothing correctly cannot lose accuracy), so such claims are inconclusive."""
+    return int(np.sum(np.asarray(baseline_correct, dtype=bool))) < min_n
+
+
 def verdict(estimate: Estimate, threshold: float, *, alternative: str = "greater",
             min_n: int = MIN_PROBLEMS) -> str:
     """``supported`` when the CI clears ``threshold`` in the claimed direction, ``refuted`` when it lies

@@ -53,3 +53,28 @@ def test_kl_is_not_zero_when_measured_correctly(ccta, claim):
                  statistics={"share of changed answers with KL > 0": coupling,
                              "readout fallbacks (no number in clean answer)": ccta.readout_fallbacks},
                  details={"kl_by_method": by_method}, verdict=verdict)
+
+
+@pytest.mark.claim(id="COR-03", kind="empirical",
+                   statement="sign-flip robustness: negating the latents before projection (h -> -h at P1..P6) keeps "
+                             "accuracy within 3pp (TOST)",
+                   source="GS comprehensive intervention (claims.md 4.C COR-03): 'minus ablation' only -0.7pp",
+                   reported=-0.007)
+def test_sign_flip_robustness(codi_engine, answer_problems, claim):
+    from codi_probe.engine import FED_POSITIONS, Intervention, Scale
+    from codi_probe.experiments.common import golds, run_conditions
+
+    problems = list(answer_problems)
+    qs = [p.question for p in problems]
+    runs = run_conditions(codi_engine, qs, {"negated": [[Intervention("latent_pre_prj", FED_POSITIONS, Scale(-1.0))]
+                                                         for _ in qs]})
+    gold = golds(problems)
+    base = runs.correct("baseline", gold).astype(float)
+    neg = runs.correct("negated", gold).astype(float)
+    diff = stats.paired_difference(neg, base)
+    tost = stats.tost_paired(neg, base, 0.03)
+    verdict = ("inconclusive" if stats.at_floor(base) else "supported" if tost < 0.05
+               else "refuted" if diff.hi < -0.03 or diff.lo > 0.03 else "inconclusive")
+    claim.record("accuracy change under h -> -h", diff.value, ci=diff.ci, p_value=tost, n=len(qs), threshold=0.03,
+                 statistics={"changed answers": float(runs.changed("negated").mean()),
+                             "baseline correct": int(base.sum())}, verdict=verdict)

@@ -89,9 +89,10 @@ def test_last_latent_is_replaceable(codi_engine, template_problems, codi_options
     drops = {pos: stats.paired_difference(base, acc[pos]) for pos in ("P3", "P5")}
     best_drop = max(drops.values(), key=lambda e: e.value)
     n = len(problems)
-    claim.record(details={"accuracy": {"baseline": base.mean(), **{k: v.mean() for k, v in acc.items()}},
+    claim.record(details={"baseline_correct": int(base.sum()),
+                          "accuracy": {"baseline": base.mean(), **{k: v.mean() for k, v in acc.items()}},
                           "drop_P3": drops["P3"].value, "drop_P5": drops["P5"].value})
-    if n < stats.MIN_PROBLEMS:
+    if stats.at_floor(base):
         verdict = "inconclusive"
     elif tost_p < 0.05 and best_drop.lo >= 0.20:
         verdict = "supported"

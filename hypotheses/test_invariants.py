@@ -198,3 +198,30 @@ def test_kl_batchmean_artifact_is_detected(codi_engine, codi_questions, clean_tr
                              "mean KL (batchmean artifact)": sum(planted) / len(planted)},
                  verdict="supported" if ratio >= v * 0.99 else "refuted")
     assert ratio >= v * 0.99 and min(ours) > 0
+
+
+@pytest.mark.claim(id="SAN-14", kind="invariant",
+                   statement="greedy decoding is deterministic: two runs give identical answers and logits",
+                   source="claims.md 4.E SAN-14")
+def test_determinism(codi_engine, codi_questions, claim):
+    a = codi_engine.run(codi_questions, record=Record(sites=()), max_new_tokens=8)
+    b = codi_engine.run(codi_questions, record=Record(sites=()), max_new_tokens=8)
+    same = a.answer_ids == b.answer_ids and all(torch.equal(x, y) for x, y in zip(a.answer_logits, b.answer_logits))
+    claim.record("identical rows", len(codi_questions) if same else 0, threshold=len(codi_questions),
+                 n=len(codi_questions), verdict="supported" if same else "refuted")
+    assert same
+
+
+@pytest.mark.claim(id="SAN-07", kind="invariant",
+                   statement="in the real latent loop a last-block patch at P_k reaches later positions through prj "
+                             "(the seeds' 'layer 15 KL = 0' was a property of their single teacher-forced pass)",
+                   source="claims.md 4.E SAN-07, 4.F LAY-01 (L15 0.0000)")
+def test_last_block_patch_reaches_later_positions(codi_engine, codi_questions, claim):
+    last = codi_engine.model.n_layers - 1
+    variants = [(r, [Intervention("resid_post", ("P2",), Zero(), layer=last)]) for r in range(len(codi_questions))]
+    out, ref = run_beside_clean(codi_engine, codi_questions, variants, max_new_tokens=1)
+    n = len(variants)
+    later = (out.latent_pre[:n, 3:] - out.latent_pre[ref, 3:]).abs().amax((-1, -2))
+    ok = bool((later > 0).all())
+    claim.record("min max|delta h_(k>2)|", later.min(), n=n, verdict="supported" if ok else "refuted")
+    assert ok

@@ -85,7 +85,8 @@ def test_mean_latent_patching(codi_engine, template_problems, template_trace, co
     d = stats.paired_difference(runs.correct("diff", gold).astype(float), base)
     tost = stats.tost_paired(runs.correct("same", gold).astype(float), base, 0.05)
     ok = tost < 0.05 and d.hi <= -0.30
-    verdict = "supported" if ok else "refuted" if d.lo > -0.30 or s.hi < -0.05 else "inconclusive"
+    verdict = ("inconclusive" if stats.at_floor(base) else "supported" if ok
+               else "refuted" if d.lo > -0.30 or s.hi < -0.05 else "inconclusive")
     claim.record("accuracy change, different-group mean", d.value, ci=d.ci, p_value=tost, n=len(rows),
                  threshold=-0.30, statistics={"accuracy change, same-group mean": s.value,
                                               "baseline accuracy": float(base.mean())}, verdict=verdict)

@@ -64,3 +64,8 @@ def test_holm_tost_and_verdict():
     assert stats.verdict(e, 0.5) == "inconclusive" and stats.verdict(e, 0.8, alternative="less") == "supported"
     assert stats.verdict(stats.Estimate(0.5, 0.3, 0.7, 5), 0.2) == "inconclusive"
     assert stats.cochran_q(np.ones((10, 3))) == 1.0
+
+
+def test_floor_effect_makes_no_change_claims_inconclusive():
+    assert stats.at_floor([False] * 100) and stats.at_floor([True] * (stats.MIN_PROBLEMS - 1))
+    assert not stats.at_floor([True] * stats.MIN_PROBLEMS)
