@@ -11,12 +11,12 @@ import hashlib
 import json
 import os
 import pickle
-import tempfile
 from pathlib import Path
 
 import torch
 
 from .arch import arch_for_keys
+from .atomic import atomic_write, write_text_atomic
 from .model import CodiConfig, CodiModel
 
 CHECKPOINT_NAMES = ("model.safetensors", "pytorch_model.bin")  # official load order (codi-spec 2.1)
@@ -189,24 +189,13 @@ def save_checkpoint(model: CodiModel, path: str | os.PathLike, *, sidecar: bool 
     if p.suffix == ".safetensors":
         from safetensors.torch import save_file
 
-        _atomic_write(p, lambda tmp: save_file(sd, str(tmp)))
+        atomic_write(p, lambda tmp: save_file(sd, str(tmp)))
     else:
-        _atomic_write(p, lambda tmp: torch.save(sd, tmp))
+        atomic_write(p, lambda tmp: torch.save(sd, tmp))
     if sidecar:
         text = json.dumps(model.config.to_json(), indent=2, sort_keys=True)
-        _atomic_write(p.parent / SIDECAR, lambda tmp: Path(tmp).write_text(text))
+        write_text_atomic(p.parent / SIDECAR, text)
     return p
-
-
-def _atomic_write(dest: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, dest)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def read_sidecar(path: str | os.PathLike) -> CodiConfig | None:
