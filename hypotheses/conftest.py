@@ -104,4 +104,4 @@ def template_trace(codi_engine, template_problems):
     """Clean run of the template problems (latents and greedy answers), shared by lens and patching."""
     from codi_probe.engine import Record
 
-    return codi_engine.run([p.question for p in template_problems], record=Record(sites=(), logits=False))
+    return codi_engine.run([p.question for p in template_problems], record=Record(sites=("resid_post",), logits=False))

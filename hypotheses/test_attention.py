@@ -37,6 +37,8 @@ def test_attention_predicts_importance(codi_engine, answer_attention_trace, ccta
     claim.record("mean within-problem Spearman(attention, importance)", est.value, ci=est.ci, p_value=est.p_value,
                  n=est.n, threshold=0.2, statistics={"pooled Pearson r (F-06, for contrast only)": pooled},
                  details={"attention_layer": layer, "importance_layer": ccta.layer,
+                          "attention_importance": {"positions": list(LATENT_POSITIONS), "attention": att.tolist(),
+                                                   "importance": imp.tolist()},
                           "mean_attention": dict(zip(LATENT_POSITIONS, att.mean(0).tolist()))}, verdict=verdict)
 
 

@@ -40,7 +40,7 @@ def hub_exceeds_null(a: np.ndarray, rng: np.random.Generator, draws: int = 200) 
                              "beats a shuffled-key null (95th pct) in >= 80% of problems",
                    source="GS codi_attention_flow (claims.md 4.G FLOW-01): 'position 0 is a hub', 0.197 = 1.18x uniform",
                    reported=0.197)
-def test_hub(flow, codi_options, claim):
+def test_hub(flow, answer_attention_trace, codi_options, claim):
     rng = np.random.default_rng(codi_options.seed)
     hits = [hub_exceeds_null(a, rng) for a in flow]
     est = stats.proportion(sum(hits), len(hits))
@@ -48,7 +48,25 @@ def test_hub(flow, codi_options, claim):
     verdict = ("inconclusive" if est.n < stats.MIN_PROBLEMS else "supported" if est.value >= 0.8
                else "refuted" if est.hi < 0.8 else "inconclusive")
     claim.record("share of problems with a hub above the null", est.value, ci=est.ci, n=est.n, threshold=0.8,
-                 details={"mean normalised incoming attention P0..P5": np.mean(incoming, 0).tolist()}, verdict=verdict)
+                 details={"mean normalised incoming attention P0..P5": np.mean(incoming, 0).tolist(),
+                          "latent_attention_top_heads": top_heads(answer_attention_trace)}, verdict=verdict)
+
+
+def top_heads(trace, k: int = 6) -> list[dict]:
+    """The ``k`` heads with the most attention mass among P0..P6 (strictly lower triangle), with their
+    problem-mean 7x7 matrices (rows = queries, columns = keys)."""
+    from codi_probe.engine.positions import LATENT_POSITIONS
+
+    per_head = trace.latent_attention().mean(0).numpy()  # [L, H, 7, 7]
+    mass = np.tril(per_head, k=-1).sum((-1, -2))
+    order = np.argsort(-mass, axis=None)[:k]
+    out = []
+    for flat in order:
+        layer, head = np.unravel_index(flat, mass.shape)
+        out.append({"layer": int(layer), "head": int(head), "score": float(mass[layer, head]),
+                    "rows": list(LATENT_POSITIONS), "cols": list(LATENT_POSITIONS),
+                    "values": per_head[layer, head].tolist()})
+    return out
 
 
 @pytest.mark.claim(id="FLOW-02", kind="empirical",

@@ -30,7 +30,8 @@ def test_position_is_most_important(ccta, claim, position):
     k = LATENT_POSITIONS.index(position)
     means = rates.mean(0) if n else np.zeros(len(LATENT_POSITIONS))
     others = [j for j in range(len(LATENT_POSITIONS)) if j != k]
-    claim.record(details={"failure_rate_by_position": dict(zip(LATENT_POSITIONS, means.tolist())),
+    claim.record(details={"failure_by_method_position": method_position_matrix(ccta),
+                          "failure_rate_by_position": dict(zip(LATENT_POSITIONS, means.tolist())),
                           "baseline_correct": n, "n_problems": len(keep), "layer": ccta.layer,
                           "methods": list(ccta.methods), "filter": "baseline-correct problems (the seeds' definition)"})
     if n < stats.MIN_PROBLEMS:
@@ -45,6 +46,22 @@ def test_position_is_most_important(ccta, claim, position):
     claim.record("failure-rate gap to the runner-up", gap.value, ci=gap.ci, p_value=max(pvals), n=n,
                  threshold=0.05, effect_size=ratio, effect_size_name="max/min failure ratio",
                  statistics={"runner_up": LATENT_POSITIONS[runner]}, verdict=verdict)
+
+
+def method_position_matrix(ccta) -> dict:
+    """Per method and position: failure rate over the baseline-correct problems with Wilson CIs, or,
+    when no problem is baseline-correct (a random model), the answer-change rate over all problems."""
+    keep = ccta.baseline_correct
+    use_failure = bool(keep.sum())
+    rows = {"values": [], "lo": [], "hi": []}
+    for m in ccta.methods:
+        cells = [stats.proportion(int(x[keep].sum()), int(keep.sum())) if use_failure else
+                 stats.proportion(int(y.sum()), len(y))
+                 for x, y in ((ccta.failure[m][p], ccta.changed[m][p]) for p in ccta.positions)]
+        for key, attr in (("values", "value"), ("lo", "lo"), ("hi", "hi")):
+            rows[key].append([getattr(c, attr) for c in cells])
+    return {"rows": list(ccta.methods), "cols": list(ccta.positions), **rows, "level": 0.95,
+            "metric": "failure rate (baseline-correct problems)" if use_failure else "answer change rate (all problems)"}
 
 
 @pytest.mark.claim(id="IMP-02", kind="empirical",

@@ -34,5 +34,7 @@ def test_accuracy_rises_with_iterations(accuracy_by_iterations, claim):
                "supported" if gain.lo >= 0.20 and abs(plateau.value) <= 0.05 else
                "refuted" if gain.hi < 0.20 or abs(plateau.value) > 0.05 else "inconclusive")
     claim.record("acc(6) - acc(0)", gain.value, ci=gain.ci, p_value=gain.p_value, n=n, threshold=0.20,
-                 statistics={"acc(6) - acc(4)": plateau.value}, details={"accuracy_by_iterations": curve},
+                 statistics={"acc(6) - acc(4)": plateau.value},
+                 details={"accuracy_by_iterations": curve, "accuracy_ci_by_iterations": {
+                     str(k): list(stats.proportion(int(sum(v)), len(v)).ci) for k, v in acc.items()}},
                  verdict=verdict)

@@ -5,6 +5,7 @@ SAN-09); a match is an exact token match of the decoded top-1 with the value (F-
 
 import numpy as np
 import pytest
+import torch
 
 from codi_probe import stats
 from codi_probe.engine.positions import LATENT_POSITIONS
@@ -12,19 +13,26 @@ from codi_probe.engine.positions import LATENT_POSITIONS
 
 @pytest.fixture(scope="module")
 def lens_matches(codi_engine, template_problems, template_trace):
-    """``{name: [n, 7] bool}`` for step1, step2 and the final answer."""
+    """``{name: [L, n, 7] bool}`` for step1, step2 and the final answer, at every block's output (the last
+    block's lens is lm_head(h_k), the state prj reads)."""
     problems, trace = list(template_problems), template_trace
-    model = codi_engine.model
-    top = codi_engine.logits(trace.latent_pre.to(model.device, model.base_dtype)).argmax(-1)  # [n, 7]
-    words = [[codi_engine.decode([int(t)]).strip() for t in row] for row in top]
 
     def text(v):
         return str(int(v)) if float(v).is_integer() else repr(float(v))
 
     values = {"step1": [p.intermediates[0] for p in problems], "step2": [p.intermediates[1] for p in problems],
               "answer": [p.answer for p in problems]}
-    return {name: np.array([[w == text(v) for w in row] for row, v in zip(words, vals)])
-            for name, vals in values.items()}
+    out = {name: [] for name in values}
+    for layer in range(codi_engine.model.n_layers):
+        top = torch.stack([codi_engine.logit_lens(trace, layer, pos).argmax(-1) for pos in LATENT_POSITIONS], 1)
+        words = [[codi_engine.decode([int(t)]).strip() for t in row] for row in top]
+        for name, vals in values.items():
+            out[name].append([[w == text(v) for w in row] for row, v in zip(words, vals)])
+    return {name: np.array(v) for name, v in out.items()}
+
+
+def layer_grid(m: np.ndarray) -> dict:
+    return {"rows": list(range(m.shape[0])), "cols": list(LATENT_POSITIONS), "values": m.mean(1).tolist()}
 
 
 @pytest.mark.claim(id="LENS-02", kind="empirical",
@@ -35,7 +43,8 @@ def lens_matches(codi_engine, template_problems, template_trace):
 @pytest.mark.parametrize("value,position,threshold", [("step1", "P2", 0.95), ("step2", "P4", 0.60)],
                          ids=["step1-P2", "step2-P4"])
 def test_intermediate_decodable(lens_matches, claim, value, position, threshold):
-    m = lens_matches[value]
+    grid = lens_matches[value]
+    m = grid[-1]
     k = LATENT_POSITIONS.index(position)
     est = stats.proportion(int(m[:, k].sum()), m.shape[0])
     elsewhere = max(m[:, j].mean() for j in range(m.shape[1]) if j != k)
@@ -45,7 +54,7 @@ def test_intermediate_decodable(lens_matches, claim, value, position, threshold)
                "refuted" if est.hi < threshold or elsewhere > 0.2 else "inconclusive")
     claim.record(f"top-1 rate of {value} at {position}", est.value, ci=est.ci, n=est.n, threshold=threshold,
                  statistics={"max rate at another position": float(elsewhere)},
-                 details={"rate_by_position": rates}, verdict=verdict)
+                 details={"rate_by_position": rates, "rate_by_layer_position": layer_grid(grid)}, verdict=verdict)
 
 
 @pytest.mark.claim(id="LENS-10", kind="empirical",
@@ -54,10 +63,12 @@ def test_intermediate_decodable(lens_matches, claim, value, position, threshold)
                    source="AO Phase 2/3 (claims.md 4.H LENS-10): 16% / 2%; follows from include_last_cot=false",
                    reported=0.16)
 def test_final_answer_not_in_latents(lens_matches, claim):
-    m = lens_matches["answer"]
+    grid = lens_matches["answer"]
+    m = grid[-1]
     k = int(np.argmax(m.mean(0)))
     est = stats.proportion(int(m[:, k].sum()), m.shape[0])
     claim.record("max over positions of the answer's top-1 rate", est.value, ci=est.ci, n=est.n, threshold=0.10,
                  statistics={"position": LATENT_POSITIONS[k]},
-                 details={"rate_by_position": dict(zip(LATENT_POSITIONS, m.mean(0).tolist()))},
+                 details={"rate_by_position": dict(zip(LATENT_POSITIONS, m.mean(0).tolist())),
+                          "rate_by_layer_position": layer_grid(grid)},
                  verdict=stats.verdict(est, 0.10, alternative="less"))

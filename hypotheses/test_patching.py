@@ -34,7 +34,10 @@ def test_layer_recovery_peak(codi_engine, patching, codi_options, claim):
     band = [l for l in range(n_layers) if 0.25 <= l / n_layers < 0.375] or [round(0.25 * n_layers)]
     rec = result.recovery
     n = rec.shape[0]
+    bands = [stats.bootstrap_mean(rec[:, l]) for l in range(rec.shape[1])] if n >= 2 else []
     claim.record(details={"mean_recovery_by_layer": rec.mean(0).tolist() if n else [], "band": band,
+                          "recovery_ci_by_layer": {"lo": [b.lo for b in bands], "hi": [b.hi for b in bands],
+                                                   "level": 0.95},
                           "pairs": n_pairs, "dropped": result.dropped})
     if n < stats.MIN_PROBLEMS:
         claim.record("share of resamples with the peak in the band", None, n=n, threshold=0.8, verdict="inconclusive")
