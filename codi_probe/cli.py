@@ -1,4 +1,6 @@
-"""The ``codi-probe`` command: ``info`` and ``run``. Errors print one line and exit with status 2."""
+"""The ``codi-probe`` command: ``info``, ``run``, ``train``, ``report`` and ``compare``.
+
+Errors print one line and exit with status 2."""
 
 from __future__ import annotations
 
@@ -15,8 +17,11 @@ def _model_args(p: argparse.ArgumentParser, dtype_default: str) -> None:
 
 
 def _load(args):
+    import torch
+
     from .loading import load_codi
 
+    torch.set_num_threads(max(1, min(torch.get_num_threads(), 2)))  # 2 cores: oversubscription is 10-40x slower
     return load_codi(args.checkpoint, base=args.base, tokenizer=args.tokenizer, dtype=args.dtype)
 
 
@@ -33,7 +38,7 @@ def cmd_info(args) -> int:
         f"{fp['d_model']}, {fp['n_heads']} heads",
         f"parameters     total {params['total']:,} = base {params['base']:,} + LoRA {params['lora']:,} "
         f"(r={fp['lora_r']}, alpha={fp['lora_alpha']}) + prj {params['prj']:,} (prj_dim={fp['prj_dim']})",
-        "dtype mix      " + ", ".join(f"{k} {v}" for k, v in sorted(fp["dtype_mix"].items())),
+        ("dtype mix      " + ", ".join(f"{k} {v}" for k, v in sorted(fp["dtype_mix"].items()))),
         f"special ids    PAD {fp['special_ids']['pad']}  BOT {fp['special_ids']['bot']}  "
         f"EOT {fp['special_ids']['eot']}  EOS {fp['special_ids']['eos']}",
         f"weights sha256 {fp['sha256']}",
@@ -75,6 +80,24 @@ def cmd_run(args) -> int:
     return 0
 
 
+def cmd_train(args) -> int:
+    from .train.cli import run_train
+
+    return run_train(args)
+
+
+def cmd_report(args) -> int:
+    from .report.commands import run_report
+
+    return run_report(args)
+
+
+def cmd_compare(args) -> int:
+    from .report.commands import run_compare
+
+    return run_compare(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="codi-probe", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -90,15 +113,25 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--padding", default="exact", choices=("exact", "official"))
     run.add_argument("--json", action="store_true", help='print exactly one JSON object {"results": [...]}')
     run.set_defaults(func=cmd_run)
+    from .train.cli import add_train_arguments
+
+    train = sub.add_parser("train", help="train the tiny CODI organism (stage-1 base + CODI with LoRA and prj)")
+    add_train_arguments(train)
+    train.set_defaults(func=cmd_train)
+    from .report.commands import add_compare_arguments, add_report_arguments
+
+    report = sub.add_parser("report", help="render a JSON report as HTML (plots embedded) or Markdown")
+    add_report_arguments(report)
+    report.set_defaults(func=cmd_report)
+    compare = sub.add_parser("compare", help="compare two JSON reports: verdict flips (exit 1) and statistic deltas")
+    add_compare_arguments(compare)
+    compare.set_defaults(func=cmd_compare)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        import torch
-
-        torch.set_num_threads(max(1, min(torch.get_num_threads(), 2)))
         return args.func(args)
     except (ValueError, FileNotFoundError, KeyError) as e:  # CheckpointError is a ValueError
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__

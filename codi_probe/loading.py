@@ -87,8 +87,9 @@ def _infer_config(sd, origin: str, base, prj_dim, lora_alpha) -> CodiConfig:
         tokenizer=sidecar.tokenizer if sidecar else ("gpt2" if base_cfg.get("model_type") == "gpt2" else None),
         name=_display_name(Path(origin)),
     )
-    if sidecar is not None and base is None and prj_dim is None:
-        cfg = replace(cfg, name=sidecar.name)
+    if sidecar is not None:  # what the official format cannot hold comes from codi-probe's own sidecar
+        cfg = replace(cfg, answer_format=sidecar.answer_format, problems=sidecar.problems,
+                      **({"name": sidecar.name} if base is None and prj_dim is None else {}))
     return cfg
 
 

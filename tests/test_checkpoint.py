@@ -161,3 +161,13 @@ def test_cli_error_is_one_line(tmp_path):
                           capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "no such checkpoint" in proc.stderr
+
+
+def test_sidecar_fields_survive_a_round_trip(tmp_path):
+    from dataclasses import replace
+
+    model = load_codi("tiny-random-gpt2")
+    model.config = replace(model.config, problems="cyw", answer_format="A: {}", name="custom")
+    save_checkpoint(model, tmp_path)
+    again = load_codi(tmp_path)
+    assert (again.config.problems, again.config.answer_format, again.config.name) == ("cyw", "A: {}", "custom")

@@ -1,0 +1,93 @@
+"""MODEL_CARD.md for a trained organism, written from its measured ``metrics.json``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def write_model_card(out_dir: str | Path, info: dict | None = None, *, notes: str = "") -> Path:
+    out = Path(out_dir)
+    info = info or json.loads((out / "metrics.json").read_text())
+    r = info["recipe"]
+    b = info.get("bars", {})
+    t = info["timing_s"]
+    size = sum(f.stat().st_size for f in out.iterdir() if f.is_file() and f.name != "MODEL_CARD.md")
+    lines = [f"# {r['name']}: a tiny trained CODI model organism", ""]
+    lines += [
+        "A 4-layer, 128-wide GPT-2-shaped CODI trained on the CYW template family (10 scenarios x "
+        "{addition, subtraction}; step1 = X +/- Y, step2 = step1 * Z, answer = step1 + step2; X > Y, "
+        "X, Y, Z in [1, 8]). It reasons through six continuous latents between BOT and EOT and then "
+        "answers `The answer is: N`. It is the default model of `pytest hypotheses`.",
+        "",
+        "## Recipe (reproduce with one command)",
+        "",
+        f"    codi-probe train OUT --card      # seed {r['seed']}, about {t['total'] / 60:.0f} min on 2 CPU cores",
+        "",
+        f"- **Data**: `codi_probe.train.data.organism_split(seed={r['data_seed']}, "
+        f"n_heldout_combos={r['n_heldout_combos']})`. The held-out set is the first "
+        f"{r['n_heldout_combos']} combinations of `cyw_combos({r['data_seed']})` under both families and all "
+        f"10 scenarios ({info['heldout_problems']} problems), exactly what `cyw_template_problems()` (and so "
+        "`family_problems(\"cyw\")`, which the hypotheses use: `CodiConfig.problems = \"cyw\"`) returns. No "
+        f"held-out (X, Y, Z) occurs in training under any family or scenario. Training: the other "
+        f"combinations, {info['train_examples']} problems.",
+        f"- **Teacher sequence**: `Q + CoT + \"The answer is: N\" + <eos>`, CoT style `{r['cot_style']}` "
+        f"(the intermediate results, e.g. `8 16`; include_last_cot={r['include_last_cot']}, so the step "
+        "computing the answer is dropped as in GSM8k-Aug).",
+        "- **Tokenizer**: word-level (`tokenizers` WordLevel + Whitespace), "
+        f"{info['vocab_size']} tokens, every integer 0..200 is one token (id = value); shipped as "
+        f"`fixtures/tokenizers/{r['name']}`. PAD/BOT/EOT = {info['vocab_size']}/{info['vocab_size'] + 1}/"
+        f"{info['vocab_size'] + 2}.",
+        f"- **Stage 1** (base, full training, no LoRA): GPT-2 config n_layer={r['n_layer']}, n_embd={r['n_embd']}, "
+        f"n_head={r['n_head']}, n_positions=512, tied embeddings, trained from scratch on the teacher sequences "
+        f"(LM loss on every token), {r['pretrain_steps']} steps, batch {r['batch_size']}, AdamW lr "
+        f"{r['pretrain_lr']}, warmup 3% + cosine, weight decay 0.1, clip 2.0, dropout {r['pretrain_dropout']}.",
+        f"- **Stage 2** (CODI, codi-spec section 4): base frozen (BOT/EOT/PAD rows mean-resized, untrained); "
+        f"LoRA r={r['lora_r']}, alpha={r['lora_alpha']}, dropout 0 on c_attn/c_proj/c_fc; prj_dim={r['prj_dim']}; "
+        f"loss = student CE + {r['distill_factor']} x distillation + {r['ref_factor']} x teacher CE, distillation = "
+        "SmoothL1 / teacher std at the `:` token, averaged over the L+1 hidden-state entries; six latents; "
+        f"{r['codi_steps']} steps, batch {r['batch_size']}, AdamW lr {r['codi_lr']}, warmup 3% + cosine. "
+        "Student padding as the engine's `exact` mode (left pads masked, per-row positions).",
+        f"- **Training time**: stage 1 {t['stage1'] / 60:.1f} min, stage 2 {t['stage2'] / 60:.1f} min, total "
+        f"{t['total'] / 60:.1f} min ({info['torch_threads']} torch threads, CPU).",
+        f"- **Final losses** (mean of the last 50 steps): stage 1 {info['final_losses']['stage1']}; stage 2 "
+        f"{info['final_losses']['stage2']}.",
+        f"- **Size**: {size / 1e6:.1f} MB on disk; parameters {info['params']}.",
+        "",
+    ]
+    if b:
+        lines += [
+            f"## Measured on the {b['n']} held-out problems (the suite's `CodiEngine`, fp32, exact padding)",
+            "",
+            "| bar | threshold | measured | met |",
+            "|---|---|---|---|",
+            f"| held-out accuracy | >= 90% | {_pct(b['accuracy'])} | {'yes' if b['bars']['accuracy']['met'] else '**no**'} |",
+            f"| accuracy drop with all six fed latents zeroed | >= 40 pp | {b['zero_drop_pp']:.1f} pp "
+            f"(zeroed: {_pct(b['accuracy_zero_latents'])}) | {'yes' if b['bars']['zero_drop_pp']['met'] else '**no**'} |",
+            f"| step 1 or step 2 is the last-layer logit-lens top-1 at some position P0..P6 | >= 60% | "
+            f"{_pct(b['lens_step12_any'])} | {'yes' if b['bars']['lens_step12_any']['met'] else '**no**'} |",
+            "",
+            f"Logit lens detail: step 1 anywhere {_pct(b['lens_step1_any'])}, step 2 anywhere "
+            f"{_pct(b['lens_step2_any'])}; any layer (`engine.logit_lens`) {_pct(b['lens_any_layer_step12_any'])}.",
+            "",
+            "| position | step 1 top-1 | step 2 top-1 |",
+            "|---|---|---|",
+        ]
+        lines += [f"| {pos} | {_pct(v['step1'])} | {_pct(v['step2'])} |" for pos, v in b["lens_by_position"].items()]
+        lines.append("")
+    if "linear_probe" in info:
+        lp = info["linear_probe"]
+        lines += ["Held-out linear-probe decodability (logistic probe on training-problem latents, scored on "
+                  "held-out latents), best position: "
+                  f"step 1 {_pct(lp['step1']['best'])} at {lp['step1']['best_position']}, "
+                  f"step 2 {_pct(lp['step2']['best'])} at {lp['step2']['best_position']}.", ""]
+    lines += ["The bars are re-measured by `tests/train/test_organism.py` on every CI run.", ""]
+    if notes:
+        lines += ["## Notes", "", notes, ""]
+    path = out / "MODEL_CARD.md"
+    path.write_text("\n".join(lines))
+    return path
