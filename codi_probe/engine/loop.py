@@ -2,7 +2,10 @@
 
 One run: the question prefix runs once per distinct question (a left-padded batch); every row
 (question × intervention variant) then branches from a copy of its question's KV cache and all rows
-run together:
+run together. Latent steps before a row's first intervened position are shared: one trunk row per
+question (its row whose first intervention comes last) runs from P0, and every other row joins the
+batch at its first intervened step with a copy of the trunk's KV cache rows, state and records
+(rows without interventions join after the last latent step):
 
     P0: feed the BOT embedding                      → h_0 (last-layer, post-final-norm)
     P1..P6: feed e_k = prj(h_{k-1})                 → h_k        (exactly 6 fed latents)
@@ -55,7 +58,7 @@ def normalize_question(text: str) -> str:
 class CodiEngine:
     """Runs the exact CODI loop on a :class:`~codi_probe.model.CodiModel`."""
 
-    def __init__(self, model, *, padding: str = "exact", num_latent: int = NUM_LATENT):
+    def __init__(self, model, *, padding: str = "exact", num_latent: int = NUM_LATENT, share_trunk: bool = True):
         if padding not in PADDING_MODES:
             raise ValueError(f"unknown padding mode {padding!r}: use one of {', '.join(PADDING_MODES)}")
         if not 0 <= num_latent <= NUM_LATENT:
@@ -65,6 +68,7 @@ class CodiEngine:
         self.model = model
         self.padding = padding
         self.num_latent = num_latent
+        self.share_trunk = share_trunk  # False: every row runs every latent step (the reference path)
 
     # ------------------------------------------------------------------ helpers
     def encode(self, questions: Sequence[str]) -> list[list[int]]:
@@ -150,7 +154,9 @@ class CodiEngine:
                 prefix_cache = DynamicCache()
                 self._forward(self._embed_ids(ids), mask=qmask.to(device), pos_ids=qpos.to(device),
                               cache=prefix_cache, attention=False)
-                rows = row_q.to(device)
+                join, trunk = self._join_plan(variants, row_q)
+                start = [r for r in range(n_rows) if join[r] == 0 or trunk[r] == r]
+                rows = row_q[start].to(device)
                 cache = DynamicCache(ddp_cache_data=[
                     (layer.keys.index_select(0, rows), layer.values.index_select(0, rows))
                     for layer in prefix_cache.layers])
@@ -159,7 +165,8 @@ class CodiEngine:
                     trace.question_resid = torch.stack(
                         [session.question_store[l][row_q] for l in range(model.n_layers)], 1)
                 self._latent_and_answer(trace, session, cache, qmask[row_q], n_real[row_q], latent_plan,
-                                        knockouts, record, max_new_tokens, teacher_force, readout)
+                                        knockouts, record, max_new_tokens, teacher_force, readout,
+                                        (torch.tensor(start), join, trunk))
         finally:
             if record.attention:
                 model.set_attention(attn_impl)
@@ -189,19 +196,34 @@ class CodiEngine:
                     target.setdefault(key, []).append((row, iv.op))
         return plan, latent_plan, knockouts
 
-    def _apply_latent(self, latent_plan, site, pos, x):
-        """Apply latent-site ops to ``x`` [R, D] (the rows are all active during the latent phase)."""
+    def _join_plan(self, variants, row_q) -> tuple[list[int], list[int]]:
+        """Per row, the first latent step its interventions touch (``NUM_LATENT + 1`` for none, or only
+        EOT and later), and the trunk row of its question (the row whose first step comes last)."""
+        if not self.share_trunk:
+            return [0] * len(variants), list(range(len(variants)))
+        late = len(TRACE_POSITIONS) - 1
+        join = [min((iv.first_step() for iv in ivs), default=late + 1) for _, ivs in variants]
+        best: dict[int, int] = {}
+        for r, q in enumerate(row_q.tolist()):
+            if q not in best or join[r] > join[best[q]]:
+                best[q] = r
+        return join, [best[q] for q in row_q.tolist()]
+
+    def _apply_latent(self, latent_plan, site, pos, x, active):
+        """Apply latent-site ops to ``x`` [B, D], batch index b holding global row ``active[b]``."""
         items = latent_plan.get((site, pos))
         if not items:
             return x
         x = x.clone()
+        where = {int(r): b for b, r in enumerate(active.tolist())}
         for row, op in items:
-            x[row] = op(x[row], site=site, layer=None, position=pos)
+            if row in where:
+                x[where[row]] = op(x[where[row]], site=site, layer=None, position=pos)
         return x
 
     # ------------------------------------------------------------- the loop
     def _latent_and_answer(self, trace, session, cache, qmask, n_real, latent_plan, knockouts, record,
-                           max_new_tokens, teacher_force, readout):
+                           max_new_tokens, teacher_force, readout, sharing):
         model = self.model
         device = model.device
         n_rows, t_len = qmask.shape
@@ -246,20 +268,43 @@ class CodiEngine:
                         attn_buf[rows, layer, :, col, : a.shape[-1]] = a[:, :, q_i].float().cpu()
             return final
 
+        active, join, trunk = sharing
+
+        def admit(k, active, h):
+            """Rows whose first intervened step is ``k`` join: copy the trunk's cache rows, state and
+            records of steps < k (``latent_post`` holds one step less)."""
+            new = [r for r in range(n_rows) if (join[r] == k or (k > self.num_latent and join[r] > k))
+                   and trunk[r] != r and (join[r] != 0)]
+            if not new:
+                return active, h
+            at = {int(r): b for b, r in enumerate(active.tolist())}
+            src = torch.tensor([at[trunk[r]] for r in new])
+            cache.batch_select_indices(torch.cat([torch.arange(len(active)), src]).to(device))
+            dst, par = torch.tensor(new), torch.tensor([trunk[r] for r in new])
+            for buf in [latent_pre, inputs, *session.store.values()]:
+                buf[dst, :k] = buf[par, :k]
+            if attn_buf is not None:  # query columns of P0..P_{k-1}
+                attn_buf[dst, :, :, :k] = attn_buf[par, :, :, :k]
+            latent_post[dst, : k - 1] = latent_post[par, : k - 1]
+            return torch.cat([active, dst]), torch.cat([h, h[src.to(h.device)]])
+
         # P0: the BOT token
         bot = self._embed_ids(torch.full((n_rows, 1), model.special.bot))
         inputs[:, 0] = bot[:, 0].float().cpu()
-        h = step(bot, ["P0"], "latent")[:, -1]
-        latent_pre[:, 0] = h.float().cpu()
+        h = step(bot[active.to(device)], ["P0"], "latent", active)[:, -1]
+        latent_pre[active, 0] = h.float().cpu()
         for k in range(1, self.num_latent + 1):
             pos = f"P{k}"
-            h_in = self._apply_latent(latent_plan, "latent_pre_prj", pos, h)
+            active, h = admit(k, active, h)
+            h_in = self._apply_latent(latent_plan, "latent_pre_prj", pos, h, active)
             e = self._project(h_in)
-            e = self._apply_latent(latent_plan, "latent_post_prj", pos, e)
-            latent_post[:, k - 1] = e.float().cpu()
-            inputs[:, k] = e.float().cpu()
-            h = step(e.unsqueeze(1), [pos], "latent")[:, -1]
-            latent_pre[:, k] = h.float().cpu()
+            e = self._apply_latent(latent_plan, "latent_post_prj", pos, e, active)
+            latent_post[active, k - 1] = e.float().cpu()
+            inputs[active, k] = e.float().cpu()
+            h = step(e.unsqueeze(1), [pos], "latent", active)[:, -1]
+            latent_pre[active, k] = h.float().cpu()
+        active, h = admit(self.num_latent + 1, active, h)
+        cache.batch_select_indices(torch.argsort(active).to(device))  # back to row order
         trace.latent_pre, trace.latent_post = latent_pre, latent_post
         eot = self._embed_ids(torch.full((n_rows, 1), model.special.eot))
         inputs[:, len(TRACE_POSITIONS) - 1] = eot[:, 0].float().cpu()

@@ -1,0 +1,100 @@
+"""The naive reference: what the published scripts did, one intervention per full re-run.
+
+Batch 1, plain HF calls on ``model.codi`` with ``use_cache=True, output_hidden_states=True`` (so the
+lm_head runs on every prefix token and every latent step, as the official loop does), ``prj(h)`` fed
+six times, then greedy decoding over ``logits[:, :V-1]`` until EOS. An intervention is one forward
+hook on ``blocks[layer]`` that rewrites the output at one canonical position. Nothing is shared
+between interventions: every call re-runs the question prefix.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Sequence
+
+import torch
+
+from codi_probe.engine.interventions import Op
+from codi_probe.engine.loop import normalize_question
+from codi_probe.engine.positions import NUM_LATENT
+
+NaiveEdit = tuple[int, str, Op]  # (block index, position "P0".."P6" or "EOT", op) on resid_post
+
+
+@contextmanager
+def _edit_hook(model, edit: NaiveEdit | None, where: dict):
+    """A forward hook on ``blocks[layer]`` applying ``op`` to the last token when ``where['pos']`` matches."""
+    if edit is None:
+        yield
+        return
+    layer, position, op = edit
+
+    def hook(module, args, output):
+        if where["pos"] != position:
+            return output
+        hidden = output[0] if isinstance(output, tuple) else output
+        hidden = hidden.clone()
+        hidden[0, -1] = op(hidden[0, -1], site="resid_post", layer=layer, position=position)
+        return (hidden, *output[1:]) if isinstance(output, tuple) else hidden
+
+    handle = model.blocks[layer].register_forward_hook(hook)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+def _latents(model, question: str, where: dict):
+    """Prefix, BOT and the six fed latents; returns ``(past_key_values, h_0..h_6 [7, D])``."""
+    tok = model.tokenizer
+    ids = torch.tensor([tok(normalize_question(question), add_special_tokens=True)["input_ids"]])
+    call = model.codi
+    where["pos"] = "Q"
+    out = call(input_ids=ids, use_cache=True, output_hidden_states=True)
+    where["pos"] = "P0"
+    out = call(inputs_embeds=model.embed(torch.tensor([[model.special.bot]])),
+               past_key_values=out.past_key_values, use_cache=True, output_hidden_states=True)
+    hs = [out.hidden_states[-1][:, -1]]
+    for k in range(1, NUM_LATENT + 1):
+        where["pos"] = f"P{k}"
+        e = model.prj(hs[-1]).unsqueeze(1)
+        out = call(inputs_embeds=e, past_key_values=out.past_key_values, use_cache=True,
+                   output_hidden_states=True)
+        hs.append(out.hidden_states[-1][:, -1])
+    return out.past_key_values, torch.cat(hs)
+
+
+@torch.no_grad()
+def naive_generate(model, question: str, edit: NaiveEdit | None = None,
+                   max_new_tokens: int = 8) -> tuple[list[int], torch.Tensor]:
+    """Greedy answer ids and the latents ``h_0..h_6`` for one question under at most one edit."""
+    where: dict = {}
+    with _edit_hook(model, edit, where):
+        past, hs = _latents(model, question, where)
+        cur = model.embed(torch.tensor([[model.special.eot]]))
+        where["pos"] = "EOT"
+        ids: list[int] = []
+        cut = model.vocab_size - 1
+        for j in range(max_new_tokens):
+            out = model.codi(inputs_embeds=cur, past_key_values=past, use_cache=True, output_hidden_states=True)
+            past = out.past_key_values
+            nxt = int(out.logits[0, -1, :cut].argmax())
+            ids.append(nxt)
+            if nxt in model.special.eos:
+                break
+            cur = model.embed(torch.tensor([[nxt]]))
+            where["pos"] = f"A{j}"
+    return ids, hs
+
+
+@torch.no_grad()
+def naive_score(model, question: str, targets: Sequence[int], readout: int,
+                edit: NaiveEdit | None = None) -> torch.Tensor:
+    """Teacher-forced ``[V]`` logits at answer index ``readout`` (EOT, then ``targets[:readout]`` fed)."""
+    where: dict = {}
+    with _edit_hook(model, edit, where):
+        past, _ = _latents(model, question, where)
+        where["pos"] = "EOT"
+        embeds = model.embed(torch.tensor([[model.special.eot, *targets[:readout]]]))
+        out = model.codi(inputs_embeds=embeds, past_key_values=past, use_cache=True, output_hidden_states=True)
+    return out.logits[0, readout]
