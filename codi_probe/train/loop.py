@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
 import torch
+
+from ..atomic import atomic_write
 
 CHECKPOINT_FILE = "train_state.pt"
 LOG_FILE = "log.jsonl"
@@ -58,14 +58,7 @@ def batch_indices(n: int, batch_size: int, seed: int, step: int) -> list[int]:
 
 
 def _atomic_save(obj, dest: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, dest)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write(dest, lambda tmp: torch.save(obj, tmp))
 
 
 def train_loop(module: torch.nn.Module, loss_fn: Callable[[list[int]], dict[str, torch.Tensor]], n_examples: int,
