@@ -13,6 +13,13 @@ DEPTHS = {"early": 0.25, "middle": 0.5, "late": 0.875}
 EOT_QUERY = TRACE_POSITIONS.index("EOT")
 
 
+def correlation_verdict(est, threshold: float = 0.2) -> str:
+    """Supported: CI above ``threshold`` and permutation p < 0.01; refuted: CI entirely below it."""
+    if est.p_value is not None and est.p_value < 0.01:
+        return stats.verdict(est, threshold)
+    return "refuted" if est.n >= stats.MIN_PROBLEMS and est.hi < threshold else "inconclusive"
+
+
 def eot_attention(trace, layer: int) -> np.ndarray:
     """``[n, 7]`` head-mean attention from the EOT query (which predicts the first answer token) to the
     keys P0..P6, read at their absolute columns."""
@@ -32,8 +39,7 @@ def test_attention_predicts_importance(codi_engine, answer_attention_trace, ccta
     imp = ccta.per_position("kl", "zero")
     est = stats.within_problem_spearman(att, imp)
     pooled = float(np.corrcoef(att.ravel(), imp.ravel())[0, 1]) if att.std() and imp.std() else None
-    verdict = stats.verdict(est, 0.2) if est.p_value is not None and est.p_value < 0.01 else (
-        "refuted" if est.n >= stats.MIN_PROBLEMS and est.hi < 0.2 else "inconclusive")
+    verdict = correlation_verdict(est)
     claim.record("mean within-problem Spearman(attention, importance)", est.value, ci=est.ci, p_value=est.p_value,
                  n=est.n, threshold=0.2, statistics={"pooled Pearson r (F-06, for contrast only)": pooled},
                  details={"attention_layer": layer, "importance_layer": ccta.layer,
@@ -52,7 +58,6 @@ def test_correlation_is_not_the_last_position(codi_engine, answer_attention_trac
     att = eot_attention(answer_attention_trace, layer)[:, :-1]
     imp = ccta.per_position("kl", "zero")[:, :-1]
     est = stats.within_problem_spearman(att, imp)
-    verdict = stats.verdict(est, 0.2) if est.p_value is not None and est.p_value < 0.01 else (
-        "refuted" if est.n >= stats.MIN_PROBLEMS and est.hi < 0.2 else "inconclusive")
+    verdict = correlation_verdict(est)
     claim.record("mean within-problem Spearman without P6", est.value, ci=est.ci, p_value=est.p_value, n=est.n,
                  threshold=0.2, verdict=verdict)

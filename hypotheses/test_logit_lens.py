@@ -9,6 +9,7 @@ import torch
 
 from codi_probe import stats
 from codi_probe.engine.positions import LATENT_POSITIONS
+from codi_probe.experiments.common import number_text
 
 
 @pytest.fixture(scope="module")
@@ -17,9 +18,6 @@ def lens_matches(codi_engine, template_problems, template_trace):
     block's lens is lm_head(h_k), the state prj reads)."""
     problems, trace = list(template_problems), template_trace
 
-    def text(v):
-        return str(int(v)) if float(v).is_integer() else repr(float(v))
-
     values = {"step1": [p.intermediates[0] for p in problems], "step2": [p.intermediates[1] for p in problems],
               "answer": [p.answer for p in problems]}
     out = {name: [] for name in values}
@@ -27,7 +25,7 @@ def lens_matches(codi_engine, template_problems, template_trace):
         top = torch.stack([codi_engine.logit_lens(trace, layer, pos).argmax(-1) for pos in LATENT_POSITIONS], 1)
         words = [[codi_engine.decode([int(t)]).strip() for t in row] for row in top]
         for name, vals in values.items():
-            out[name].append([[w == text(v) for w in row] for row, v in zip(words, vals)])
+            out[name].append([[w == number_text(v) for w in row] for row, v in zip(words, vals)])
     return {name: np.array(v) for name, v in out.items()}
 
 

@@ -79,13 +79,14 @@ def answer_target(engine: CodiEngine, value: float | str) -> tuple[list[int], in
     """Token ids of the model's answer string for ``value`` (its ``answer_format`` + EOS) and the index
     of the first answer-number token in them (the readout: F-04/F-10)."""
     model = engine.model
-    number = _number_text(value)
+    number = number_text(value)
     text = model.config.answer_format.format(number)
     ids = model.tokenizer(text, add_special_tokens=False)["input_ids"] + [model.special.eos[0]]
     return ids, answer_readout_index(model.tokenizer, ids, number)
 
 
-def _number_text(value: float | str) -> str:
+def number_text(value: float | str) -> str:
+    """How a value is written in an answer: integers without a decimal point."""
     if isinstance(value, str):
         return value
     return str(int(value)) if float(value).is_integer() else repr(float(value))

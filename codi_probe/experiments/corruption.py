@@ -14,7 +14,7 @@ import numpy as np
 
 from ..engine import CodiEngine, Intervention, Noise, Op, Patch, Record, Shuffle, Zero
 from ..engine.positions import LATENT_POSITIONS
-from .common import golds, readout_kl, run_conditions
+from .common import golds, number_text, readout_kl, run_conditions
 
 OpFactory = Callable[[int, str], Op]  # (problem index, position) -> op
 
@@ -99,8 +99,7 @@ def clean_targets(engine: CodiEngine, clean) -> tuple[list[list[int]], list[int]
         try:
             if value is None:
                 raise ValueError("no number")
-            text = str(int(value)) if float(value).is_integer() else repr(value)
-            idx = answer_readout_index(engine.model.tokenizer, ids, text)
+            idx = answer_readout_index(engine.model.tokenizer, ids, number_text(value))
         except ValueError:
             idx, fallbacks = 0, fallbacks + 1
         targets.append(ids)
