@@ -98,6 +98,23 @@ def cmd_compare(args) -> int:
     return run_compare(args)
 
 
+def cmd_expect(args) -> int:
+    """Write an expectation profile pinning a report's empirical verdicts."""
+    import json
+    from pathlib import Path
+
+    from .atomic import write_text_atomic
+    from .plugin.expectations import profile_from_report
+
+    report = json.loads(Path(args.report).read_text())
+    text = profile_from_report(report, description=args.description or "")
+    if args.out:
+        write_text_atomic(Path(args.out), text)
+    else:
+        print(text, end="")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="codi-probe", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -126,6 +143,11 @@ def build_parser() -> argparse.ArgumentParser:
     compare = sub.add_parser("compare", help="compare two JSON reports: verdict flips (exit 1) and statistic deltas")
     add_compare_arguments(compare)
     compare.set_defaults(func=cmd_compare)
+    expect = sub.add_parser("expect", help="write an expectation profile pinning a report's empirical verdicts")
+    expect.add_argument("report", help="a JSON report of `pytest hypotheses`")
+    expect.add_argument("--out", help="profile path (default: print to stdout)")
+    expect.add_argument("--description", help="the profile's description line")
+    expect.set_defaults(func=cmd_expect)
     return parser
 
 

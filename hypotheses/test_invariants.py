@@ -189,7 +189,9 @@ def test_kl_batchmean_artifact_is_detected(codi_engine, codi_questions, clean_tr
     for r in range(clean_trace.n_rows):
         p, q = clean_trace.answer_logits[r][0], out.answer_logits[r][0]
         ours.append(kl_divergence(p, q).item())
-        planted.append(torch.nn.functional.kl_div(torch.log_softmax(q, 0), torch.log_softmax(p, 0),
+        # the planted bug in the same (float64) precision as ours, so that only the reduction differs:
+        # in float32 a confident model's tiny KLs are round-off and the ratio drifts away from V
+        planted.append(torch.nn.functional.kl_div(torch.log_softmax(q.double(), 0), torch.log_softmax(p.double(), 0),
                                                   reduction="batchmean", log_target=True).item())
     v = clean_trace.answer_logits[0].shape[-1]
     ratio = min(o / pl for o, pl in zip(ours, planted) if pl > 0)

@@ -35,3 +35,20 @@ def test_run_json_prints_exactly_one_object(capsys):
         assert [lat["position"] for lat in r["latents"]] == [f"P{k}" for k in range(7)]
         assert all(len(lat["top"]) == 2 for lat in r["latents"])
         assert len(r["answer_token_ids"]) <= 3 and isinstance(r["answer_text"], str)
+
+
+def test_expect_pins_a_reports_empirical_verdicts(tmp_path, capsys):
+    from codi_probe.plugin.expectations import parse_profile
+
+    claims = [{"id": "IMP-01[P5]", "kind": "empirical", "verdict": "refuted"},
+              {"id": "ACC-03", "kind": "empirical", "verdict": "inconclusive"},
+              {"id": "SAN-01", "kind": "invariant", "verdict": "supported"}]
+    report = tmp_path / "r.json"
+    report.write_text(json.dumps({"model": {"name": "my \"model\""}, "claims": claims}))
+    out = tmp_path / "p.toml"
+    assert main(["expect", str(report), "--out", str(out), "--description", "retrained"]) == 0
+    profile = parse_profile(out, "option")
+    assert profile.claims == {"ACC-03": "inconclusive", "IMP-01[P5]": "refuted"} and profile.default == "record"
+    report.write_text(json.dumps({"claims": claims[2:]}))
+    assert main(["expect", str(report)]) == 2
+    assert "no empirical claim" in capsys.readouterr().err

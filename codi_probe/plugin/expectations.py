@@ -103,3 +103,23 @@ def load_profile(expect: str | None, model: str) -> ExpectationProfile:
         return parse_profile(Path(expect), "option")
     bundled = bundled_profile(model)
     return parse_profile(bundled, "bundled") if bundled else ExpectationProfile()
+
+
+def profile_from_report(report: dict[str, Any], *, description: str = "") -> str:
+    """A profile (TOML text) pinning every empirical claim of a JSON report to the verdict it measured,
+    with ``default = "record"``: what ``codi-probe expect`` writes after a deliberate re-measurement."""
+    import json
+
+    claims = sorted({c["id"]: c["verdict"] for c in report.get("claims", [])
+                     if c.get("kind") == "empirical" and c.get("verdict")}.items())
+    if not claims:
+        raise ValueError("the report holds no empirical claim with a verdict: nothing to pin")
+    model = (report.get("model") or {}).get("name") or (report.get("options") or {}).get("model", "")
+    head = [f"# Expected verdicts of the empirical claims on {model}, measured by `pytest hypotheses`",
+            "# and written by `codi-probe expect`. A change to the model or to the engine that flips one",
+            "# of these fails CI; re-record deliberately after retraining.",
+            f"model = {json.dumps(str(model))}"]
+    if description:
+        head.append(f"description = {json.dumps(description)}")
+    head += ['default = "record"', "", "[claims]"]
+    return "\n".join(head + [f"{json.dumps(k)} = {json.dumps(v)}" for k, v in claims]) + "\n"

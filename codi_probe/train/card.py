@@ -10,6 +10,14 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
 
+def _fact_coverage(seed: int, n_heldout: int, max_x: int) -> dict:
+    from .data import organism_split, uncovered_facts
+
+    split = organism_split(seed, n_heldout, max_x)
+    return {"heldout": len(split.heldout), "uncovered": len(uncovered_facts(split)),
+            "uncovered_in_range": len(uncovered_facts(organism_split(seed, n_heldout, 8)))}
+
+
 def write_model_card(out_dir: str | Path, info: dict | None = None, *, notes: str = "") -> Path:
     out = Path(out_dir)
     info = info or json.loads((out / "metrics.json").read_text())
@@ -17,6 +25,8 @@ def write_model_card(out_dir: str | Path, info: dict | None = None, *, notes: st
     b = info.get("bars", {})
     t = info["timing_s"]
     size = sum(f.stat().st_size for f in out.iterdir() if f.is_file() and f.name != "MODEL_CARD.md")
+    max_x = r.get("train_max_x", 8)
+    facts = _fact_coverage(r["data_seed"], r["n_heldout_combos"], max_x)
     lines = [f"# {r['name']}: a tiny trained CODI model organism", ""]
     lines += [
         "A 4-layer, 128-wide GPT-2-shaped CODI trained on the CYW template family (10 scenarios x "
@@ -34,7 +44,13 @@ def write_model_card(out_dir: str | Path, info: dict | None = None, *, notes: st
         f"10 scenarios ({info['heldout_problems']} problems), exactly what `cyw_template_problems()` (and so "
         "`family_problems(\"cyw\")`, which the hypotheses use: `CodiConfig.problems = \"cyw\"`) returns. No "
         f"held-out (X, Y, Z) occurs in training under any family or scenario. Training: the other "
-        f"combinations, {info['train_examples']} problems.",
+        f"combinations" + (f" plus every combination with X {'= 9' if max_x == 9 else f'in 9..{max_x}'} "
+                           "(Y, Z in [1, 8]; never held out)" if max_x > 8 else "") + f", {info['train_examples']} problems. "
+        f"Held-out problems needing an arithmetic fact (step1 x Z, step1 + step2) that no training problem "
+        f"shows: {facts['uncovered']} of {facts['heldout']}"
+        + (f" (with X <= 8 only it would be {facts['uncovered_in_range']}, e.g. 15 x 6, since 15 = 8 + 7 "
+           "arises from one pair alone: facts no model can know, which the wider training range supplies "
+           "under other (X, Y) while every held-out combination stays unseen)." if max_x > 8 else "."),
         f"- **Teacher sequence**: `Q + CoT + \"The answer is: N\" + <eos>`, CoT style `{r['cot_style']}` "
         f"(the intermediate results, e.g. `8 16`; include_last_cot={r['include_last_cot']}, so the step "
         "computing the answer is dropped as in GSM8k-Aug).",

@@ -70,20 +70,46 @@ class Split:
     heldout: ProblemSet
 
 
-def organism_split(seed: int = 42, n_heldout_combos: int = 50) -> Split:
-    """CYW problems (10 scenarios x {addition, subtraction}, X > Y in [1, 8], Z in [1, 8]) split by value
+def organism_split(seed: int = 42, n_heldout_combos: int = 50, train_max_x: int = 9) -> Split:
+    """CYW problems (10 scenarios x {addition, subtraction}, X > Y, Z in [1, 8]) split by value
     combination: the held-out combinations are exactly the first ``n_heldout_combos`` of
-    ``cyw_combos(seed)``, i.e. the problems ``cyw_template_problems(prompts_per_template=n, seed=seed)``
-    returns (the set ``family_problems("cyw")`` samples for the hypotheses). No (X, Y, Z) of the
-    held-out set occurs in training, under either family or any scenario."""
+    ``cyw_combos(seed)`` (X, Y, Z in [1, 8]), i.e. the problems ``cyw_template_problems(
+    prompts_per_template=n, seed=seed)`` returns (the set ``family_problems("cyw")`` samples for the
+    hypotheses). No (X, Y, Z) of the held-out set occurs in training, under either family or any scenario.
+
+    Training holds the other in-range combinations plus, with ``train_max_x`` > 8, the combinations with
+    X in 9..train_max_x (Y in [1, 8], Y < X; Z in [1, 8]), which never occur in the held-out set. They
+    exist so that every multiplication fact ``step1 x Z`` (and every sum ``step1 + step2``) a held-out
+    problem needs is seen in training under some other (X, Y): with X <= 8 alone, sums such as 15 = 8 + 7
+    arise from one pair only, so holding that combination out would leave a fact no model can know
+    (``uncovered_facts`` counts them)."""
+    if train_max_x < 8:
+        raise ValueError(f"train_max_x must be >= 8 (the held-out range), got {train_max_x}")
     combos = cyw_combos(seed)
     held = set(combos[:n_heldout_combos])
+    extra = [(x, y, z) for x in range(9, train_max_x + 1) for y in range(1, 9) for z in range(1, 9) if x > y]
     train = [cyw_problem(t, fam, x, y, z, i, seed)
              for fam, t, (i, (x, y, z)) in itertools.product(CYW_FAMILIES, range(len(CYW_SCENARIOS)),
-                                                             enumerate(combos))
+                                                             enumerate(combos + extra))
              if (x, y, z) not in held]
     heldout = cyw_template_problems(prompts_per_template=n_heldout_combos, seed=seed)
-    return Split(ProblemSet(train, name=f"cyw-train(seed={seed})", source="generated"), heldout)
+    return Split(ProblemSet(train, name=f"cyw-train(seed={seed},max_x={train_max_x})", source="generated"),
+                 heldout)
+
+
+def uncovered_facts(split: Split) -> list[str]:
+    """Ids of held-out problems whose arithmetic facts (``step1 x Z = step2``, ``step1 + step2 = answer``)
+    never occur in the training problems: no model can be expected to know them."""
+    def facts(p: Problem) -> tuple[tuple, tuple]:
+        s1, s2, _ = (int(v) for v in p.intermediates)
+        return (s1, p.meta["Z"]), (s1, s2)
+
+    seen_mul, seen_add = set(), set()
+    for p in split.train:
+        mul, add = facts(p)
+        seen_mul.add(mul)
+        seen_add.add(add)
+    return [p.id for p in split.heldout if facts(p)[0] not in seen_mul or facts(p)[1] not in seen_add]
 
 
 # ----------------------------------------------------------------------------- tokenizer

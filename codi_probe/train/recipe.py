@@ -31,14 +31,15 @@ class Recipe:
     seed: int = 11
     data_seed: int = 42  # CYW combination order; the first n_heldout_combos are held out
     n_heldout_combos: int = 50
+    train_max_x: int = 9  # training also holds X in 9..train_max_x (never held out), see organism_split
     cot_style: str = "numbers"
     include_last_cot: bool = False
     n_layer: int = 4
     n_embd: int = 128
     n_head: int = 4
-    pretrain_steps: int = 1200
+    pretrain_steps: int = 2000
     pretrain_lr: float = 2e-3
-    pretrain_dropout: float = 0.0
+    pretrain_dropout: float = 0.1
     codi_steps: int = 1500
     codi_lr: float = 2e-3
     batch_size: int = 64
@@ -81,7 +82,7 @@ def train_organism(out_dir: str | Path, work_dir: str | Path | None = None, reci
     work = Path(work_dir) if work_dir is not None else out / "work"
     work.mkdir(parents=True, exist_ok=True)
     t_start = time.time()
-    split = organism_split(recipe.data_seed, recipe.n_heldout_combos)
+    split = organism_split(recipe.data_seed, recipe.n_heldout_combos, recipe.train_max_x)
     tok_dir = build_tokenizer(list(split.train) + list(split.heldout), work / "tokenizer")
     tok = AutoTokenizer.from_pretrained(str(tok_dir), padding_side="left", local_files_only=True)
     v, eos = len(tok), tok.eos_token_id

@@ -77,7 +77,20 @@ def test_heldout_combinations_never_in_training(split):
     train = {key(p) for p in split.train}
     held = {key(p) for p in split.heldout}
     assert held and train and not train & held
-    assert len(split.heldout) == 1000 and len(split.train) == 3480
+    in_range = sum(p.meta["X"] <= 8 for p in split.train)
+    assert len(split.heldout) == 1000 and in_range == 3480 and len(split.train) == 3480 + 2 * 10 * 8 * 8
+    assert all(p.meta["X"] <= 8 for p in split.heldout)
+
+
+def test_every_heldout_fact_is_taught_and_the_in_range_split_would_not():
+    """X up to 9 in training supplies every step1 x Z and step1 + step2 fact the held-out set needs."""
+    from codi_probe.train.data import organism_split, uncovered_facts
+
+    assert uncovered_facts(organism_split()) == []
+    narrow = uncovered_facts(organism_split(train_max_x=8))
+    assert len(narrow) == 80 and all(i.startswith("cyw-addition") for i in narrow)
+    with pytest.raises(ValueError, match="train_max_x"):
+        organism_split(train_max_x=7)
 
 
 @pytest.fixture(scope="module")
