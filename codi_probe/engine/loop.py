@@ -29,6 +29,7 @@ import torch
 
 from .hooks import HookSession
 from .interventions import Intervention
+from .kvcache import RowBufferCache
 from .positions import LATENT_POSITIONS, NUM_LATENT, TRACE_POSITIONS, position_index
 from .trace import Trace
 
@@ -157,9 +158,10 @@ class CodiEngine:
                 join, trunk = self._join_plan(variants, row_q)
                 start = [r for r in range(n_rows) if join[r] == 0 or trunk[r] == r]
                 rows = row_q[start].to(device)
-                cache = DynamicCache(ddp_cache_data=[
-                    (layer.keys.index_select(0, rows), layer.values.index_select(0, rows))
-                    for layer in prefix_cache.layers])
+                n_answer = max(map(len, teacher_force)) if teacher_force is not None else max_new_tokens
+                cache = RowBufferCache([(layer.keys.index_select(0, rows), layer.values.index_select(0, rows))
+                                        for layer in prefix_cache.layers], capacity=n_rows,
+                                       max_len=t_len + len(TRACE_POSITIONS) + n_answer)
                 del prefix_cache
                 if record.question:
                     trace.question_resid = torch.stack(
@@ -279,7 +281,7 @@ class CodiEngine:
                 return active, h
             at = {int(r): b for b, r in enumerate(active.tolist())}
             src = torch.tensor([at[trunk[r]] for r in new])
-            cache.batch_select_indices(torch.cat([torch.arange(len(active)), src]).to(device))
+            cache.append_rows(src.to(device))
             dst, par = torch.tensor(new), torch.tensor([trunk[r] for r in new])
             for buf in [latent_pre, inputs, *session.store.values()]:
                 buf[dst, :k] = buf[par, :k]
@@ -304,15 +306,15 @@ class CodiEngine:
             h = step(e.unsqueeze(1), [pos], "latent", active)[:, -1]
             latent_pre[active, k] = h.float().cpu()
         active, h = admit(self.num_latent + 1, active, h)
-        cache.batch_select_indices(torch.argsort(active).to(device))  # back to row order
+        # the answer phase keeps the cache's batch order (``active``) instead of copying it back to row order
         trace.latent_pre, trace.latent_post = latent_pre, latent_post
         eot = self._embed_ids(torch.full((n_rows, 1), model.special.eot))
         inputs[:, len(TRACE_POSITIONS) - 1] = eot[:, 0].float().cpu()
         trace.inputs = inputs
         if teacher_force is not None:
-            self._teacher_force(trace, step, eot, teacher_force, readout)
+            self._teacher_force(trace, step, eot, teacher_force, readout, active)
         else:
-            self._generate(trace, step, eot, cache, mask_cols, record, max_new_tokens)
+            self._generate(trace, step, eot, cache, record, max_new_tokens, active)
         if attn_buf is not None:
             used = t_len + len(TRACE_POSITIONS) - 1 + max(len(x) for x in trace.answer_ids)
             trace.attn = attn_buf[..., : used - t_len, :used].clone() if used < k_max else attn_buf
@@ -339,7 +341,8 @@ class CodiEngine:
                     ko[b, trace.key_column(key)] = 0
         return ko
 
-    def _teacher_force(self, trace, step, eot, targets, readout):
+    def _teacher_force(self, trace, step, eot, targets, readout, order):
+        """Score ``targets`` in one call; the batch runs in the cache's row ``order``."""
         model = self.model
         n_rows = eot.shape[0]
         if readout is not None:
@@ -357,7 +360,8 @@ class CodiEngine:
                 feed[r, : len(t) - 1] = torch.tensor(t[:-1])
         embeds = torch.cat([eot, self._embed_ids(feed)], 1) if longest > 1 else eot
         names = ["EOT"] + [f"A{j}" for j in range(longest - 1)]
-        final = step(embeds, names, "answer")
+        final = step(embeds[order.to(embeds.device)], names, "answer", order)
+        final = final[torch.argsort(order).to(final.device)]  # back to row order
         trace.answer_ids = [list(t) for t in targets]
         if readout is None:
             logprobs, kept = [], []
@@ -377,15 +381,16 @@ class CodiEngine:
         trace.answer_text = [self.decode(t) for t in trace.answer_ids]
         trace.answer = [_parse(x) for x in trace.answer_text]
 
-    def _generate(self, trace, step, eot, cache, mask_cols, record, max_new_tokens):
+    def _generate(self, trace, step, eot, cache, record, max_new_tokens, order):
+        """Greedy decoding; batch index ``b`` holds row ``active[b]``, starting from the cache's ``order``."""
         model = self.model
         n_rows = eot.shape[0]
         stop = set(model.special.eos)
         vocab_cut = model.vocab_size - 1  # official slice: exclude only EOT (the last id)
-        active = torch.arange(n_rows)
+        active = order.clone()
         out_ids: list[list[int]] = [[] for _ in range(n_rows)]
         out_logits: list[list[torch.Tensor]] = [[] for _ in range(n_rows)]
-        cur = eot
+        cur = eot[order.to(eot.device)]
         names = ["EOT"]
         for j in range(max_new_tokens):
             final = step(cur, names, "answer", active)
