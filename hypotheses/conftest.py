@@ -87,7 +87,8 @@ def ccta(codi_engine, answer_problems, codi_options):
     from codi_probe.experiments.corruption import corruption_grid
 
     layer = depth_to_layer(0.5, codi_engine.model.n_layers)
-    return corruption_grid(codi_engine, list(answer_problems), layer=layer, seed=codi_options.seed)
+    return corruption_grid(codi_engine, list(answer_problems), layer=layer, seed=codi_options.seed,
+                           cache_dir=codi_options.cache)
 
 
 @pytest.fixture(scope="session")

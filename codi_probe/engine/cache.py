@@ -6,7 +6,7 @@ plus a JSON ``index.json`` naming the problems of every shard; both are written 
 and moved into place (``os.replace``), so an interrupted sweep leaves only complete shards and
 resumes after the last one, and a rerun on an unchanged model reads everything back. A changed model
 fingerprint or config gives another key, so nothing stale is reused. ``fp16=True`` stores floating
-tensors as float16 (returned as float32).
+tensors as float16 (returned as float32); otherwise tensors come back in the dtype they were put in.
 """
 
 from __future__ import annotations
@@ -14,13 +14,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
 
 import torch
 from safetensors.torch import load_file, save_file
+
+from ..atomic import atomic_write, write_text_atomic
 
 INDEX = "index.json"
 Tensors = Mapping[str, torch.Tensor]
@@ -30,17 +31,6 @@ def cache_key(model_sha256: str, config: Mapping) -> str:
     """The directory name for (model fingerprint, config)."""
     blob = json.dumps({"model": model_sha256, "config": config}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
-
-
-def _atomic(path: Path, write: Callable[[str], None]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 class TraceCache:
@@ -75,14 +65,14 @@ class TraceCache:
         return set(self._where) | set(self._pending)
 
     def get(self, problem: str) -> dict[str, torch.Tensor]:
-        """The tensors stored for ``problem`` (floating ones as float32)."""
+        """The tensors stored for ``problem`` (half-precision ones as float32, others as stored)."""
         if problem in self._pending:
             return self._pending[problem]
         name = self._where[problem]
         if name not in self._loaded:
             self._loaded = {name: load_file(str(self.dir / name))}  # keep one shard in memory
         prefix = f"{problem}/"
-        return {k[len(prefix):]: (v.float() if v.is_floating_point() else v)
+        return {k[len(prefix):]: (v.float() if v.dtype in (torch.float16, torch.bfloat16) else v)
                 for k, v in self._loaded[name].items() if k.startswith(prefix)}
 
     # ---------------------------------------------------------------- write
@@ -104,9 +94,9 @@ class TraceCache:
             return
         name = f"shard-{len(self.index['shards']):05d}.safetensors"
         flat = {f"{p}/{k}": v for p, ts in self._pending.items() for k, v in ts.items()}
-        _atomic(self.dir / name, lambda tmp: save_file(flat, tmp))
+        atomic_write(self.dir / name, lambda tmp: save_file(flat, tmp))
         self.index["shards"].append({"file": name, "problems": list(self._pending)})
-        _atomic(self.dir / INDEX, lambda tmp: Path(tmp).write_text(json.dumps(self.index, indent=1)))
+        write_text_atomic(self.dir / INDEX, json.dumps(self.index, indent=1))
         self._where.update({p: name for p in self._pending})
         self._pending = {}
 

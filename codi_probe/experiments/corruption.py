@@ -7,32 +7,49 @@ problem's clean greedy answer reads the KL at the first answer-number token.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
+import torch
 
 from ..engine import CodiEngine, Intervention, Noise, Op, Patch, Record, Shuffle, Zero
+from ..engine.cache import TraceCache
 from ..engine.positions import LATENT_POSITIONS
 from .common import golds, number_text, readout_kl, run_conditions
 
 OpFactory = Callable[[int, str], Op]  # (problem index, position) -> op
 
 
-def gs_methods(clean, n_problems: int, seed: int = 0) -> dict[str, OpFactory]:
+def gs_methods(clean, n_problems: int, seed: int = 0, rows: Mapping[int, int] | None = None) -> dict[str, OpFactory]:
     """The seven CCTA corruption methods of the seeds (IMP-01): zero, absolute Gaussian noise
     σ ∈ {0.1, 0.5, 1, 2}, replacement by another problem's activation, and a position shuffle (the
-    value of another latent position of the same problem). Seeded per problem."""
+    value of another latent position of the same problem). Seeded per problem.
+
+    Factories take the problem's index in the whole set of ``n_problems`` (donors and noise seeds
+    depend on it alone, so a sweep run in chunks draws what one batch would); ``rows`` maps that index
+    to its row in ``clean`` (default: the same index)."""
+    donors, swap = _gs_draws(n_problems, seed)
+    row = (lambda i: i) if rows is None else rows.__getitem__
+    methods: dict[str, OpFactory] = {"zero": lambda i, p: Zero()}
+    for sigma in (0.1, 0.5, 1.0, 2.0):
+        methods[f"noise_{sigma:g}"] = lambda i, p, s=sigma: Noise(s, seed=seed * 7919 + i)
+    methods["random"] = lambda i, p: Patch(clean, row(donors[i]))
+    methods["shuffle"] = lambda i, p: Shuffle(clean, row(i), {p: swap[(i, p)]})
+    return methods
+
+
+def _gs_draws(n_problems: int, seed: int) -> tuple[list[int], dict[tuple[int, str], str]]:
+    """The random draws of :func:`gs_methods`: each problem's donor problem and, per position, the
+    position its shuffle reads."""
     rng = np.random.default_rng(seed)
     donors = [(i + 1 + int(rng.integers(max(1, n_problems - 1)))) % n_problems for i in range(n_problems)]
     others = {p: [q for q in LATENT_POSITIONS if q != p] for p in LATENT_POSITIONS}
     swap = {(i, p): others[p][int(rng.integers(len(others[p])))] for i in range(n_problems) for p in LATENT_POSITIONS}
-    methods: dict[str, OpFactory] = {"zero": lambda i, p: Zero()}
-    for sigma in (0.1, 0.5, 1.0, 2.0):
-        methods[f"noise_{sigma:g}"] = lambda i, p, s=sigma: Noise(s, seed=seed * 7919 + i)
-    methods["random"] = lambda i, p: Patch(clean, donors[i])
-    methods["shuffle"] = lambda i, p: Shuffle(clean, i, {p: swap[(i, p)]})
-    return methods
+    return donors, swap
 
 
 def relative_noise(sigmas: Sequence[float], seed: int = 0) -> dict[str, OpFactory]:
@@ -51,7 +68,11 @@ class CorruptionResult:
     failure: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     changed: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     kl: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
-    readout_fallbacks: int = 0
+    fallback: np.ndarray | None = None  # [n_problems] bool: clean answer had no number, read at index 0
+
+    @property
+    def readout_fallbacks(self) -> int:
+        return int(self.fallback.sum()) if self.fallback is not None else 0
 
     def per_position(self, metric: str, method: str | None = None) -> np.ndarray:
         """``[n_problems, n_positions]``: the metric for one method, or its mean over methods."""
@@ -59,24 +80,111 @@ class CorruptionResult:
         names = [method] if method else list(self.methods)
         return np.mean([[table[m][p] for p in self.positions] for m in names], axis=0).T
 
+    def problem_tensors(self) -> list[dict[str, torch.Tensor]]:
+        """One dict per problem (``failure``/``changed`` uint8 and ``kl`` float64, each
+        ``[n_methods, n_positions]``; ``baseline_correct`` and ``fallback`` ``[1]`` uint8), the unit a
+        TraceCache stores."""
+        grids = {k: np.stack([[getattr(self, k)[m][p] for p in self.positions] for m in self.methods])
+                 for k in ("failure", "changed", "kl")}  # [M, P, n]
+        out = []
+        for i in range(len(self.baseline_correct)):
+            t = {k: torch.from_numpy(np.ascontiguousarray(v[:, :, i])) for k, v in grids.items()}
+            t["failure"], t["changed"] = t["failure"].to(torch.uint8), t["changed"].to(torch.uint8)
+            t["kl"] = t["kl"].to(torch.float64)
+            t["baseline_correct"] = torch.tensor([int(self.baseline_correct[i])], dtype=torch.uint8)
+            t["fallback"] = torch.tensor([int(self.fallback[i]) if self.fallback is not None else 0], dtype=torch.uint8)
+            out.append(t)
+        return out
+
+    @classmethod
+    def from_problem_tensors(cls, layer: int, positions: tuple[str, ...], methods: tuple[str, ...],
+                             rows: Sequence[Mapping[str, torch.Tensor]]) -> "CorruptionResult":
+        """The inverse of :meth:`problem_tensors`."""
+        base = np.array([bool(r["baseline_correct"][0]) for r in rows], dtype=bool)
+        res = cls(layer, positions, methods, base, fallback=np.array([bool(r["fallback"][0]) for r in rows], dtype=bool))
+        for key, dtype in (("failure", bool), ("changed", bool), ("kl", np.float64)):
+            stack = np.stack([r[key].numpy() for r in rows], axis=-1) if rows else np.zeros((len(methods), len(positions), 0))
+            getattr(res, key).update({m: {p: stack[a, b].astype(dtype) for b, p in enumerate(positions)}
+                                      for a, m in enumerate(methods)})
+        return res
+
 
 def corruption_grid(engine: CodiEngine, problems, *, layer: int, methods: Mapping[str, OpFactory] | None = None,
                     positions: Sequence[str] = LATENT_POSITIONS, seed: int = 0, clean=None,
-                    max_new_tokens: int = 16, site: str = "resid_post") -> CorruptionResult:
-    """Run every (method, position) corruption of ``site`` at block ``layer`` on every problem."""
+                    max_new_tokens: int = 16, site: str = "resid_post", cache_dir: str | Path | None = None,
+                    chunk_size: int = 16, fp16: bool = False, progress: bool = False) -> CorruptionResult:
+    """Run every (method, position) corruption of ``site`` at block ``layer`` on every problem.
+
+    Without ``cache_dir`` every problem runs in one batched call. With it (the seeds' methods only),
+    problems run ``chunk_size`` at a time and each problem's outcomes go to a :class:`TraceCache` under
+    ``cache_dir`` keyed by the model's weights sha256 and this call's configuration (layer, site,
+    positions, seed, tokens, padding, dtype and the ordered problem set): an interrupted sweep resumes
+    after its last stored shard, a rerun on an unchanged model reads everything back, and the result
+    equals the one-batch run. ``progress`` shows a bar with the time left."""
+    problems = list(problems)
+    if cache_dir is None:
+        if clean is None:
+            clean = _clean_run(engine, problems, site, max_new_tokens)
+        methods = dict(methods) if methods is not None else gs_methods(clean, len(problems), seed)
+        return _grid(engine, problems, range(len(problems)), list(range(len(problems))), clean, methods,
+                     layer, positions, max_new_tokens, site)
+    if methods is not None or clean is not None:
+        raise ValueError("corruption_grid: cache_dir needs the default methods and its own clean runs "
+                         "(custom method factories have no identity to key a cache by)")
+    if chunk_size < 1:
+        raise ValueError(f"corruption_grid: chunk_size must be at least 1, got {chunk_size}")
+    ids = [str(p.id) for p in problems]
+    if len(set(ids)) != len(ids):
+        raise ValueError("corruption_grid: problem ids must be unique to key the cache")
+    names = tuple(gs_methods(None, max(len(problems), 1), seed))
+    cache = TraceCache(cache_dir, engine.model.weights_sha256(),
+                       _cache_config(engine, problems, layer, site, positions, names, seed, max_new_tokens),
+                       fp16=fp16, shard_size=chunk_size)  # a shard per chunk: a kill loses one chunk at most
+    donors, _ = _gs_draws(len(problems), seed)
+    where = {pid: i for i, pid in enumerate(ids)}
+
+    def compute(chunk_ids: list[str]):
+        index = [where[pid] for pid in chunk_ids]
+        need = sorted(set(index) | {donors[i] for i in index})
+        clean_c = _clean_run(engine, [problems[i] for i in need], site, max_new_tokens)
+        rows = {i: r for r, i in enumerate(need)}
+        part = _grid(engine, [problems[i] for i in index], index, [rows[i] for i in index], clean_c,
+                     gs_methods(clean_c, len(problems), seed, rows), layer, positions, max_new_tokens, site)
+        return part.problem_tensors()
+
+    cache.sweep(ids, compute, batch=chunk_size, progress=progress)
+    return CorruptionResult.from_problem_tensors(layer, tuple(positions), names, [cache.get(pid) for pid in ids])
+
+
+def _clean_run(engine: CodiEngine, problems, site: str, max_new_tokens: int):
+    return engine.run([p.question for p in problems], record=Record(sites=(site,)), max_new_tokens=max_new_tokens)
+
+
+def _cache_config(engine: CodiEngine, problems, layer, site, positions, methods, seed, max_new_tokens) -> dict:
+    from .. import __version__
+
+    problem_set = hashlib.sha256(json.dumps([[str(p.id), p.question, p.answer] for p in problems]).encode())
+    return {"design": "corruption_grid", "codi_probe": __version__, "layer": layer, "site": site,
+            "positions": list(positions), "methods": list(methods), "seed": seed, "max_new_tokens": max_new_tokens,
+            "padding": engine.padding, "dtype": str(engine.model.base_dtype), "problems": problem_set.hexdigest()}
+
+
+def _grid(engine: CodiEngine, problems, index: Sequence[int], clean_rows: Sequence[int], clean,
+          methods: Mapping[str, OpFactory], layer: int, positions: Sequence[str], max_new_tokens: int,
+          site: str) -> CorruptionResult:
+    """The grid on ``problems`` (whose indices in the whole set are ``index`` and whose rows in
+    ``clean`` are ``clean_rows``): one generation run and one teacher-forced run, all rows batched."""
     questions = [p.question for p in problems]
-    n = len(questions)
-    if clean is None:
-        clean = engine.run(questions, record=Record(sites=(site,)), max_new_tokens=max_new_tokens)
-    methods = dict(methods) if methods is not None else gs_methods(clean, n, seed)
-    conditions = {f"{m}@{p}": [[Intervention(site, (p,), make(i, p), layer=layer)] for i in range(n)]
+    conditions = {f"{m}@{p}": [[Intervention(site, (p,), make(i, p), layer=layer)] for i in index]
                   for m, make in methods.items() for p in positions}
     gen = run_conditions(engine, questions, conditions, max_new_tokens=max_new_tokens)
     gold = golds(problems)
     base = gen.correct("baseline", gold)
-    targets, readout, fallbacks = clean_targets(engine, clean)
+    targets, readout, fallback = clean_targets(engine, clean)
+    targets, readout = [targets[r] for r in clean_rows], [readout[r] for r in clean_rows]
     forced = run_conditions(engine, questions, conditions, teacher_force=targets, readout=readout)
-    res = CorruptionResult(layer, tuple(positions), tuple(methods), base, readout_fallbacks=fallbacks)
+    res = CorruptionResult(layer, tuple(positions), tuple(methods), base,
+                           fallback=np.array([fallback[r] for r in clean_rows], dtype=bool))
     for m in methods:
         res.failure[m], res.changed[m], res.kl[m] = {}, {}, {}
         for p in positions:
@@ -87,12 +195,12 @@ def corruption_grid(engine: CodiEngine, problems, *, layer: int, methods: Mappin
     return res
 
 
-def clean_targets(engine: CodiEngine, clean) -> tuple[list[list[int]], list[int], int]:
+def clean_targets(engine: CodiEngine, clean) -> tuple[list[list[int]], list[int], list[bool]]:
     """Each problem's clean greedy answer tokens, and the index of its answer-number token (the first
-    token when the clean answer has no number; those fallbacks are counted)."""
+    token when the clean answer has no number; those fallbacks are flagged)."""
     from ..metrics import answer_readout_index
 
-    targets, readout, fallbacks = [], [], 0
+    targets, readout, fallbacks = [], [], []
     for r in range(len(clean.questions)):
         ids = list(clean.answer_ids[r]) or [engine.model.special.eos[0]]
         value = clean.answer[r]
@@ -100,8 +208,10 @@ def clean_targets(engine: CodiEngine, clean) -> tuple[list[list[int]], list[int]
             if value is None:
                 raise ValueError("no number")
             idx = answer_readout_index(engine.model.tokenizer, ids, number_text(value))
+            fallbacks.append(False)
         except ValueError:
-            idx, fallbacks = 0, fallbacks + 1
+            idx = 0
+            fallbacks.append(True)
         targets.append(ids)
         readout.append(idx)
     return targets, readout, fallbacks

@@ -29,6 +29,7 @@ class CodiOptions:
     baseline: str | None = None
     expect: str | None = None  # a path, "none", or None (the model's bundled profile, if any)
     tolerance: float = 0.0
+    cache: str | None = None  # None or "none": no on-disk result cache
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 
     def as_dict(self) -> dict[str, Any]:
@@ -94,6 +95,8 @@ SPECS = (
           "profile, if any)", path="file"),
     _Spec("tolerance", "absolute widening of the baseline CI before a statistic counts as moved "
           "(default 0)", _non_negative_float, 0.0),
+    _Spec("cache", "directory of resumable on-disk results of long sweeps (the CCTA grid), reused while "
+          "the model weights and the sweep's configuration are unchanged (default: none, no cache)", path="file"),
 )
 
 
@@ -159,6 +162,8 @@ def resolve_options(config: pytest.Config) -> CodiOptions:
             raise pytest.UsageError(f"{where}={raw!r}: {exc}") from None
     if values["model"] is None:
         values["model"] = default_model()
+    if values["cache"] is not None and values["cache"].lower() == "none":
+        values["cache"] = None
     return CodiOptions(**values, sources=sources)
 
 

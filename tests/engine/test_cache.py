@@ -87,3 +87,14 @@ def test_fp16_round_trip_tolerance(tmp_path):
     from safetensors.torch import load_file
 
     assert all(v.dtype in (torch.float16, torch.int64) for v in load_file(str(shard)).values())
+
+
+def test_dtypes_round_trip_without_fp16(tmp_path):
+    want = {"kl": torch.rand(3, 4, dtype=torch.float64), "flags": torch.tensor([1, 0], dtype=torch.uint8),
+            "h": torch.randn(2, dtype=torch.float32)}
+    cache = TraceCache(tmp_path, SHA, CONFIG)
+    cache.put("p0", want)
+    cache.flush()
+    got = TraceCache(tmp_path, SHA, CONFIG).get("p0")
+    for k, v in want.items():
+        assert got[k].dtype == v.dtype and torch.equal(got[k], v), k

@@ -39,3 +39,72 @@ def test_template_pairs_differ_in_answer_only():
     problems = list(family_problems("cyw", 40, seed=0))
     for a, b in template_pairs(problems):
         assert a.template == b.template and a.operation == b.operation and a.answer != b.answer
+
+
+# ----------------------------------------------------------------------------- cached, chunked CCTA grid
+@pytest.fixture(scope="module")
+def organism_engine():
+    from codi_probe.engine import CodiEngine
+    from codi_probe.loading import load_codi
+
+    return CodiEngine(load_codi("codi-tiny-arith"))
+
+
+def _same_grid(a, b):
+    assert a.methods == b.methods and a.positions == b.positions
+    assert np.array_equal(a.baseline_correct, b.baseline_correct)
+    assert a.readout_fallbacks == b.readout_fallbacks
+    for m in a.methods:
+        for p in a.positions:
+            assert np.array_equal(a.failure[m][p], b.failure[m][p]), (m, p)
+            assert np.array_equal(a.changed[m][p], b.changed[m][p]), (m, p)
+            np.testing.assert_allclose(a.kl[m][p], b.kl[m][p], rtol=1e-4, atol=1e-6)
+
+
+def test_cached_grid_in_chunks_equals_one_batch_and_resumes(organism_engine, tmp_path, monkeypatch):
+    """Chunks of 2 draw the same donors and noise as one batch; an interruption keeps finished chunks,
+    the rerun computes only the rest, and a third run on the unchanged model computes nothing."""
+    import codi_probe.experiments.corruption as corruption
+
+    problems = list(family_problems("cyw", 5, seed=3))
+    kw = dict(layer=2, seed=1, max_new_tokens=6)
+    whole = corruption_grid(organism_engine, problems, **kw)
+    assert whole.baseline_correct.any() and whole.per_position("failure").any()  # not a vacuous comparison
+
+    real, calls = corruption._grid, []
+
+    def interrupted(*args, **kwargs):
+        calls.append(len(args[1]))
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(corruption, "_grid", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        corruption_grid(organism_engine, problems, cache_dir=tmp_path, chunk_size=2, **kw)
+    (key,) = [d for d in tmp_path.iterdir() if d.is_dir()]
+    assert len(list(key.glob("shard-*.safetensors"))) == 1  # the finished chunk survived
+
+    calls.clear()
+    monkeypatch.setattr(corruption, "_grid", lambda *a, **k: (calls.append(len(a[1])), real(*a, **k))[1])
+    resumed = corruption_grid(organism_engine, problems, cache_dir=tmp_path, chunk_size=2, **kw)
+    assert calls == [2, 1]  # problems 3..5 only
+    _same_grid(resumed, whole)
+
+    calls.clear()
+    again = corruption_grid(organism_engine, problems, cache_dir=tmp_path, chunk_size=2, **kw)
+    assert calls == []
+    _same_grid(again, whole)
+
+    corruption_grid(organism_engine, problems, cache_dir=tmp_path, chunk_size=2, **{**kw, "seed": 2})
+    assert len([d for d in tmp_path.iterdir() if d.is_dir()]) == 2  # another config, another key
+
+
+def test_cached_grid_refuses_what_it_cannot_key(organism_engine, tmp_path):
+    problems = list(family_problems("cyw", 2))
+    with pytest.raises(ValueError, match="default methods"):
+        corruption_grid(organism_engine, problems, layer=1, methods=relative_noise((1.0,)), cache_dir=tmp_path)
+    with pytest.raises(ValueError, match="unique"):
+        corruption_grid(organism_engine, problems[:1] * 2, layer=1, cache_dir=tmp_path)
+    with pytest.raises(ValueError, match="chunk_size"):
+        corruption_grid(organism_engine, problems, layer=1, cache_dir=tmp_path, chunk_size=0)

@@ -59,7 +59,7 @@ def test_pyproject_ini_options(pytester: pytest.Pytester, run_claims) -> None:
 def test_every_option_from_the_environment(monkeypatch: pytest.MonkeyPatch, run_claims) -> None:
     values = {"CODI_MODEL": "m", "CODI_BASE": "b", "CODI_TOKENIZER": "t", "CODI_DTYPE": "bf16",
               "CODI_DEVICE": "cuda:1", "CODI_PROBLEMS": "9", "CODI_SEED": "11", "CODI_THREADS": "3",
-              "CODI_TOLERANCE": "0.5", "CODI_EXPECT": "none"}
+              "CODI_TOLERANCE": "0.5", "CODI_EXPECT": "none", "CODI_CACHE": "none"}
     for name, value in values.items():
         monkeypatch.setenv(name, value)
     report = run_claims().report
@@ -68,6 +68,7 @@ def test_every_option_from_the_environment(monkeypatch: pytest.MonkeyPatch, run_
         ("m", "b", "t", "bf16", "cuda:1")
     assert (options["problems"], options["seed"], options["threads"], options["tolerance"]) == (9, 11, 3, 0.5)
     assert options["expect"] == "none" and report["expectations"]["source"] == "none"
+    assert options["cache"] is None and options["sources"]["cache"] == "env"  # "none" switches it off
     assert report["environment"]["threads_per_process"] == 3
 
 
