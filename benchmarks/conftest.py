@@ -2,13 +2,14 @@
 
 Sizes come from environment variables so the same files serve a quick smoke run and the measured one:
 ``BENCH_MODEL`` (``gpt2-124m``, ``llama-1b-d2`` or a tiny name), ``BENCH_PROBLEMS`` (engine problems),
-``BENCH_NAIVE`` (naive interventions actually timed; the naive rate is extrapolated from them).
+``BENCH_NAIVE`` (naive interventions actually timed; the naive rate is extrapolated from them),
+``BENCH_THREADS`` (torch threads, default 2) and ``BENCH_DEVICE`` (``cpu`` by default, or e.g. ``cuda``:
+both sides run there; not yet measured on a GPU).
 """
 
 from __future__ import annotations
 
 import os
-import resource
 
 import pytest
 import torch
@@ -46,14 +47,70 @@ def env_int(name: str, default: int) -> int:
     return int(os.environ.get(name, default))
 
 
-def maxrss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+class PeakRSS:
+    """Peak resident memory of this process during a ``with`` block, in MB.
+
+    On Linux the kernel's high-water mark (``VmHWM``) is reset on entry by writing ``5`` to
+    ``/proc/self/clear_refs``, so ``peak_mb`` is the true peak inside the block (not the process's
+    lifetime peak, which model building sets) and ``growth_mb`` is that peak minus the resident size
+    at entry: the memory the measured call itself needed. Freed heap is returned to the OS first
+    (``malloc_trim``), else pages freed by an earlier call would be reused without raising the mark.
+    Where the reset is not allowed, both are ``None`` rather than a misleading number. On CUDA,
+    ``gpu_peak_mb`` is the peak of allocated device memory inside the block."""
+
+    def __enter__(self) -> "PeakRSS":
+        self.peak_mb = self.growth_mb = self.gpu_peak_mb = None
+        self._gpu = torch.cuda.is_available() and torch.cuda.is_initialized()
+        if self._gpu:
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+        _release_free_heap()
+        try:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")
+            self._start = _status_mb("VmRSS")
+        except OSError:
+            self._start = None
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._gpu:
+            torch.cuda.synchronize()
+            self.gpu_peak_mb = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+        if self._start is not None:
+            self.peak_mb = round(_status_mb("VmHWM"), 1)
+            self.growth_mb = round(self.peak_mb - self._start, 1)
+
+
+def _release_free_heap() -> None:
+    """Collect garbage and hand freed heap pages back to the OS (glibc ``malloc_trim``), so that memory
+    an earlier call freed but kept resident does not hide this call's allocations from the peak."""
+    import ctypes
+    import ctypes.util
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _status_mb(field: str) -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024  # kB
+    raise OSError(f"/proc/self/status has no {field}")
 
 
 @pytest.fixture(scope="session")
 def model():
     torch.set_num_threads(env_int("BENCH_THREADS", 2))
-    return build(os.environ.get("BENCH_MODEL", "gpt2-124m"))
+    device = os.environ.get("BENCH_DEVICE", "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        pytest.exit(f"BENCH_DEVICE={device}: no CUDA device is available", returncode=2)
+    return build(os.environ.get("BENCH_MODEL", "gpt2-124m")).to(device)
 
 
 @pytest.fixture(scope="session")

@@ -18,6 +18,11 @@ from codi_probe.engine.interventions import Op
 from codi_probe.engine.loop import normalize_question
 from codi_probe.engine.positions import NUM_LATENT
 
+def _ids(model, ids) -> torch.Tensor:
+    """A ``[1, n]`` id tensor on the model's device."""
+    return torch.tensor([list(ids)], device=model.device)
+
+
 NaiveEdit = tuple[int, str, Op]  # (block index, position "P0".."P6" or "EOT", op) on resid_post
 
 
@@ -47,12 +52,12 @@ def _edit_hook(model, edit: NaiveEdit | None, where: dict):
 def _latents(model, question: str, where: dict):
     """Prefix, BOT and the six fed latents; returns ``(past_key_values, h_0..h_6 [7, D])``."""
     tok = model.tokenizer
-    ids = torch.tensor([tok(normalize_question(question), add_special_tokens=True)["input_ids"]])
+    ids = _ids(model, tok(normalize_question(question), add_special_tokens=True)["input_ids"])
     call = model.codi
     where["pos"] = "Q"
     out = call(input_ids=ids, use_cache=True, output_hidden_states=True)
     where["pos"] = "P0"
-    out = call(inputs_embeds=model.embed(torch.tensor([[model.special.bot]])),
+    out = call(inputs_embeds=model.embed(_ids(model, [model.special.bot])),
                past_key_values=out.past_key_values, use_cache=True, output_hidden_states=True)
     hs = [out.hidden_states[-1][:, -1]]
     for k in range(1, NUM_LATENT + 1):
@@ -71,7 +76,7 @@ def naive_generate(model, question: str, edit: NaiveEdit | None = None,
     where: dict = {}
     with _edit_hook(model, edit, where):
         past, hs = _latents(model, question, where)
-        cur = model.embed(torch.tensor([[model.special.eot]]))
+        cur = model.embed(_ids(model, [model.special.eot]))
         where["pos"] = "EOT"
         ids: list[int] = []
         cut = model.vocab_size - 1
@@ -82,9 +87,9 @@ def naive_generate(model, question: str, edit: NaiveEdit | None = None,
             ids.append(nxt)
             if nxt in model.special.eos:
                 break
-            cur = model.embed(torch.tensor([[nxt]]))
+            cur = model.embed(_ids(model, [nxt]))
             where["pos"] = f"A{j}"
-    return ids, hs
+    return ids, hs.float().cpu()
 
 
 @torch.no_grad()
@@ -95,6 +100,33 @@ def naive_score(model, question: str, targets: Sequence[int], readout: int,
     with _edit_hook(model, edit, where):
         past, _ = _latents(model, question, where)
         where["pos"] = "EOT"
-        embeds = model.embed(torch.tensor([[model.special.eot, *targets[:readout]]]))
+        embeds = model.embed(_ids(model, [model.special.eot, *targets[:readout]]))
         out = model.codi(inputs_embeds=embeds, past_key_values=past, use_cache=True, output_hidden_states=True)
-    return out.logits[0, readout]
+    return out.logits[0, readout].float().cpu()
+
+
+@torch.no_grad()
+def naive_latent_attention(model, question: str) -> torch.Tensor:
+    """``[L, H, 7, 7]`` attention among P0..P6 (query row, key column) for one question, the way the
+    seed scripts read it: batch 1, eager attention, ``output_attentions=True`` on every call, and the
+    lm_head run on every prefix token and latent step."""
+    tok = model.tokenizer
+    previous = getattr(model.lm.config, "_attn_implementation", "sdpa")
+    model.set_attention("eager")
+    try:
+        ids = _ids(model, tok(normalize_question(question), add_special_tokens=True)["input_ids"])
+        t = ids.shape[1]
+        call = lambda **kw: model.codi(use_cache=True, output_hidden_states=True, output_attentions=True, **kw)
+        out = call(input_ids=ids)
+        embeds = model.embed(_ids(model, [model.special.bot]))
+        rows = []
+        for k in range(NUM_LATENT + 1):  # queries P0..P6
+            out = call(inputs_embeds=embeds, past_key_values=out.past_key_values)
+            att = torch.stack([a[0, :, -1].float().cpu() for a in out.attentions])  # [L, H, ctx]
+            row = torch.zeros(att.shape[0], att.shape[1], NUM_LATENT + 1)
+            row[..., : k + 1] = att[..., t: t + k + 1]
+            rows.append(row)
+            embeds = model.prj(out.hidden_states[-1][:, -1]).unsqueeze(1)
+        return torch.stack(rows, dim=2).float().cpu()
+    finally:
+        model.set_attention(previous)

@@ -4,7 +4,8 @@ Run explicitly: ``pytest benchmarks -p no:cacheprovider --benchmark-disable-gc``
 Each engine workload is timed once (they are seconds to minutes long); the naive loop is timed on
 ``BENCH_NAIVE`` of the same interventions, asserted to agree with the engine on them, and its rate
 extrapolated. ``extra_info`` holds interventions/s, the measured and FLOP-bound ratios, their
-quotient and the maxrss growth.
+quotient, the peak resident memory of each side (:class:`~benchmarks.conftest.PeakRSS`) and the
+1-minute load average before and after.
 """
 
 from __future__ import annotations
@@ -15,33 +16,53 @@ import sys
 import time
 
 import numpy as np
+import torch
 
 from codi_probe.engine import CodiEngine, Intervention, Patch, Record
 from codi_probe.engine.positions import FED_POSITIONS, LATENT_POSITIONS
 from codi_probe.experiments.corruption import gs_methods
 
 from . import flops
-from .conftest import env_int, maxrss_mb
-from .naive import naive_generate, naive_score
+from .conftest import PeakRSS, env_int
+from .naive import naive_generate, naive_latent_attention, naive_score
 
 NEW_TOKENS = 8
 MEAN_FIRST = float(np.mean([int(p[1:]) for p in FED_POSITIONS]))  # shared steps per row (P1..P6)
 
 
 def _timed(fn):
-    rss, t0 = maxrss_mb(), time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - t0, maxrss_mb() - rss
+    """``(result, seconds, PeakRSS)`` of one call."""
+    with PeakRSS() as mem:
+        t0 = time.perf_counter()
+        out = fn()
+        seconds = time.perf_counter() - t0
+    return out, seconds, mem
 
 
-def _report(benchmark, n_engine, t_engine, n_naive, t_naive, flop_ratio, rss):
+def _report(benchmark, n_engine, t_engine, mem_engine, n_naive, t_naive, mem_naive, flop_naive, flop_engine,
+            load0):
+    """``flop_naive``/``flop_engine``: FLOPs of one intervention on each side (``flops.py``); their
+    quotient is the FLOP-bound ratio, and each side's GFLOP/s shows how far from the machine's rate
+    it runs (batch-1 calls are bound by reading the weights, not by arithmetic)."""
     eng, nai = n_engine / t_engine, n_naive / t_naive
-    info = {"engine_ips": round(eng, 2), "naive_ips": round(nai, 3), "ratio": round(eng / nai, 2),
-            "flop_ratio": round(flop_ratio, 2), "of_flop_bound": round(eng / nai / flop_ratio, 2),
-            "maxrss_growth_mb": round(rss, 1), "load": os.getloadavg()[0]}
+    flop_ratio = flop_naive / flop_engine
+    info = {"engine_rows": n_engine, "engine_ips": round(eng, 2), "naive_timed": n_naive,
+            "naive_ips": round(nai, 3), "ratio": round(eng / nai, 2), "flop_ratio": round(flop_ratio, 2),
+            "of_flop_bound": round(eng / nai / flop_ratio, 2),
+            "engine_gflop_s": round(eng * flop_engine / 1e9, 1), "naive_gflop_s": round(nai * flop_naive / 1e9, 1),
+            "engine_peak_mb": mem_engine.peak_mb, "engine_peak_growth_mb": mem_engine.growth_mb,
+            "naive_peak_mb": mem_naive.peak_mb, "naive_peak_growth_mb": mem_naive.growth_mb,
+            "engine_gpu_peak_mb": mem_engine.gpu_peak_mb, "naive_gpu_peak_mb": mem_naive.gpu_peak_mb,
+            "load_before": round(load0, 2), "load_after": round(os.getloadavg()[0], 2),
+            "threads": torch.get_num_threads()}
     benchmark.extra_info.update(info)
     print(info)
     return info
+
+
+def _picks(n_rows: int) -> list[int]:
+    """Rows the naive loop runs (``BENCH_NAIVE`` of them, spread over the grid)."""
+    return list(range(0, n_rows, max(1, n_rows // env_int("BENCH_NAIVE", 7))))[: env_int("BENCH_NAIVE", 7)]
 
 
 def _lengths(model, questions):
@@ -57,18 +78,21 @@ def test_ccta_generation(benchmark, model, questions):
     variants = [(i, [Intervention("resid_post", (p,), make(i, p), layer=layer)])
                 for i in range(n) for make in methods.values() for p in FED_POSITIONS]
     run = lambda: engine.run(questions, variants, record=Record(logits=False), max_new_tokens=NEW_TOKENS)
-    trace, t_eng, rss = _timed(lambda: benchmark.pedantic(run, rounds=1, iterations=1))
-    picks = list(range(0, len(variants), max(1, len(variants) // env_int("BENCH_NAIVE", 7))))
-    t0 = time.perf_counter()
-    for r in picks:
-        q, (iv,) = variants[r]
-        ids, hs = naive_generate(model, questions[q], (layer, iv.positions[0], iv.op), NEW_TOKENS)
+    load0 = os.getloadavg()[0]
+    trace, t_eng, mem = _timed(lambda: benchmark.pedantic(run, rounds=1, iterations=1))
+    picks = _picks(len(variants))
+
+    def naive():
+        return [naive_generate(model, questions[variants[r][0]], (layer, variants[r][1][0].positions[0],
+                                                                  variants[r][1][0].op), NEW_TOKENS) for r in picks]
+
+    outs, t_naive, mem_naive = _timed(naive)
+    for r, (ids, hs) in zip(picks, outs):
         assert ids == trace.answer_ids[r], f"row {r}: naive {ids} != engine {trace.answer_ids[r]}"
         assert float((hs - trace.latent_pre[r]).abs().max()) <= 1e-4
-    t_naive = time.perf_counter() - t0
     shape, t = flops.Shape.of(model), int(np.mean(_lengths(model, questions)))
-    bound = flops.naive(shape, t, NEW_TOKENS) / flops.engine(shape, t, NEW_TOKENS, len(variants) // n, MEAN_FIRST)
-    _report(benchmark, len(variants), t_eng, len(picks), t_naive, bound, rss)
+    _report(benchmark, len(variants), t_eng, mem, len(picks), t_naive, mem_naive, flops.naive(shape, t, NEW_TOKENS),
+            flops.engine(shape, t, NEW_TOKENS, len(variants) // n, MEAN_FIRST), load0)
 
 
 def test_patching_sweep_teacher_forced(benchmark, model, questions):
@@ -86,33 +110,42 @@ def test_patching_sweep_teacher_forced(benchmark, model, questions):
                 variants.append((i, [Intervention("resid_post", (p,), Patch(clean, i), layer=layer)]))
                 targets.append(base.answer_ids[i])
     run = lambda: engine.run(corrupted, variants, teacher_force=targets, readout=[readout] * len(variants))
-    trace, t_eng, rss = _timed(lambda: benchmark.pedantic(run, rounds=1, iterations=1))
+    load0 = os.getloadavg()[0]
+    trace, t_eng, mem = _timed(lambda: benchmark.pedantic(run, rounds=1, iterations=1))
     good = [clean.answer_ids[i][readout] for i in range(n)]
     bad = [base.answer_ids[i][readout] for i in range(n)]
     ld = lambda r, logits: float(logits[good[variants[r][0]]] - logits[bad[variants[r][0]]])
-    picks = list(range(0, len(variants), max(1, len(variants) // env_int("BENCH_NAIVE", 7))))
-    t0 = time.perf_counter()
-    for r in picks:
-        q, (iv,) = variants[r]
-        logits = naive_score(model, corrupted[q], targets[r], readout, (iv.layer, iv.positions[0], iv.op))
+    picks = _picks(len(variants))
+
+    def naive():
+        return [naive_score(model, corrupted[variants[r][0]], targets[r], readout,
+                            (variants[r][1][0].layer, variants[r][1][0].positions[0], variants[r][1][0].op))
+                for r in picks]
+
+    outs, t_naive, mem_naive = _timed(naive)
+    for r, logits in zip(picks, outs):
         assert abs(ld(r, logits) - ld(r, trace.answer_logits[r][0])) <= 1e-4
-    t_naive = time.perf_counter() - t0
     shape, t = flops.Shape.of(model), int(np.mean(_lengths(model, corrupted)))
-    bound = (flops.naive(shape, t, readout + 1)
-             / flops.engine(shape, t, readout + 1, len(variants) // n, MEAN_FIRST,
-                                answer_logits=1))
-    _report(benchmark, len(variants), t_eng, len(picks), t_naive, bound, rss)
+    _report(benchmark, len(variants), t_eng, mem, len(picks), t_naive, mem_naive, flops.naive(shape, t, readout + 1),
+            flops.engine(shape, t, readout + 1, len(variants) // n, MEAN_FIRST, answer_logits=1), load0)
 
 
 def test_latent_attention(benchmark, model, questions):
-    """6×6 (7×7 with P0) latent attention for every layer and head of N problems."""
+    """6×6 (7×7 with P0) latent attention for every layer and head of N problems; the naive side reads
+    it with ``output_attentions=True`` at batch 1. One problem counts as one intervention."""
     engine = CodiEngine(model)
     run = lambda: engine.run(questions, record=Record(sites=(), attention=True, logits=False),
                              max_new_tokens=1).latent_attention()
-    att, t_eng, rss = _timed(lambda: benchmark.pedantic(run, rounds=1, iterations=1))
+    load0 = os.getloadavg()[0]
+    att, t_eng, mem = _timed(lambda: benchmark.pedantic(run, rounds=1, iterations=1))
     assert att.shape[1:] == (model.n_layers, model.n_heads, len(LATENT_POSITIONS), len(LATENT_POSITIONS))
-    benchmark.extra_info.update({"problems_per_s": round(len(questions) / t_eng, 2),
-                                 "maxrss_growth_mb": round(rss, 1), "load": os.getloadavg()[0]})
+    picks = _picks(len(questions))
+    outs, t_naive, mem_naive = _timed(lambda: [naive_latent_attention(model, questions[i]) for i in picks])
+    for i, naive_att in zip(picks, outs):
+        assert float((naive_att - att[i]).abs().max()) <= 1e-5, f"problem {i}: attention differs"
+    shape, t = flops.Shape.of(model), int(np.mean(_lengths(model, questions)))
+    _report(benchmark, len(questions), t_eng, mem, len(picks), t_naive, mem_naive, flops.naive(shape, t, 0),
+            flops.engine(shape, t, 1, 1), load0)
 
 
 def test_hypotheses_wall_time(benchmark, tmp_path):
