@@ -22,6 +22,7 @@ from ..engine.positions import LATENT_POSITIONS
 from .common import golds, number_text, readout_kl, run_conditions
 
 OpFactory = Callable[[int, str], Op]  # (problem index, position) -> op
+DEFAULT_CHUNK = 16  # problems per chunk of a cached grid
 
 
 def gs_methods(clean, n_problems: int, seed: int = 0, rows: Mapping[int, int] | None = None) -> dict[str, OpFactory]:
@@ -112,39 +113,36 @@ class CorruptionResult:
 def corruption_grid(engine: CodiEngine, problems, *, layer: int, methods: Mapping[str, OpFactory] | None = None,
                     positions: Sequence[str] = LATENT_POSITIONS, seed: int = 0, clean=None,
                     max_new_tokens: int = 16, site: str = "resid_post", cache_dir: str | Path | None = None,
-                    chunk_size: int = 16, fp16: bool = False, progress: bool = False) -> CorruptionResult:
+                    chunk_size: int | None = None, fp16: bool = False, progress: bool = False) -> CorruptionResult:
     """Run every (method, position) corruption of ``site`` at block ``layer`` on every problem.
 
-    Without ``cache_dir`` every problem runs in one batched call. With it (the seeds' methods only),
-    problems run ``chunk_size`` at a time and each problem's outcomes go to a :class:`TraceCache` under
-    ``cache_dir`` keyed by the model's weights sha256 and this call's configuration (layer, site,
-    positions, seed, tokens, padding, dtype and the ordered problem set): an interrupted sweep resumes
-    after its last stored shard, a rerun on an unchanged model reads everything back, and the result
-    equals the one-batch run. ``progress`` shows a bar with the time left."""
+    By default every problem runs in one batched call, whose memory grows with the number of rows
+    (problems x methods x positions). With ``chunk_size`` (the seeds' methods only) problems run that
+    many at a time, with the same donors and noise draws as one batch, so the result is the same.
+    With ``cache_dir`` (chunks of ``chunk_size``, default 16) each problem's outcomes also go to a
+    :class:`TraceCache` under ``cache_dir``, keyed by the model's weights sha256 and this call's
+    configuration (layer, site, positions, seed, tokens, padding, dtype and the ordered problem set):
+    an interrupted sweep resumes after its last stored chunk and a rerun on an unchanged model reads
+    everything back. ``progress`` shows a bar with the time left."""
     problems = list(problems)
-    if cache_dir is None:
+    if chunk_size is not None and chunk_size < 1:
+        raise ValueError(f"corruption_grid: chunk_size must be at least 1, got {chunk_size}")
+    if cache_dir is None and chunk_size is None:
         if clean is None:
             clean = _clean_run(engine, problems, site, max_new_tokens)
         methods = dict(methods) if methods is not None else gs_methods(clean, len(problems), seed)
         return _grid(engine, problems, range(len(problems)), list(range(len(problems))), clean, methods,
                      layer, positions, max_new_tokens, site)
     if methods is not None or clean is not None:
-        raise ValueError("corruption_grid: cache_dir needs the default methods and its own clean runs "
-                         "(custom method factories have no identity to key a cache by)")
-    if chunk_size < 1:
-        raise ValueError(f"corruption_grid: chunk_size must be at least 1, got {chunk_size}")
-    ids = [str(p.id) for p in problems]
-    if len(set(ids)) != len(ids):
-        raise ValueError("corruption_grid: problem ids must be unique to key the cache")
+        raise ValueError("corruption_grid: chunk_size and cache_dir need the default methods and their own clean "
+                         "runs (custom method factories may read a clean trace of the whole set and have no "
+                         "identity to key a cache by)")
+    chunk = chunk_size or DEFAULT_CHUNK
     names = tuple(gs_methods(None, max(len(problems), 1), seed))
-    cache = TraceCache(cache_dir, engine.model.weights_sha256(),
-                       _cache_config(engine, problems, layer, site, positions, names, seed, max_new_tokens),
-                       fp16=fp16, shard_size=chunk_size)  # a shard per chunk: a kill loses one chunk at most
     donors, _ = _gs_draws(len(problems), seed)
-    where = {pid: i for i, pid in enumerate(ids)}
 
-    def compute(chunk_ids: list[str]):
-        index = [where[pid] for pid in chunk_ids]
+    def compute(index: list[int]) -> list[dict[str, torch.Tensor]]:
+        """Outcome tensors of problems ``index``; the clean run covers them and their donors."""
         need = sorted(set(index) | {donors[i] for i in index})
         clean_c = _clean_run(engine, [problems[i] for i in need], site, max_new_tokens)
         rows = {i: r for r, i in enumerate(need)}
@@ -152,7 +150,21 @@ def corruption_grid(engine: CodiEngine, problems, *, layer: int, methods: Mappin
                      gs_methods(clean_c, len(problems), seed, rows), layer, positions, max_new_tokens, site)
         return part.problem_tensors()
 
-    cache.sweep(ids, compute, batch=chunk_size, progress=progress)
+    if cache_dir is None:
+        from tqdm.auto import tqdm
+
+        starts = range(0, len(problems), chunk)
+        stored = [t for i in tqdm(starts, disable=not progress, desc="corruption grid", unit="chunk")
+                  for t in compute(list(range(i, min(len(problems), i + chunk))))]
+        return CorruptionResult.from_problem_tensors(layer, tuple(positions), names, stored)
+    ids = [str(p.id) for p in problems]
+    if len(set(ids)) != len(ids):
+        raise ValueError("corruption_grid: problem ids must be unique to key the cache")
+    cache = TraceCache(cache_dir, engine.model.weights_sha256(),
+                       _cache_config(engine, problems, layer, site, positions, names, seed, max_new_tokens),
+                       fp16=fp16, shard_size=chunk)  # a shard per chunk: a kill loses one chunk at most
+    where = {pid: i for i, pid in enumerate(ids)}
+    cache.sweep(ids, lambda chunk_ids: compute([where[pid] for pid in chunk_ids]), batch=chunk, progress=progress)
     return CorruptionResult.from_problem_tensors(layer, tuple(positions), names, [cache.get(pid) for pid in ids])
 
 

@@ -99,11 +99,17 @@ def test_cached_grid_in_chunks_equals_one_batch_and_resumes(organism_engine, tmp
     corruption_grid(organism_engine, problems, cache_dir=tmp_path, chunk_size=2, **{**kw, "seed": 2})
     assert len([d for d in tmp_path.iterdir() if d.is_dir()]) == 2  # another config, another key
 
+    calls.clear()
+    _same_grid(corruption_grid(organism_engine, problems, chunk_size=2, **kw), whole)  # chunked, no cache
+    assert calls == [2, 2, 1]
+
 
 def test_cached_grid_refuses_what_it_cannot_key(organism_engine, tmp_path):
     problems = list(family_problems("cyw", 2))
     with pytest.raises(ValueError, match="default methods"):
         corruption_grid(organism_engine, problems, layer=1, methods=relative_noise((1.0,)), cache_dir=tmp_path)
+    with pytest.raises(ValueError, match="default methods"):
+        corruption_grid(organism_engine, problems, layer=1, methods=relative_noise((1.0,)), chunk_size=1)
     with pytest.raises(ValueError, match="unique"):
         corruption_grid(organism_engine, problems[:1] * 2, layer=1, cache_dir=tmp_path)
     with pytest.raises(ValueError, match="chunk_size"):
