@@ -58,15 +58,19 @@ class RowBufferLayer(DynamicLayer):
 
     def append_rows(self, source: torch.Tensor) -> None:
         """Append copies of the existing rows ``source`` (batch indices) after the current rows."""
-        n = len(source)
+        n, sources = len(source), source.tolist()
+        if sources and not 0 <= min(sources) <= max(sources) < self.rows:
+            raise IndexError(f"source rows must lie in 0..{self.rows - 1}, got {min(sources)}..{max(sources)}")
         self._reserve(self.rows + n, self.length)
-        self._copy_rows(source.tolist(), self.rows)
+        self._copy_rows(sources, self.rows)
         self.rows += n
         self._view()
 
     def batch_select_indices(self, indices: torch.Tensor) -> None:
         """Keep rows ``indices`` (a subset or a permutation, any order)."""
         order = indices.tolist()
+        if order and not 0 <= min(order) <= max(order) < self.rows:
+            raise IndexError(f"row indices must lie in 0..{self.rows - 1}, got {min(order)}..{max(order)}")
         self._reserve(len(order), self.length)
         if all(a < b for a, b in zip(order, order[1:])):
             self._copy_rows(order, 0)  # increasing: every source is read before a write can reach it

@@ -121,9 +121,11 @@ def corruption_grid(engine: CodiEngine, problems, *, layer: int, methods: Mappin
     many at a time, with the same donors and noise draws as one batch, so the result is the same.
     With ``cache_dir`` (chunks of ``chunk_size``, default 16) each problem's outcomes also go to a
     :class:`TraceCache` under ``cache_dir``, keyed by the model's weights sha256 and this call's
-    configuration (layer, site, positions, seed, tokens, padding, dtype and the ordered problem set):
+    configuration (layer, site, positions, seed, tokens, padding, latents, dtype, device, special ids,
+    answer format, tokenizer vocabulary and the ordered problem set):
     an interrupted sweep resumes after its last stored chunk and a rerun on an unchanged model reads
-    everything back. ``progress`` shows a bar with the time left."""
+    everything back. Chunks need ``padding="exact"``, under which a row does not depend on its batch.
+    ``progress`` shows a bar with the time left."""
     problems = list(problems)
     if chunk_size is not None and chunk_size < 1:
         raise ValueError(f"corruption_grid: chunk_size must be at least 1, got {chunk_size}")
@@ -133,6 +135,9 @@ def corruption_grid(engine: CodiEngine, problems, *, layer: int, methods: Mappin
         methods = dict(methods) if methods is not None else gs_methods(clean, len(problems), seed)
         return _grid(engine, problems, range(len(problems)), list(range(len(problems))), clean, methods,
                      layer, positions, max_new_tokens, site)
+    if engine.padding != "exact":
+        raise ValueError("corruption_grid: chunk_size and cache_dir need padding='exact' (with 'official' padding "
+                         "a row's numbers depend on the other questions in its batch)")
     if methods is not None or clean is not None:
         raise ValueError("corruption_grid: chunk_size and cache_dir need the default methods and their own clean "
                          "runs (custom method factories may read a clean trace of the whole set and have no "
@@ -175,10 +180,14 @@ def _clean_run(engine: CodiEngine, problems, site: str, max_new_tokens: int):
 def _cache_config(engine: CodiEngine, problems, layer, site, positions, methods, seed, max_new_tokens) -> dict:
     from .. import __version__
 
+    model = engine.model
     problem_set = hashlib.sha256(json.dumps([[str(p.id), p.question, p.answer] for p in problems]).encode())
+    vocab = hashlib.sha256(json.dumps(sorted(model.tokenizer.get_vocab().items())).encode()).hexdigest()
     return {"design": "corruption_grid", "codi_probe": __version__, "layer": layer, "site": site,
             "positions": list(positions), "methods": list(methods), "seed": seed, "max_new_tokens": max_new_tokens,
-            "padding": engine.padding, "dtype": str(engine.model.base_dtype), "problems": problem_set.hexdigest()}
+            "padding": engine.padding, "num_latent": engine.num_latent, "dtype": str(model.base_dtype),
+            "device": model.device.type, "special": repr(model.special), "answer_format": model.config.answer_format,
+            "tokenizer_vocab": vocab, "problems": problem_set.hexdigest()}
 
 
 def _grid(engine: CodiEngine, problems, index: Sequence[int], clean_rows: Sequence[int], clean,

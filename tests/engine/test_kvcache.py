@@ -58,3 +58,14 @@ def test_update_refuses_a_step_with_the_wrong_row_count():
     cache = RowBufferCache([(torch.zeros(2, H, 1, D), torch.zeros(2, H, 1, D))], capacity=4, max_len=4)
     with pytest.raises(ValueError, match="holds 2 rows"):
         cache.update(torch.zeros(3, H, 1, D), torch.zeros(3, H, 1, D), 0)
+
+
+def test_row_indices_out_of_range_are_refused():
+    import pytest
+
+    cache = RowBufferCache([(torch.zeros(2, H, 1, D), torch.zeros(2, H, 1, D))], capacity=4, max_len=4)
+    for bad in ([2], [-1], [0, 5]):
+        with pytest.raises(IndexError, match="0..1"):
+            cache.batch_select_indices(torch.tensor(bad))
+        with pytest.raises(IndexError, match="0..1"):
+            cache.append_rows(torch.tensor(bad))

@@ -114,3 +114,8 @@ def test_cached_grid_refuses_what_it_cannot_key(organism_engine, tmp_path):
         corruption_grid(organism_engine, problems[:1] * 2, layer=1, cache_dir=tmp_path)
     with pytest.raises(ValueError, match="chunk_size"):
         corruption_grid(organism_engine, problems, layer=1, cache_dir=tmp_path, chunk_size=0)
+    from codi_probe.engine import CodiEngine
+
+    official = CodiEngine(organism_engine.model, padding="official")
+    with pytest.raises(ValueError, match="padding='exact'"):
+        corruption_grid(official, problems, layer=1, chunk_size=1)
