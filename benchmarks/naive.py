@@ -18,6 +18,7 @@ from codi_probe.engine.interventions import Op
 from codi_probe.engine.loop import normalize_question
 from codi_probe.engine.positions import NUM_LATENT
 
+
 def _ids(model, ids) -> torch.Tensor:
     """A ``[1, n]`` id tensor on the model's device."""
     return torch.tensor([list(ids)], device=model.device)
@@ -49,24 +50,26 @@ def _edit_hook(model, edit: NaiveEdit | None, where: dict):
         handle.remove()
 
 
-def _latents(model, question: str, where: dict):
-    """Prefix, BOT and the six fed latents; returns ``(past_key_values, h_0..h_6 [7, D])``."""
+def _latents(model, question: str, where: dict, attentions: bool = False):
+    """Prefix, BOT and the six fed latents; returns ``(past_key_values, h_0..h_6 [7, D], attn)`` where
+    ``attn`` (with ``attentions``, every call made with ``output_attentions=True``) holds each of the 7
+    latent steps' per-layer attentions, else is empty."""
     tok = model.tokenizer
     ids = _ids(model, tok(normalize_question(question), add_special_tokens=True)["input_ids"])
-    call = model.codi
+    call = lambda **kw: model.codi(use_cache=True, output_hidden_states=True, output_attentions=attentions, **kw)
     where["pos"] = "Q"
-    out = call(input_ids=ids, use_cache=True, output_hidden_states=True)
+    out = call(input_ids=ids)
     where["pos"] = "P0"
-    out = call(inputs_embeds=model.embed(_ids(model, [model.special.bot])),
-               past_key_values=out.past_key_values, use_cache=True, output_hidden_states=True)
-    hs = [out.hidden_states[-1][:, -1]]
+    out = call(inputs_embeds=model.embed(_ids(model, [model.special.bot])), past_key_values=out.past_key_values)
+    hs, attn = [out.hidden_states[-1][:, -1]], [out.attentions] if attentions else []
     for k in range(1, NUM_LATENT + 1):
         where["pos"] = f"P{k}"
         e = model.prj(hs[-1]).unsqueeze(1)
-        out = call(inputs_embeds=e, past_key_values=out.past_key_values, use_cache=True,
-                   output_hidden_states=True)
+        out = call(inputs_embeds=e, past_key_values=out.past_key_values)
         hs.append(out.hidden_states[-1][:, -1])
-    return out.past_key_values, torch.cat(hs)
+        if attentions:
+            attn.append(out.attentions)
+    return out.past_key_values, torch.cat(hs), attn
 
 
 @torch.no_grad()
@@ -75,7 +78,7 @@ def naive_generate(model, question: str, edit: NaiveEdit | None = None,
     """Greedy answer ids and the latents ``h_0..h_6`` for one question under at most one edit."""
     where: dict = {}
     with _edit_hook(model, edit, where):
-        past, hs = _latents(model, question, where)
+        past, hs, _ = _latents(model, question, where)
         cur = model.embed(_ids(model, [model.special.eot]))
         where["pos"] = "EOT"
         ids: list[int] = []
@@ -98,7 +101,7 @@ def naive_score(model, question: str, targets: Sequence[int], readout: int,
     """Teacher-forced ``[V]`` logits at answer index ``readout`` (EOT, then ``targets[:readout]`` fed)."""
     where: dict = {}
     with _edit_hook(model, edit, where):
-        past, _ = _latents(model, question, where)
+        past, _, _ = _latents(model, question, where)
         where["pos"] = "EOT"
         embeds = model.embed(_ids(model, [model.special.eot, *targets[:readout]]))
         out = model.codi(inputs_embeds=embeds, past_key_values=past, use_cache=True, output_hidden_states=True)
@@ -110,23 +113,16 @@ def naive_latent_attention(model, question: str) -> torch.Tensor:
     """``[L, H, 7, 7]`` attention among P0..P6 (query row, key column) for one question, the way the
     seed scripts read it: batch 1, eager attention, ``output_attentions=True`` on every call, and the
     lm_head run on every prefix token and latent step."""
-    tok = model.tokenizer
     previous = getattr(model.lm.config, "_attn_implementation", "sdpa")
     model.set_attention("eager")
     try:
-        ids = _ids(model, tok(normalize_question(question), add_special_tokens=True)["input_ids"])
-        t = ids.shape[1]
-        call = lambda **kw: model.codi(use_cache=True, output_hidden_states=True, output_attentions=True, **kw)
-        out = call(input_ids=ids)
-        embeds = model.embed(_ids(model, [model.special.bot]))
-        rows = []
-        for k in range(NUM_LATENT + 1):  # queries P0..P6
-            out = call(inputs_embeds=embeds, past_key_values=out.past_key_values)
-            att = torch.stack([a[0, :, -1].float().cpu() for a in out.attentions])  # [L, H, ctx]
-            row = torch.zeros(att.shape[0], att.shape[1], NUM_LATENT + 1)
-            row[..., : k + 1] = att[..., t: t + k + 1]
-            rows.append(row)
-            embeds = model.prj(out.hidden_states[-1][:, -1]).unsqueeze(1)
-        return torch.stack(rows, dim=2).float().cpu()
+        _, _, steps = _latents(model, question, {}, attentions=True)
     finally:
         model.set_attention(previous)
+    rows = []
+    for k, layers in enumerate(steps):  # query P_k; its keys P0..P_k are the last k + 1 columns
+        att = torch.stack([a[0, :, -1, -(k + 1):].float().cpu() for a in layers])  # [L, H, k + 1]
+        row = torch.zeros(att.shape[0], att.shape[1], NUM_LATENT + 1)
+        row[..., : k + 1] = att
+        rows.append(row)
+    return torch.stack(rows, dim=2)
