@@ -14,6 +14,8 @@ from typing import Sequence
 
 import torch
 
+from codi_probe.compat import cache_arg, output_cache
+from codi_probe.engine.hooks import question_key
 from codi_probe.engine.interventions import Op
 from codi_probe.engine.loop import normalize_question
 from codi_probe.engine.positions import NUM_LATENT
@@ -38,9 +40,10 @@ def _edit_hook(model, edit: NaiveEdit | None, where: dict):
     def hook(module, args, output):
         if where["pos"] != position:
             return output
+        key = question_key(where["ids"])
         hidden = output[0] if isinstance(output, tuple) else output
         hidden = hidden.clone()
-        hidden[0, -1] = op(hidden[0, -1], site="resid_post", layer=layer, position=position)
+        hidden[0, -1] = op(hidden[0, -1], site="resid_post", layer=layer, position=position, key=key)
         return (hidden, *output[1:]) if isinstance(output, tuple) else hidden
 
     handle = model.blocks[layer].register_forward_hook(hook)
@@ -55,21 +58,22 @@ def _latents(model, question: str, where: dict, attentions: bool = False):
     ``attn`` (with ``attentions``, every call made with ``output_attentions=True``) holds each of the 7
     latent steps' per-layer attentions, else is empty."""
     tok = model.tokenizer
-    ids = _ids(model, tok(normalize_question(question), add_special_tokens=True)["input_ids"])
+    where["ids"] = tok(normalize_question(question), add_special_tokens=True)["input_ids"]
+    ids = _ids(model, where["ids"])
     call = lambda **kw: model.codi(use_cache=True, output_hidden_states=True, output_attentions=attentions, **kw)
     where["pos"] = "Q"
     out = call(input_ids=ids)
     where["pos"] = "P0"
-    out = call(inputs_embeds=model.embed(_ids(model, [model.special.bot])), past_key_values=out.past_key_values)
+    out = call(inputs_embeds=model.embed(_ids(model, [model.special.bot])), **cache_arg(model.codi, output_cache(out)))
     hs, attn = [out.hidden_states[-1][:, -1]], [out.attentions] if attentions else []
     for k in range(1, NUM_LATENT + 1):
         where["pos"] = f"P{k}"
         e = model.prj(hs[-1]).unsqueeze(1)
-        out = call(inputs_embeds=e, past_key_values=out.past_key_values)
+        out = call(inputs_embeds=e, **cache_arg(model.codi, output_cache(out)))
         hs.append(out.hidden_states[-1][:, -1])
         if attentions:
             attn.append(out.attentions)
-    return out.past_key_values, torch.cat(hs), attn
+    return output_cache(out), torch.cat(hs), attn
 
 
 @torch.no_grad()
@@ -84,8 +88,8 @@ def naive_generate(model, question: str, edit: NaiveEdit | None = None,
         ids: list[int] = []
         cut = model.vocab_size - 1
         for j in range(max_new_tokens):
-            out = model.codi(inputs_embeds=cur, past_key_values=past, use_cache=True, output_hidden_states=True)
-            past = out.past_key_values
+            out = model.codi(inputs_embeds=cur, use_cache=True, output_hidden_states=True, **cache_arg(model.codi, past))
+            past = output_cache(out)
             nxt = int(out.logits[0, -1, :cut].argmax())
             ids.append(nxt)
             if nxt in model.special.eos:
@@ -104,7 +108,7 @@ def naive_score(model, question: str, targets: Sequence[int], readout: int,
         past, _, _ = _latents(model, question, where)
         where["pos"] = "EOT"
         embeds = model.embed(_ids(model, [model.special.eot, *targets[:readout]]))
-        out = model.codi(inputs_embeds=embeds, past_key_values=past, use_cache=True, output_hidden_states=True)
+        out = model.codi(inputs_embeds=embeds, use_cache=True, output_hidden_states=True, **cache_arg(model.codi, past))
     return out.logits[0, readout].float().cpu()
 
 

@@ -3,4 +3,4 @@
 Main entry points: :func:`codi_probe.loading.load_codi` and :class:`codi_probe.engine.CodiEngine`.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -98,6 +98,8 @@ def detect_bcywinski(path: str | os.PathLike, sd: dict[str, torch.Tensor]) -> st
         f = folder / name
         if f.is_file() and any(tok in f.read_text(errors="ignore") for tok in BCYWINSKI_TOKENS):
             return f"its tokenizer ({name}) defines {'/'.join(BCYWINSKI_TOKENS)}"
+    if (folder / SIDECAR).is_file():
+        return None  # written by codi-probe's own save_checkpoint, whatever dtype it was saved in
     prj = [t for k, t in sd.items() if k.startswith("prj.")]
     lora = [t for k, t in sd.items() if ".lora_" in k]
     if prj and lora and all(t.dtype == torch.bfloat16 for t in prj + lora):

@@ -12,8 +12,14 @@ import sys
 def _model_args(p: argparse.ArgumentParser, dtype_default: str) -> None:
     p.add_argument("checkpoint", help="checkpoint file or directory, or tiny-random-gpt2 / tiny-random-llama")
     p.add_argument("--base", help="local HF base directory with config.json, or a bundled base name")
-    p.add_argument("--tokenizer", help="local tokenizer directory")
-    p.add_argument("--dtype", default=dtype_default, help="fp32 (default), bf16, fp16, official or native")
+    p.add_argument("--tokenizer", help="local tokenizer directory (default: the --base directory when it holds "
+                   "tokenizer files, else the model's own)")
+    p.add_argument("--lora-alpha", type=int, default=None,
+                   help="LoRA alpha of the checkpoint (not stored in the file; default: the sidecar's, else the "
+                        "official 32, reported as assumed)")
+    p.add_argument("--dtype", default=dtype_default,
+                   help=f"fp32, bf16 (the released evaluation's numerics), fp16, mixed (bf16 base, fp32 LoRA and prj) "
+                        f"or native (the file's own dtypes); default {dtype_default}")
 
 
 def _load(args):
@@ -22,7 +28,11 @@ def _load(args):
     from .loading import load_codi
 
     torch.set_num_threads(max(1, min(torch.get_num_threads(), 2)))  # 2 cores: oversubscription is 10-40x slower
-    return load_codi(args.checkpoint, base=args.base, tokenizer=args.tokenizer, dtype=args.dtype)
+    return load_codi(args.checkpoint, base=args.base, tokenizer=args.tokenizer, dtype=args.dtype,
+                     lora_alpha=args.lora_alpha)
+
+
+_ASSUMED = " ASSUMED: not stored in the checkpoint; pass --lora-alpha if it was trained with another"
 
 
 def cmd_info(args) -> int:
@@ -37,7 +47,8 @@ def cmd_info(args) -> int:
         f"architecture   {fp['architecture']} ({fp['model_type']}): {fp['n_layers']} layers, d_model "
         f"{fp['d_model']}, {fp['n_heads']} heads",
         f"parameters     total {params['total']:,} = base {params['base']:,} + LoRA {params['lora']:,} "
-        f"(r={fp['lora_r']}, alpha={fp['lora_alpha']}) + prj {params['prj']:,} (prj_dim={fp['prj_dim']})",
+        f"(r={fp['lora_r']}, alpha={fp['lora_alpha']}{_ASSUMED if fp['lora_alpha_assumed'] else ''}) "
+        f"+ prj {params['prj']:,} (prj_dim={fp['prj_dim']})",
         ("dtype mix      " + ", ".join(f"{k} {v}" for k, v in sorted(fp["dtype_mix"].items()))),
         f"special ids    PAD {fp['special_ids']['pad']}  BOT {fp['special_ids']['bot']}  "
         f"EOT {fp['special_ids']['eot']}  EOS {fp['special_ids']['eos']}",
@@ -71,8 +82,13 @@ def cmd_run(args) -> int:
         results.append({"question": q, "answer_text": trace.answer_text[r], "answer": trace.answer[r],
                         "answer_token_ids": trace.answer_ids[r], "latents": latents})
     if args.json:
-        print(json.dumps({"results": results}))
+        fp = model.fingerprint()
+        info = {k: fp[k] for k in ("name", "path", "architecture", "lora_r", "lora_alpha", "lora_alpha_assumed",
+                                   "prj_dim", "dtype", "sha256")}
+        print(json.dumps({"model": info, "results": results}))
         return 0
+    if model.source.get("lora_alpha_assumed"):
+        print(f"note: LoRA alpha {model.config.lora_alpha}{_ASSUMED}", file=sys.stderr)
     for res in results:
         print(f"Q: {res['question']}\nA: {res['answer_text']!r}  (parsed: {res['answer']})")
         for lat in res["latents"]:
@@ -128,7 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-new-tokens", type=int, default=32)
     run.add_argument("--top-k", type=int, default=5)
     run.add_argument("--padding", default="exact", choices=("exact", "official"))
-    run.add_argument("--json", action="store_true", help='print exactly one JSON object {"results": [...]}')
+    run.add_argument("--json", action="store_true",
+                     help='print exactly one JSON object {"model": {...}, "results": [...]}')
     run.set_defaults(func=cmd_run)
     from .train.cli import add_train_arguments
 

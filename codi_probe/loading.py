@@ -5,8 +5,11 @@ Resolution of the base config for a checkpoint (first match wins):
    ``meta-llama/Llama-3.2-1B-Instruct``);
 2. the ``codi_config.json`` sidecar that codi-probe writes beside the checkpoints it saves;
 3. the bundled config whose family and shapes match the file's keys (the released zen-E files).
-LoRA rank and ``prj_dim`` are read from the file's shapes unless given; LoRA alpha (not stored in the
-file) defaults to the official 32.
+LoRA rank and ``prj_dim`` are read from the file's shapes unless given. LoRA alpha is not stored in the
+file: it comes from ``lora_alpha=``, else the sidecar, else it is *assumed* to be the official 32, and
+``model.source["lora_alpha_assumed"]`` says so (``info``, ``run --json`` and the report show it).
+The tokenizer comes from ``tokenizer=``, else from the ``base`` directory when it holds tokenizer
+files (as HF model directories do), else the one the sidecar or the base family names.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from .checkpoint import (CHECKPOINT_NAMES, CheckpointError, detect_bcywinski, fi
 from .arch import arch_for_keys
 from .defaults import DEFAULT_MODEL
 from .data.loaders import fixtures_dir
-from .model import DTYPES, CodiConfig, CodiModel, attach_tokenizer
+from .model import CodiConfig, CodiModel, attach_tokenizer, check_precision
 from .tiny import TINY_CONFIGS, build_tiny
 
 BUNDLED_CONFIGS = {
@@ -30,7 +33,6 @@ BUNDLED_CONFIGS = {
     "meta-llama/Llama-3.2-1B-Instruct": "llama-3.2-1b-instruct.json",
 }
 LLAMA_INSTRUCT_EOS = (128009, 128001)  # codi-spec 6.1: stop on <|eot_id|>, also <|end_of_text|>
-PRECISIONS = (*DTYPES, "official")
 
 
 def load_tokenizer(spec: str | os.PathLike):
@@ -58,6 +60,14 @@ def _base_config(base: str | os.PathLike) -> dict:
     if (path / "config.json").is_file():
         return json.loads((path / "config.json").read_text())
     return bundled_base_config(str(base))
+
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "tokenizer.model")
+
+
+def has_tokenizer(folder: str | os.PathLike | None) -> bool:
+    """True when ``folder`` is a directory holding tokenizer files."""
+    return folder is not None and Path(folder).is_dir() and any((Path(folder) / f).is_file() for f in TOKENIZER_FILES)
 
 
 def _infer_config(sd, origin: str, base, prj_dim, lora_alpha) -> CodiConfig:
@@ -114,7 +124,8 @@ def load_checkpoint(path: str | os.PathLike, *, base: str | os.PathLike | None =
         raise CheckpointError(f"{file}: cannot build the base model ({type(e).__name__}: {e})") from None
     _match_dtypes(model, sd)
     load_state_into(model, sd, str(file))
-    model.source = {"name": cfg.name, "path": str(file), "file_sha256": file_sha256(file)}
+    model.source = {"name": cfg.name, "path": str(file), "file_sha256": file_sha256(file),
+                    "lora_alpha_assumed": lora_alpha is None and read_sidecar(str(file)) is None}
     return model
 
 
@@ -132,17 +143,19 @@ def load_codi(spec: str | os.PathLike | None = None, *, base: str | os.PathLike 
               prj_dim: int | None = None, lora_alpha: int | None = None) -> CodiModel:
     """Load a CODI model by name (``tiny-random-gpt2``, ``tiny-random-llama``, default) or path.
 
-    ``dtype``: ``fp32`` (CPU default), ``bf16`` (the official inference numerics), ``fp16``, or
-    ``native`` (keep the file's own dtype mix). The tokenizer comes from ``tokenizer`` (a local
+    ``dtype``: ``fp32`` (CPU default), ``bf16`` (the released evaluation's numerics: all bf16), ``fp16``,
+    ``mixed`` (the official storage layout: bf16 base, fp32 LoRA and prj), or ``native`` (keep the file's
+    own dtypes). The tokenizer comes from ``tokenizer`` (a local
     directory), else the one the model names (the GPT-2 tokenizer ships in fixtures).
     """
-    if dtype not in (*PRECISIONS, "native"):
-        raise ValueError(f"unknown dtype {dtype!r}: use one of {', '.join((*PRECISIONS, 'native'))}")
+    check_precision(dtype, native=True)
     spec = str(spec or DEFAULT_MODEL)
     shipped = fixtures_dir() / "models" / spec
     if spec in TINY_CONFIGS:
+        if lora_alpha is not None:
+            raise ValueError(f"{spec}: a built-in random model has its own LoRA alpha; lora_alpha applies to checkpoints")
         model = build_tiny(spec)
-        model.source = {"name": spec, "path": None, "file_sha256": None}
+        model.source = {"name": spec, "path": None, "file_sha256": None, "lora_alpha_assumed": False}
     elif shipped.is_dir() and not Path(spec).exists():
         model = load_checkpoint(shipped, base=base, prj_dim=prj_dim, lora_alpha=lora_alpha)
     elif Path(spec).exists():
@@ -153,7 +166,7 @@ def load_codi(spec: str | os.PathLike | None = None, *, base: str | os.PathLike 
     if dtype != "native":
         model.set_precision(dtype)
     model.to(device)
-    tok = tokenizer or model.config.tokenizer
+    tok = tokenizer or (base if has_tokenizer(base) else None) or model.config.tokenizer
     if tok is not None:
         attach_tokenizer(model, load_tokenizer(tok))
     return model

@@ -66,20 +66,20 @@ def accuracy(predictions: Sequence[float | None], golds: Sequence[float | None])
 
 
 def answer_readout_index(tokenizer, target_ids: Sequence[int], number: str) -> int:
-    """Index into teacher-forced ``target_ids`` of the first token of the final occurrence of ``number``.
+    """Index into teacher-forced ``target_ids`` of the first token of the final occurrence of ``number``
+    as a whole number: not inside a longer one ("8" is not found in "18", "80" or "8.5"; "-8" is
+    "8" preceded by a minus sign and counts).
 
     Logits at that index (in ``Trace.answer_logits``) predict the first answer-number token: the
     readout for KL / logit difference (F-04, F-10), rather than the format token "The"."""
-    text = ""
-    start = None
+    import re
+
     full = tokenizer.decode(list(target_ids))
-    at = full.rfind(number)
-    if at < 0:
-        raise ValueError(f"{number!r} does not occur in the target {full!r}")
-    for i, tok in enumerate(target_ids):
-        text = tokenizer.decode(list(target_ids[: i + 1]))
-        if len(text) > at:
-            start = i
-            break
-    assert start is not None
-    return start
+    hits = list(re.finditer(rf"(?<![\d.]){re.escape(number)}(?!\.?\d)", full))
+    if not hits:
+        raise ValueError(f"{number!r} does not occur as a whole number in the target {full!r}")
+    at = hits[-1].start()
+    for i in range(len(target_ids)):
+        if len(tokenizer.decode(list(target_ids[: i + 1]))) > at:
+            return i
+    raise AssertionError("unreachable: the decoded prefix must pass the match")  # pragma: no cover

@@ -92,6 +92,19 @@ def build_prj(dim: int, prj_dim: int) -> nn.Sequential:
     return prj
 
 
+PRECISIONS = (*DTYPES, "mixed")
+
+
+def check_precision(mode: str, *, native: bool = False) -> None:
+    """A one-line error for a precision name that is not one of :data:`PRECISIONS` (or ``native``)."""
+    if mode == "official":
+        raise ValueError("dtype 'official' was ambiguous and is gone: use 'bf16' for the released evaluation's "
+                         "numerics (all bf16) or 'mixed' for the storage layout (bf16 base, fp32 LoRA and prj)")
+    allowed = (*PRECISIONS, "native") if native else PRECISIONS
+    if mode not in allowed:
+        raise ValueError(f"unknown dtype {mode!r}: use one of {', '.join(allowed)}")
+
+
 class CodiModel(nn.Module):
     """CODI = ``codi`` (PeftModel around an HF causal LM) + ``prj``.
 
@@ -170,6 +183,13 @@ class CodiModel(nn.Module):
         return int(self.lm.config.num_attention_heads)
 
     @property
+    def max_positions(self) -> int | None:
+        """The position limit of the base (GPT-2 ``n_positions``, LLaMA ``max_position_embeddings``)."""
+        cfg = self.lm.config
+        limit = getattr(cfg, "n_positions", None) or getattr(cfg, "max_position_embeddings", None)
+        return int(limit) if limit else None
+
+    @property
     def vocab_size(self) -> int:
         """Resized vocabulary (base + 3)."""
         return self.embed.weight.shape[0]
@@ -184,12 +204,12 @@ class CodiModel(nn.Module):
 
     # --------------------------------------------------------------- dtypes
     def set_precision(self, mode: str) -> "CodiModel":
-        """``fp32``/``bf16``/``fp16``: everything in that dtype (official inference casts all to bf16).
-        ``official``: the training/storage mix — base in bf16, LoRA adapters and ``prj`` in fp32."""
+        """``fp32``/``bf16``/``fp16``: everything in that dtype. ``bf16`` is the released evaluation's
+        numerics (the official test script casts the whole model to bf16). ``mixed``: the training and
+        storage layout of the official checkpoints — base in bf16, LoRA adapters and ``prj`` in fp32."""
+        check_precision(mode)
         if mode in DTYPES:
             return self.to(DTYPES[mode])
-        if mode != "official":
-            raise ValueError(f"unknown dtype {mode!r}: use one of fp32, bf16, fp16, official")
         self.to(torch.bfloat16)
         for name, p in self.named_parameters():
             if ".lora_" in name or name.startswith("prj."):
@@ -246,6 +266,7 @@ class CodiModel(nn.Module):
             "prj_dim": self.config.prj_dim,
             "lora_r": self.config.lora_r,
             "lora_alpha": self.config.lora_alpha,
+            "lora_alpha_assumed": bool(self.source.get("lora_alpha_assumed", False)),
             "num_latent": self.config.num_latent,
             "params": self.param_counts(),
             "dtype": str(self.base_dtype).removeprefix("torch."),

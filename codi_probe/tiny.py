@@ -9,6 +9,8 @@ B to zero, which would make every LoRA test vacuous). Norm gains and biases are 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 
 from .model import CodiConfig, CodiModel
@@ -33,11 +35,14 @@ TINY_CONFIGS: dict[str, CodiConfig] = {
 }
 
 
-def build_tiny(name: str, *, seed: int = TINY_SEED, lora_b_std: float = 0.05) -> CodiModel:
-    """Build a seeded tiny random CODI (fp32) by name; see ``TINY_CONFIGS``."""
+def build_tiny(name: str, *, seed: int = TINY_SEED, lora_b_std: float = 0.05,
+               lora_alpha: int | None = None) -> CodiModel:
+    """Build a seeded tiny random CODI (fp32) by name; see ``TINY_CONFIGS``. ``lora_alpha`` overrides
+    the config's (to build checkpoints trained with another alpha in tests)."""
     if name not in TINY_CONFIGS:
         raise ValueError(f"unknown tiny model {name!r} (known: {', '.join(TINY_CONFIGS)})")
-    model = CodiModel(TINY_CONFIGS[name], seed=seed)
+    config = TINY_CONFIGS[name] if lora_alpha is None else replace(TINY_CONFIGS[name], lora_alpha=lora_alpha)
+    model = CodiModel(config, seed=seed)
     gen = torch.Generator().manual_seed(seed + 1)
     with torch.no_grad():
         for pname, p in sorted(model.named_parameters()):

@@ -1,15 +1,20 @@
 """Guard claims (claims.md section 4.E and the flaws of section 7) that must hold on any CODI model.
 
-Each guard is exact: it compares the engine with itself under a transformation that must not change
-anything (or must change something), so it holds on a random tiny model as on a trained checkpoint.
+Each guard compares the engine with itself under a transformation that must not change anything (or
+must change something), so it holds on a random tiny model as on a trained checkpoint. Comparisons
+between different rows or call shapes use the per-dtype tolerances of :mod:`codi_probe.tolerance`
+(batched kernels are not bit-reproducible across rows and CPUs) and record the measured deviation
+beside the tolerance; greedy tokens are compared exactly; bit equality is asserted only for the same
+row of a repeated call with the same batch layout.
 """
 
 import pytest
 import torch
 
 from codi_probe.engine import Intervention, Patch, Record, Set, Zero
-from codi_probe.engine.positions import FED_POSITIONS, LATENT_POSITIONS, TRACE_POSITIONS
+from codi_probe.engine.positions import FED_POSITIONS, LATENT_POSITIONS, TRACE_POSITIONS, live_positions
 from codi_probe.metrics import kl_divergence
+from codi_probe.tolerance import max_abs, tokens_agree, tolerance
 
 SITES = ("resid_post", "attn_out", "mlp_out")
 
@@ -49,43 +54,56 @@ def test_attention_rows_sum_to_one(clean_trace, claim):
 
 
 @pytest.mark.claim(id="SAN-01", kind="invariant",
-                   statement="self-patching every layer x position gives KL == 0 at the answer token",
+                   statement="self-patching every layer x position gives KL == 0 (within the dtype's tolerance) "
+                             "at the answer token",
                    source="claims.md 4.E SAN-01 / F-02 (patching off by one layer)")
 @pytest.mark.parametrize("site", SITES)
 def test_self_patch_is_identity(codi_engine, codi_questions, clean_trace, claim, site):
     """Each row is patched with its own recorded value from a run of the identical batch layout, so
     both runs go through the same kernels and the comparison is exact."""
+    n_layers = codi_engine.model.n_layers
     cells = [(r, layer, pos) for r in range(clean_trace.n_rows)
-             for layer in range(codi_engine.model.n_layers) for pos in TRACE_POSITIONS]
+             for layer in range(n_layers) for pos in live_positions(layer, TRACE_POSITIONS, n_layers)]
     first = codi_engine.run(codi_questions, variants=[(r, [Intervention(site, (p,), layer=l)]) for r, l, p in cells],
                             record=Record(sites=(site,)), max_new_tokens=1)
     patched = codi_engine.run(codi_questions, record=Record(sites=()), max_new_tokens=1, variants=[
         (r, [Intervention(site, (p,), Patch(first, i), layer=l)]) for i, (r, l, p) in enumerate(cells)])
     kls = torch.cat([kl_divergence(first.answer_logits[i][0], patched.answer_logits[i][0])
                      for i in range(len(cells))])
-    claim.record("max KL(run || self-patched run) at EOT", kls.max(), threshold=0.0, n=clean_trace.n_rows,
-                 statistics={"cells": len(cells)}, verdict="supported" if kls.max() == 0 else "refuted")
-    assert kls.max().item() == 0.0
+    tol = tolerance(codi_engine.model.base_dtype, "self_patch_kl").kl
+    ok = kls.max().item() <= tol
+    claim.record("max KL(run || self-patched run) at EOT", kls.max(), threshold=tol, n=clean_trace.n_rows,
+                 statistics={"cells": len(cells), "tolerance (nats)": tol}, verdict="supported" if ok else "refuted")
+    assert ok
 
 
 @pytest.mark.claim(id="SAN-NOOP", kind="invariant",
-                   statement="an identity intervention at every site leaves every output bit-identical",
+                   statement="an identity intervention at every site leaves the latents and answer logits unchanged "
+                             "(within the dtype's tolerance) and the greedy tokens identical",
                    source="claims.md 4.E / F-08 (interventions that were no-ops)")
 def test_noop_is_identity(codi_engine, codi_questions, clean_trace, claim):
-    n = codi_engine.model.n_layers
-    ivs = [Intervention(s, TRACE_POSITIONS, layer=l) for s in SITES for l in range(n)]
+    n_layers = codi_engine.model.n_layers
+    ivs = [Intervention(s, live_positions(l, TRACE_POSITIONS, n_layers), layer=l) for s in SITES for l in range(n_layers)]
     ivs += [Intervention(s, FED_POSITIONS) for s in ("latent_pre_prj", "latent_post_prj")]
     n = clean_trace.n_rows
     out, ref = run_beside_clean(codi_engine, codi_questions, [(r, ivs) for r in range(n)], max_new_tokens=8)
-    same = torch.equal(out.latent_pre[:n], out.latent_pre[ref]) and all(
-        torch.equal(out.answer_logits[r], out.answer_logits[ref[r]]) for r in range(n))
-    claim.record("bit-identical rows", int(same) * clean_trace.n_rows, n=clean_trace.n_rows,
-                 verdict="supported" if same else "refuted")
-    assert same
+    tol = tolerance(codi_engine.model.base_dtype, "noop_vs_clean")
+    dev = max(tol.deviation(out.latent_pre[:n], out.latent_pre[ref]),
+              *(tol.deviation(out.answer_logits[r][:len(out.answer_logits[ref[r]])], out.answer_logits[ref[r]][:len(out.answer_logits[r])])
+                for r in range(n)))
+    tokens = [tokens_agree(out.answer_ids[r], out.answer_ids[ref[r]], out.answer_logits[ref[r]], tol) for r in range(n)]
+    agree = sum(t.agree for t in tokens)
+    ok = dev <= 1.0 and agree == n
+    claim.record("max |noop - clean| in tolerance units", dev, threshold=1.0, n=n, statistics={
+        "max |noop - clean| over latents": max_abs(out.latent_pre[:n], out.latent_pre[ref]),
+        "tolerance atol": tol.atol, "tolerance rtol": tol.rtol, "rows with identical greedy tokens": agree,
+        "rows excused as ties": sum(t.tie_at is not None for t in tokens)}, verdict="supported" if ok else "refuted")
+    assert ok
 
 
 @pytest.mark.claim(id="SAN-POSITIVE", kind="invariant",
-                   statement="zeroing a site at P3 changes h_3 and the answer logits, and nothing before P3",
+                   statement="zeroing a site at P3 changes h_3 and the answer logits beyond the dtype's tolerance, "
+                             "and nothing before P3",
                    source="claims.md 7 F-08, F-09 (positive control per site)")
 @pytest.mark.parametrize("site", [*SITES, "latent_pre_prj", "latent_post_prj"])
 def test_positive_control(codi_engine, codi_questions, clean_trace, claim, site):
@@ -93,41 +111,48 @@ def test_positive_control(codi_engine, codi_questions, clean_trace, claim, site)
     variants = [(r, [Intervention(site, ("P3",), Zero(), layer=layer)]) for r in range(clean_trace.n_rows)]
     out, ref = run_beside_clean(codi_engine, codi_questions, variants, max_new_tokens=1)
     n = len(variants)
-    changed = (out.latent_pre[:n, 3] - out.latent_pre[ref, 3]).abs().amax(-1)
-    before = (out.latent_pre[:n, :3] - out.latent_pre[ref, :3]).abs().max().item()
+    tol = tolerance(codi_engine.model.base_dtype, "noop_vs_clean")
+    changed = torch.tensor([tol.deviation(out.latent_pre[r, 3], out.latent_pre[ref[r], 3]) for r in range(n)])
+    before = tol.deviation(out.latent_pre[:n, :3], out.latent_pre[ref, :3])
+    moved = torch.tensor([tol.deviation(out.answer_logits[r][0], out.answer_logits[ref[r]][0]) for r in range(n)])
     kl = torch.cat([kl_divergence(out.answer_logits[ref[r]][0], out.answer_logits[r][0]) for r in range(n)])
-    ok = bool((changed > 0).all()) and before == 0.0 and bool((kl > 0).all())
-    claim.record("min |delta h_3|", changed.min(), n=clean_trace.n_rows, statistics={
-        "max |delta| before P3": before, "min KL at EOT": kl.min()}, verdict="supported" if ok else "refuted")
+    # the change must stand out of the round-off floor: beyond the tolerance, not merely non-zero
+    ok = bool((changed > 1.0).all()) and before <= 1.0 and bool((moved > 1.0).all())
+    claim.record("min |delta h_3| in tolerance units", changed.min(), threshold=1.0, n=clean_trace.n_rows, statistics={
+        "max |delta| before P3 in tolerance units": before, "min |delta EOT logits| in tolerance units": moved.min(),
+        "min KL at EOT": kl.min()}, verdict="supported" if ok else "refuted")
     assert ok
 
 
 @pytest.mark.claim(id="SAN-CACHE", kind="invariant",
-                   statement="the cached latent loop equals a full recompute without cache (<= 1e-5 fp32)",
+                   statement="the cached latent loop equals a full recompute without cache (within the dtype's tolerance)",
                    source="codi-spec 3.6 (3e-6 verified); claims.md 4.E")
 def test_cached_loop_equals_recompute(codi_engine, clean_trace, claim):
     final, _ = codi_engine.replay(clean_trace)
-    diff = (final[:, :7] - clean_trace.latent_pre).abs().max().item()
-    tol = 1e-5 if codi_engine.model.base_dtype == torch.float32 else 5e-2
-    claim.record("max |cached - recompute|", diff, threshold=tol, n=clean_trace.n_rows,
-                 verdict="supported" if diff <= tol else "refuted")
-    assert diff <= tol
+    tol = tolerance(codi_engine.model.base_dtype, "cached_vs_recompute")
+    dev = tol.deviation(final[:, :7], clean_trace.latent_pre)
+    claim.record("max |cached - recompute| in tolerance units", dev, threshold=1.0, n=clean_trace.n_rows,
+                 statistics={"max |cached - recompute|": max_abs(final[:, :7], clean_trace.latent_pre),
+                             "tolerance atol": tol.atol, "tolerance rtol": tol.rtol},
+                 verdict="supported" if dev <= 1.0 else "refuted")
+    assert dev <= 1.0
 
 
 @pytest.mark.claim(id="SAN-BATCH", kind="invariant",
                    statement="in exact padding mode a batched row equals the same question run alone",
                    source="codi-spec 3.6 (the pad-attention bug of the official loop)")
 def test_batch_invariance(codi_engine, codi_questions, clean_trace, claim):
-    worst = 0.0
-    same_tokens = 0
+    tol = tolerance(codi_engine.model.base_dtype, "batch_vs_alone")
+    worst, worst_abs, same_tokens = 0.0, 0.0, 0
     for r, q in enumerate(codi_questions):
         alone = codi_engine.run([q], max_new_tokens=8)
-        worst = max(worst, (alone.latent_pre[0] - clean_trace.latent_pre[r]).abs().max().item())
-        same_tokens += alone.answer_ids[0] == clean_trace.answer_ids[r]
-    tol = 1e-5 if codi_engine.model.base_dtype == torch.float32 else 5e-2
-    ok = worst <= tol and same_tokens == len(codi_questions)
-    claim.record("max |batched - alone| over latents", worst, threshold=tol, n=len(codi_questions),
-                 statistics={"rows with identical greedy tokens": same_tokens},
+        worst = max(worst, tol.deviation(alone.latent_pre[0], clean_trace.latent_pre[r]))
+        worst_abs = max(worst_abs, max_abs(alone.latent_pre[0], clean_trace.latent_pre[r]))
+        same_tokens += tokens_agree(alone.answer_ids[0], clean_trace.answer_ids[r], clean_trace.answer_logits[r], tol).agree
+    ok = worst <= 1.0 and same_tokens == len(codi_questions)
+    claim.record("max |batched - alone| over latents in tolerance units", worst, threshold=1.0, n=len(codi_questions),
+                 statistics={"max |batched - alone| over latents": worst_abs, "tolerance atol": tol.atol,
+                             "tolerance rtol": tol.rtol, "rows with identical greedy tokens": same_tokens},
                  verdict="supported" if ok else "refuted")
     assert ok
 
@@ -138,8 +163,9 @@ def test_batch_invariance(codi_engine, codi_questions, clean_trace, claim):
 def test_exactly_six_fed_latents(codi_engine, clean_trace, claim):
     fed = clean_trace.latent_post.shape[1]
     proj = codi_engine._project(clean_trace.latent_pre[:, :6].to(codi_engine.model.base_dtype)).float()
-    dev = (proj - clean_trace.latent_post).abs().max().item()
-    ok = fed == 6 and dev <= 1e-5
+    tol = tolerance(codi_engine.model.base_dtype, "batch_vs_alone")
+    dev = max_abs(proj, clean_trace.latent_post)
+    ok = fed == 6 and tol.close(proj, clean_trace.latent_post)
     claim.record("fed latents", fed, threshold=6, n=clean_trace.n_rows,
                  statistics={"max |e_k - prj(h_{k-1})|": dev}, verdict="supported" if ok else "refuted")
     assert ok
@@ -170,10 +196,11 @@ def test_off_by_one_patch_is_detected(codi_engine, codi_questions, clean_trace, 
     planted = [(r, [Intervention("resid_post", (pos,), Set(clean_trace.resid(layer - 1)[r, i]), layer=layer)])
                for r in range(clean_trace.n_rows) for i, pos in enumerate(LATENT_POSITIONS)]
     out, ref = run_beside_clean(codi_engine, codi_questions, planted, max_new_tokens=1)
-    kls = torch.cat([kl_divergence(out.answer_logits[ref[r]][0], out.answer_logits[r][0])
-                     for r in range(len(planted))])
-    detected = float((kls > 0).float().mean())
-    claim.record("fraction of planted off-by-one self-patches with KL > 0", detected, threshold=1.0,
+    tol = tolerance(codi_engine.model.base_dtype, "noop_vs_clean")
+    moved = torch.tensor([tol.deviation(out.answer_logits[r][0], out.answer_logits[ref[r]][0])
+                          for r in range(len(planted))])
+    detected = float((moved > 1.0).float().mean())
+    claim.record("fraction of planted off-by-one self-patches that move the EOT logits beyond the tolerance", detected, threshold=1.0,
                  n=clean_trace.n_rows, verdict="supported" if detected == 1.0 else "refuted")
     assert detected == 1.0
 
@@ -223,7 +250,9 @@ def test_last_block_patch_reaches_later_positions(codi_engine, codi_questions, c
     variants = [(r, [Intervention("resid_post", ("P2",), Zero(), layer=last)]) for r in range(len(codi_questions))]
     out, ref = run_beside_clean(codi_engine, codi_questions, variants, max_new_tokens=1)
     n = len(variants)
-    later = (out.latent_pre[:n, 3:] - out.latent_pre[ref, 3:]).abs().amax((-1, -2))
-    ok = bool((later > 0).all())
-    claim.record("min max|delta h_(k>2)|", later.min(), n=n, verdict="supported" if ok else "refuted")
+    tol = tolerance(codi_engine.model.base_dtype, "noop_vs_clean")
+    later = torch.tensor([tol.deviation(out.latent_pre[r, 3:], out.latent_pre[ref[r], 3:]) for r in range(n)])
+    ok = bool((later > 1.0).all())
+    claim.record("min max|delta h_(k>2)| in tolerance units", later.min(), threshold=1.0, n=n,
+                 verdict="supported" if ok else "refuted")
     assert ok

@@ -77,7 +77,7 @@ def test_lm_head_wins_over_embedding(tmp_path):
 @pytest.mark.parametrize("name", sorted(TINY_CONFIGS))
 @pytest.mark.parametrize("fmt", ["pytorch_model.bin", "model.safetensors"])
 def test_save_then_load_is_bit_exact(name, fmt, tmp_path):
-    model = load_codi(name, dtype="fp32").set_precision("official")
+    model = load_codi(name, dtype="fp32").set_precision("mixed")
     save_checkpoint(model, tmp_path / fmt)
     again = load_codi(tmp_path, dtype="native")
     a, b = model.state_dict(), again.state_dict()
@@ -171,3 +171,15 @@ def test_sidecar_fields_survive_a_round_trip(tmp_path):
     save_checkpoint(model, tmp_path)
     again = load_codi(tmp_path)
     assert (again.config.problems, again.config.answer_format, again.config.name) == ("cyw", "A: {}", "custom")
+
+
+def test_a_bf16_checkpoint_saved_by_codi_probe_loads(tmp_path):
+    """Defect: a bf16 checkpoint written by save_checkpoint was refused as "the bcywinski variant" (its
+    prj and LoRA are bf16). codi-probe's own sidecar marks it as ours; a bare bf16 file is still refused."""
+    model = load_codi("tiny-random-gpt2", dtype="bf16")
+    path = save_checkpoint(model, tmp_path / "ours")
+    loaded = load_codi(path.parent, dtype="native")
+    assert set(loaded.dtype_mix()) == {"bfloat16"} and loaded.weights_sha256() == model.weights_sha256()
+    bare = save_checkpoint(model, tmp_path / "bare", sidecar=False)
+    with pytest.raises(CheckpointError, match="bcywinski"):
+        load_codi(bare.parent)

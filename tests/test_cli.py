@@ -2,8 +2,11 @@
 
 import json
 
+import pytest
+
 from codi_probe.checkpoint import save_checkpoint
 from codi_probe.cli import main
+from codi_probe.data.loaders import fixtures_dir
 from codi_probe.loading import load_codi
 
 
@@ -15,7 +18,7 @@ def test_info_on_tiny_models(capsys):
 
 
 def test_info_on_an_official_format_file(tmp_path, capsys):
-    model = load_codi("tiny-random-llama").set_precision("official")
+    model = load_codi("tiny-random-llama").set_precision("mixed")
     path = save_checkpoint(model, tmp_path / "pytorch_model.bin", sidecar=False)
     base = tmp_path / "base"
     base.mkdir()
@@ -52,3 +55,64 @@ def test_expect_pins_a_reports_empirical_verdicts(tmp_path, capsys):
     report.write_text(json.dumps({"claims": claims[2:]}))
     assert main(["expect", str(report)]) == 2
     assert "no empirical claim" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("arch", ["tiny-random-gpt2", "tiny-random-llama"])
+def test_run_reproduces_a_reference_with_given_alpha_and_the_base_tokenizer(arch, tmp_path, capsys):
+    """An official-format checkpoint trained with LoRA alpha 16 (not stored in the file), a base directory
+    holding config.json and the tokenizer files, no --tokenizer: `run --lora-alpha 16 --json` reproduces
+    the hand-written reference loop token for token (logit-lens top-1 at P0..P6 and the greedy answer);
+    without --lora-alpha the run says that alpha was assumed, and its numbers differ."""
+    import shutil
+
+    import torch
+
+    from codi_probe.loading import load_tokenizer
+    from codi_probe.model import attach_tokenizer
+    from codi_probe.tiny import build_tiny
+    from codi_reference import reference_loop
+
+    model = build_tiny(arch, lora_alpha=16)
+    ckpt = save_checkpoint(model, tmp_path / "ckpt", sidecar=False)
+    base = tmp_path / "base"
+    shutil.copytree(fixtures_dir() / "tokenizers" / "gpt2", base)
+    (base / "config.json").write_text(json.dumps(model.config.base))
+    attach_tokenizer(model, load_tokenizer("gpt2"))
+    questions = ["A team starts with 3 members. They recruit 5 new members. How many now?", "What is 7 plus 8?"]
+
+    def run(*extra):
+        args = ["run", str(ckpt.parent), "--base", str(base), "--json", "--max-new-tokens", "8", "--top-k", "1"]
+        assert main(args + [x for q in questions for x in ("--question", q)] + list(extra)) == 0
+        return json.loads(capsys.readouterr().out)
+
+    given = run("--lora-alpha", "16")
+    assert given["model"]["lora_alpha"] == 16 and given["model"]["lora_alpha_assumed"] is False
+    for q, res in zip(questions, given["results"]):
+        ref_h, ref_tokens = reference_loop(model, q, max_new_tokens=8)
+        with torch.no_grad():
+            ref_top = model.lm_head(ref_h).argmax(-1).tolist()
+        assert [lat["top"][0]["id"] for lat in res["latents"]] == ref_top
+        assert res["answer_token_ids"] == ref_tokens
+    assumed = run()
+    assert assumed["model"]["lora_alpha"] == 32 and assumed["model"]["lora_alpha_assumed"] is True
+    probs = lambda doc: [lat["top"][0]["prob"] for r in doc["results"] for lat in r["latents"]]
+    assert max(abs(a - b) / b for a, b in zip(probs(given), probs(assumed))) > 1e-2  # relative: top-1 probs are small
+
+
+def test_info_says_when_alpha_is_assumed(tmp_path, capsys):
+    model = load_codi("tiny-random-gpt2")
+    path = save_checkpoint(model, tmp_path / "pytorch_model.bin", sidecar=False)
+    base = tmp_path / "base"
+    base.mkdir()
+    (base / "config.json").write_text(json.dumps(model.config.base))
+    assert main(["info", str(path), "--base", str(base)]) == 0
+    assert "ASSUMED" in capsys.readouterr().out
+    assert main(["info", str(path), "--base", str(base), "--lora-alpha", "2"]) == 0
+    assert "ASSUMED" not in capsys.readouterr().out
+
+
+def test_a_question_beyond_the_position_limit_is_one_line(capsys):
+    """Defect: a question longer than the model's positions crashed with a raw IndexError traceback."""
+    assert main(["run", "tiny-random-gpt2", "--question", "seven " * 600, "--max-new-tokens", "4"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "positions" in err and "has 512" in err

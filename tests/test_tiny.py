@@ -36,6 +36,6 @@ def test_tokenizer_pad_is_the_model_pad(tiny):
 def test_precision_modes():
     m = load_codi("tiny-random-llama", dtype="bf16")
     assert set(m.dtype_mix()) == {"bfloat16"}
-    m.set_precision("official")
+    m.set_precision("mixed")
     mix = m.dtype_mix()
     assert mix["float32"] == sum(1 for k in m.state_dict() if ".lora_" in k or k.startswith("prj."))

@@ -12,6 +12,7 @@ run raises; hooks the user had already registered stay in place.
 
 from __future__ import annotations
 
+import zlib
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -23,6 +24,13 @@ PART_OF_SITE = {"resid_post": "block", "attn_out": "attn", "mlp_out": "mlp"}
 HOOK_NAME = {"resid_post": "blocks.{}.hook_resid_post", "attn_out": "blocks.{}.attn.hook_out",
              "mlp_out": "blocks.{}.mlp.hook_out"}
 _TRACE_INDEX = {p: i for i, p in enumerate(TRACE_POSITIONS)}
+
+
+def question_key(token_ids) -> int:
+    """A row's key for per-problem random draws: the crc32 of its question's token ids. It depends on
+    the question only, never on the row's place in a batch or chunk, so a draw is reproducible
+    whatever the batch composition, and two problems draw independently."""
+    return zlib.crc32(",".join(map(str, token_ids)).encode())
 
 
 def hook_name(site: str, layer: int) -> str:
@@ -42,8 +50,10 @@ class CallContext:
 class HookSession:
     """Install recording / intervention hooks on a :class:`~codi_probe.model.CodiModel` for one run."""
 
-    def __init__(self, model, *, record_sites, n_rows: int, plan, record_question: bool = False):
+    def __init__(self, model, *, record_sites, n_rows: int, plan, record_question: bool = False,
+                 row_keys: list[int] | None = None):
         self.model = model
+        self.row_keys = row_keys if row_keys is not None else list(range(n_rows))
         self.ctx = CallContext()
         self.plan = plan  # {(site, layer, position): [(row, op), ...]}
         self.record_sites = tuple(record_sites)
@@ -107,7 +117,8 @@ class HookSession:
                     for row, op in items:
                         b = where.get(row)
                         if b is not None:
-                            hidden[b, s] = op(hidden[b, s], site=site, layer=layer, position=pos)
+                            hidden[b, s] = op(hidden[b, s], site=site, layer=layer, position=pos,
+                                              key=self.row_keys[row])
                 if record:
                     buf = self.store.get((site, layer))
                     if buf is None:

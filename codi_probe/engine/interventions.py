@@ -32,9 +32,10 @@ SITES = (*MODULE_SITES, *LATENT_SITES, "attn_knockout")
 
 
 class Op:
-    """Maps one activation vector ``x`` [D] at (site, layer, position) of batch row ``row``."""
+    """Maps one activation vector ``x`` [D] at (site, layer, position). ``key`` identifies the row's
+    problem (:func:`~codi_probe.engine.hooks.question_key`), so random ops draw per problem."""
 
-    def __call__(self, x: torch.Tensor, *, site: str, layer: int | None, position: str) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, *, site: str, layer: int | None, position: str, key: int = 0) -> torch.Tensor:
         raise NotImplementedError
 
 
@@ -82,16 +83,16 @@ class Set(Op):
 @dataclass(frozen=True)
 class Noise(Op):
     """Add Gaussian noise. ``relative``: per-element std ``sigma·‖x‖/√D`` so that ``E‖ε‖ ≈ sigma·‖x‖``;
-    otherwise absolute per-element std ``sigma``. Seeded per (seed, site, layer, position): the same
-    noise whatever the batch composition."""
+    otherwise absolute per-element std ``sigma``. Seeded per (seed, problem, site, layer, position):
+    every problem draws its own noise, and a draw is the same whatever the batch composition. Vary
+    ``seed`` for repeated draws on one problem."""
 
     sigma: float
     relative: bool = False
     seed: int = 0
 
-    def __call__(self, x, *, site, layer, position):
-        key = f"{self.seed}|{site}|{layer}|{position}".encode()
-        gen = torch.Generator().manual_seed(zlib.crc32(key))
+    def __call__(self, x, *, site, layer, position, key=0):
+        gen = torch.Generator().manual_seed(zlib.crc32(f"{self.seed}|{key}|{site}|{layer}|{position}".encode()))
         eps = torch.randn(x.shape, generator=gen, dtype=torch.float32).to(x)
         scale = self.sigma * (x.float().norm() / x.numel() ** 0.5).to(x) if self.relative else self.sigma
         return x + eps * scale
@@ -100,12 +101,12 @@ class Noise(Op):
 @dataclass(frozen=True)
 class Randomize(Op):
     """Replace ``x`` by a seeded random Gaussian direction with the same L2 norm (a norm-matched
-    random control, COR-04/IMP-13)."""
+    random control, COR-04/IMP-13), drawn per (seed, problem, site, layer, position) like :class:`Noise`."""
 
     seed: int = 0
 
-    def __call__(self, x, *, site, layer, position):
-        gen = torch.Generator().manual_seed(zlib.crc32(f"rand|{self.seed}|{site}|{layer}|{position}".encode()))
+    def __call__(self, x, *, site, layer, position, key=0):
+        gen = torch.Generator().manual_seed(zlib.crc32(f"rand|{self.seed}|{key}|{site}|{layer}|{position}".encode()))
         r = torch.randn(x.shape, generator=gen, dtype=torch.float32).to(x)
         return r * (x.float().norm() / r.float().norm().clamp(min=1e-12)).to(x)
 
@@ -121,7 +122,7 @@ class Patch(Op):
     row: int
     position_map: Mapping[str, str] = field(default_factory=dict)
 
-    def __call__(self, x, *, site, layer, position):
+    def __call__(self, x, *, site, layer, position, **_):
         src = self.position_map.get(position, position)
         return self.source.value(site, layer, src, self.row).to(x).clone()
 
@@ -133,7 +134,7 @@ class Mean(Op):
     pool: "Trace"
     rows: tuple[int, ...] | None = None
 
-    def __call__(self, x, *, site, layer, position):
+    def __call__(self, x, *, site, layer, position, **_):
         return self.pool.mean_value(site, layer, position, self.rows).to(x).clone()
 
 

@@ -27,10 +27,11 @@ from typing import Sequence
 
 import torch
 
-from .hooks import HookSession
+from ..compat import cache_arg
+from .hooks import HookSession, question_key
 from .interventions import Intervention
 from .kvcache import RowBufferCache
-from .positions import LATENT_POSITIONS, NUM_LATENT, TRACE_POSITIONS, position_index
+from .positions import LATENT_POSITIONS, NUM_LATENT, TRACE_POSITIONS, is_dead_cell, position_index
 from .trace import Trace
 
 PADDING_MODES = ("exact", "official")
@@ -39,7 +40,8 @@ PADDING_MODES = ("exact", "official")
 @dataclass(frozen=True)
 class Record:
     """What a run stores. ``sites``: module sites recorded at every layer for P0..P6, EOT.
-    ``attention``: attention probabilities (switches the model to eager attention for the run).
+    ``attention``: attention probabilities (switches the model to eager attention for the run; exact
+    padding only, since in official padding eager attention would change the pad rows later steps read).
     ``question``: block outputs at the question tokens too. ``logits``: answer-step logits."""
 
     sites: tuple[str, ...] = ("resid_post",)
@@ -86,8 +88,9 @@ class CodiEngine:
         return prj(h.to(dtype)).to(self.model.base_dtype)
 
     def _forward(self, embeds, *, mask, pos_ids, cache, attention: bool):
-        out = self.model.backbone(inputs_embeds=embeds, attention_mask=mask, position_ids=pos_ids,
-                                  past_key_values=cache, use_cache=True, output_attentions=attention)
+        backbone = self.model.backbone
+        out = backbone(inputs_embeds=embeds, attention_mask=mask, position_ids=pos_ids, use_cache=True,
+                       output_attentions=attention, **cache_arg(backbone, cache))
         return out.last_hidden_state, (out.attentions if attention else None)
 
     def logits(self, final: torch.Tensor) -> torch.Tensor:
@@ -114,6 +117,12 @@ class CodiEngine:
             raise ValueError(f"teacher_force has {len(teacher_force)} rows, expected {len(variants)}")
         if readout is not None and (teacher_force is None or len(readout) != len(variants)):
             raise ValueError("readout needs teacher_force and one index per row")
+        if record.attention and self.padding == "official":
+            raise ValueError(
+                "Record(attention=True) with padding='official' is refused: reading attention needs eager "
+                "attention, which treats the fully masked left-pad rows differently from sdpa, and official "
+                "padding lets every later step attend to those pad rows, so recording would change the run; "
+                "record attention with padding='exact'")
         plan, latent_plan, knockouts = self._plan(variants, len(questions))
         model = self.model
         device = model.device
@@ -124,6 +133,8 @@ class CodiEngine:
         t_len = max(len(x) for x in q_ids)
         if t_len == 0:
             raise ValueError("an empty question has no tokens")
+        n_answer = max(map(len, teacher_force)) if teacher_force is not None else max_new_tokens
+        self._check_length(q_ids, n_answer)
         pad = model.special.pad
         ids = torch.full((len(q_ids), t_len), pad, dtype=torch.long)
         qmask = torch.zeros((len(q_ids), t_len), dtype=torch.long)
@@ -143,10 +154,13 @@ class CodiEngine:
                       n_pad=[n_pad[q] for q in row_q.tolist()], question_ids=q_ids, padding=self.padding,
                       num_latent=self.num_latent)
         attn_impl = getattr(model.lm.config, "_attn_implementation", "sdpa")
+        was_training = model.training
+        model.eval()  # a model left in train mode would apply dropout inside the loop
         if record.attention:
             model.set_attention("eager")
         session = HookSession(model, record_sites=record.sites, n_rows=n_rows, plan=plan,
-                              record_question=record.question)
+                              record_question=record.question,
+                              row_keys=[question_key(q_ids[q]) for q in row_q.tolist()])
         try:
             with session:
                 session.ctx.phase = "prompt"
@@ -158,7 +172,6 @@ class CodiEngine:
                 join, trunk = self._join_plan(variants, row_q)
                 start = [r for r in range(n_rows) if join[r] == 0 or trunk[r] == r]
                 rows = row_q[start].to(device)
-                n_answer = max(map(len, teacher_force)) if teacher_force is not None else max_new_tokens
                 cache = RowBufferCache([(layer.keys.index_select(0, rows), layer.values.index_select(0, rows))
                                         for layer in prefix_cache.layers], capacity=n_rows,
                                        max_len=t_len + len(TRACE_POSITIONS) + n_answer)
@@ -172,8 +185,22 @@ class CodiEngine:
         finally:
             if record.attention:
                 model.set_attention(attn_impl)
+            model.train(was_training)
         trace.sites = session.store
         return trace
+
+    def _check_length(self, q_ids, n_answer: int) -> None:
+        """A one-line error when question + BOT + latents + EOT + answer exceed the position limit."""
+        limit = self.model.max_positions
+        if limit is None:
+            return
+        need = max(len(x) for x in q_ids) + self.num_latent + 2 + n_answer
+        if need > limit:
+            longest = max(range(len(q_ids)), key=lambda i: len(q_ids[i]))
+            raise ValueError(
+                f"question {longest} has {len(q_ids[longest])} tokens; with BOT, {self.num_latent} latents, EOT "
+                f"and {n_answer} answer tokens the run needs {need} positions, but the model has {limit}: "
+                f"shorten the question or lower max_new_tokens")
 
     # ------------------------------------------------------------------- plan
     def _plan(self, variants, n_questions):
@@ -188,15 +215,25 @@ class CodiEngine:
                     raise TypeError(f"row {row}: expected an Intervention, got {type(iv).__name__}")
                 iv.check_layer(self.model.n_layers)
                 if iv.site == "attn_knockout":
+                    for pos in (*iv.positions, *(k for k in iv.keys if k != "Q")):
+                        self._check_position(pos, f"row {row}: attn_knockout")
                     knockouts.append((row, iv))
                     continue
                 for pos in iv.positions:
-                    if position_index(pos) > self.num_latent and pos != "EOT":
-                        raise ValueError(f"position {pos} does not exist with num_latent={self.num_latent}")
+                    self._check_position(pos, f"row {row}: {iv.site}")
+                    if iv.layer is not None and is_dead_cell(iv.layer, pos, self.model.n_layers, self.num_latent):
+                        raise ValueError(
+                            f"row {row}: {iv.site} at the last block ({iv.layer}) at {pos} is a no-op by construction: "
+                            f"it can only change h_{self.num_latent}, which feeds no later step "
+                            f"(e_{self.num_latent + 1} is never fed); leave this cell out of the grid")
                     target = latent_plan if iv.layer is None else plan
                     key = (iv.site, pos) if iv.layer is None else (iv.site, iv.layer, pos)
                     target.setdefault(key, []).append((row, iv.op))
         return plan, latent_plan, knockouts
+
+    def _check_position(self, pos: str, what: str) -> None:
+        if pos != "EOT" and position_index(pos) > self.num_latent:
+            raise ValueError(f"{what}: position {pos} does not exist with num_latent={self.num_latent}")
 
     def _join_plan(self, variants, row_q) -> tuple[list[int], list[int]]:
         """Per row, the first latent step its interventions touch (``NUM_LATENT + 1`` for none, or only
@@ -211,8 +248,9 @@ class CodiEngine:
                 best[q] = r
         return join, [best[q] for q in row_q.tolist()]
 
-    def _apply_latent(self, latent_plan, site, pos, x, active):
-        """Apply latent-site ops to ``x`` [B, D], batch index b holding global row ``active[b]``."""
+    def _apply_latent(self, latent_plan, site, pos, x, active, keys):
+        """Apply latent-site ops to ``x`` [B, D], batch index b holding global row ``active[b]`` (``keys[row]``:
+        the row's question key, which seeds per-problem random draws)."""
         items = latent_plan.get((site, pos))
         if not items:
             return x
@@ -220,7 +258,7 @@ class CodiEngine:
         where = {int(r): b for b, r in enumerate(active.tolist())}
         for row, op in items:
             if row in where:
-                x[where[row]] = op(x[where[row]], site=site, layer=None, position=pos)
+                x[where[row]] = op(x[where[row]], site=site, layer=None, position=pos, key=keys[row])
         return x
 
     # ------------------------------------------------------------- the loop
@@ -298,9 +336,9 @@ class CodiEngine:
         for k in range(1, self.num_latent + 1):
             pos = f"P{k}"
             active, h = admit(k, active, h)
-            h_in = self._apply_latent(latent_plan, "latent_pre_prj", pos, h, active)
+            h_in = self._apply_latent(latent_plan, "latent_pre_prj", pos, h, active, session.row_keys)
             e = self._project(h_in)
-            e = self._apply_latent(latent_plan, "latent_post_prj", pos, e, active)
+            e = self._apply_latent(latent_plan, "latent_post_prj", pos, e, active, session.row_keys)
             latent_post[active, k - 1] = e.float().cpu()
             inputs[active, k] = e.float().cpu()
             h = step(e.unsqueeze(1), [pos], "latent", active)[:, -1]

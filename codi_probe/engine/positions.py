@@ -33,3 +33,15 @@ def as_positions(positions: str | Iterable[str]) -> tuple[str, ...]:
     for name in names:
         position_index(name)
     return names
+
+
+def is_dead_cell(layer: int, position: str, n_layers: int, num_latent: int = NUM_LATENT) -> bool:
+    """True for a module site of the **last block** at ``P_num_latent`` (P6): it can only change
+    ``h_6``, which feeds ``e_7``, and ``e_7`` is never fed, so an intervention there is a no-op by
+    construction (its cell of a layer x position grid would read as a finding). The engine refuses it."""
+    return layer == n_layers - 1 and position != "EOT" and position_index(position) == num_latent
+
+
+def live_positions(layer: int, positions: Iterable[str], n_layers: int, num_latent: int = NUM_LATENT) -> tuple[str, ...]:
+    """``positions`` without the dead cell of :func:`is_dead_cell` at ``layer``."""
+    return tuple(p for p in positions if not is_dead_cell(layer, p, n_layers, num_latent))

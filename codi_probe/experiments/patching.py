@@ -9,7 +9,7 @@ from typing import Sequence
 import numpy as np
 
 from ..engine import CodiEngine, Intervention, Patch, Record
-from ..engine.positions import FED_POSITIONS
+from ..engine.positions import FED_POSITIONS, live_positions
 from .common import answer_target, readout_logits, run_conditions
 
 
@@ -63,7 +63,9 @@ def layer_patching(engine: CodiEngine, pairs: Sequence[tuple], *, positions: Seq
     clean_runs = run_conditions(engine, clean_q, {}, record=Record(sites=("resid_post",)), teacher_force=targets,
                                 readout=readout)
     clean = clean_runs.trace
-    conds = {f"L{layer}": [[Intervention("resid_post", tuple(positions), Patch(clean, i), layer=layer)]
+    # the last block's output at P6 feeds nothing (e_7 is never fed): that cell is left out, not patched
+    conds = {f"L{layer}": [[Intervention("resid_post", live_positions(layer, positions, n_layers, engine.num_latent),
+                                         Patch(clean, i), layer=layer)]
                            for i in range(len(usable))] for layer in range(n_layers)}
     runs = run_conditions(engine, corr_q, conds, teacher_force=targets, readout=readout)
     rows = np.arange(len(usable))

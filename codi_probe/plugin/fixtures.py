@@ -43,11 +43,13 @@ def codi_model(pytestconfig: pytest.Config, codi_options: CodiOptions) -> Any:
     start = time.perf_counter()
     try:
         model = load_codi(codi_options.model, base=codi_options.base, tokenizer=codi_options.tokenizer,
-                          dtype=codi_options.dtype, device=codi_options.device)
+                          dtype=codi_options.dtype, device=codi_options.device, lora_alpha=codi_options.lora_alpha)
     except Exception as exc:
-        add_session_metadata(pytestconfig, "load_error", f"{codi_options.model}: {type(exc).__name__}: {exc}",
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        add_session_metadata(pytestconfig, "load_error", f"{codi_options.model}: {type(exc).__name__}: {first}",
                              section="model")
-        raise
+        # one line that stops the run, instead of one error with a traceback per test that needs the model
+        pytest.exit(f"codi-probe: cannot load model {codi_options.model!r}: {first}", returncode=pytest.ExitCode.USAGE_ERROR)
     add_process_info(pytestconfig, "model_load_s", round(time.perf_counter() - start, 3))
     for key, value in model.fingerprint().items():
         add_session_metadata(pytestconfig, key, value, section="model")

@@ -20,6 +20,7 @@ class CodiOptions:
     model: str
     base: str | None = None
     tokenizer: str | None = None
+    lora_alpha: int | None = None  # None: the sidecar's, else assumed 32 (the report says which)
     dtype: str = "fp32"
     device: str = "cpu"
     problems: int | None = None  # None: the fixture's own default
@@ -46,7 +47,7 @@ class _Spec:
 
     @property
     def flag(self) -> str:
-        return "--codi-" + self.name
+        return "--codi-" + self.name.replace("_", "-")
 
     @property
     def ini(self) -> str:
@@ -81,7 +82,10 @@ SPECS = (
     _Spec("model", "CODI model: tiny-random-gpt2, tiny-random-llama, a checkpoint path "
           "(default: codi_probe.loading.DEFAULT_MODEL)", path="maybe"),
     _Spec("base", "base model config/directory for a checkpoint", path="maybe"),
-    _Spec("tokenizer", "tokenizer directory or fixtures name", path="maybe"),
+    _Spec("tokenizer", "tokenizer directory or fixtures name (default: the --codi-base directory when it "
+          "holds tokenizer files, else the model's own)", path="maybe"),
+    _Spec("lora_alpha", "LoRA alpha of a checkpoint (not stored in the file; default: the sidecar's, else "
+          "the official 32, reported as assumed)", _positive_int),
     _Spec("dtype", "model dtype: fp32 or bf16 (default fp32)", _dtype, "fp32"),
     _Spec("device", "torch device (default cpu)", str, "cpu"),
     _Spec("problems", "number of problems per claim (default: the fixture's own)", _positive_int),

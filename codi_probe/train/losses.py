@@ -34,6 +34,8 @@ def student_forward(model, encoder_ids, encoder_mask, decoder_ids, num_latent: i
     sequence ``EOT + answer`` on the cache. Position ids continue per row from its real length."""
     from transformers.cache_utils import DynamicCache
 
+    from ..compat import cache_arg
+
     num_latent = model.config.num_latent if num_latent is None else num_latent
     device = encoder_ids.device
     b = encoder_ids.shape[0]
@@ -41,8 +43,9 @@ def student_forward(model, encoder_ids, encoder_mask, decoder_ids, num_latent: i
     pos = (mask.cumsum(1) - 1).clamp(min=0)
     n_real = mask.sum(1)  # includes BOT; BOT sits at position n_real - 1
     cache = DynamicCache()
+    kv = cache_arg(model.backbone, cache)
     out = model.backbone(inputs_embeds=model.embed(encoder_ids), attention_mask=mask, position_ids=pos,
-                         past_key_values=cache, use_cache=True)
+                         use_cache=True, **kv)
     h = out.last_hidden_state[:, -1]
     pre, post = [h], []
     ones = torch.ones(b, 1, dtype=torch.long, device=device)
@@ -51,14 +54,14 @@ def student_forward(model, encoder_ids, encoder_mask, decoder_ids, num_latent: i
         post.append(e)
         mask = torch.cat([mask, ones], 1)
         out = model.backbone(inputs_embeds=e.unsqueeze(1), attention_mask=mask,
-                             position_ids=(n_real - 1 + k).unsqueeze(1), past_key_values=cache, use_cache=True)
+                             position_ids=(n_real - 1 + k).unsqueeze(1), use_cache=True, **kv)
         h = out.last_hidden_state[:, -1]
         pre.append(h)
     ld = decoder_ids.shape[1]
     mask = torch.cat([mask, torch.ones(b, ld, dtype=torch.long, device=device)], 1)
     dpos = (n_real + num_latent).unsqueeze(1) + torch.arange(ld, device=device)
     out = model.lm(inputs_embeds=model.embed(decoder_ids), attention_mask=mask, position_ids=dpos,
-                   past_key_values=cache, use_cache=True, output_hidden_states=True)
+                   use_cache=True, output_hidden_states=True, **cache_arg(model.lm, cache))
     return StudentOutput(torch.stack(pre, 1), torch.stack(post, 1) if post else h.new_zeros(b, 0, h.shape[-1]),
                          out.logits, tuple(out.hidden_states))
 

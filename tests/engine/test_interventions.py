@@ -7,7 +7,8 @@ from hypothesis import strategies as st
 
 from codi_probe.engine import (Add, Intervention, Mean, Noise, Patch, Record, Scale, Set, Shuffle, Zero,
                                knockout)
-from codi_probe.engine.positions import FED_POSITIONS, TRACE_POSITIONS
+from codi_probe.engine.positions import FED_POSITIONS, TRACE_POSITIONS, live_positions
+from codi_probe.tolerance import tolerance
 
 ALL_SITES = ("resid_post", "attn_out", "mlp_out")
 REC = Record(sites=ALL_SITES)
@@ -30,12 +31,13 @@ def run_row0(engine, ivs):
 
 def test_identity_and_self_patch_are_bit_identical_at_every_layer_and_position(engine, clean):
     n = engine.model.n_layers
-    self_patch = [Intervention(site, TRACE_POSITIONS, Patch(clean, 0), layer=l) for site in ALL_SITES
-                  for l in range(n)]
+    self_patch = [Intervention(site, live_positions(l, TRACE_POSITIONS, n), Patch(clean, 0), layer=l)
+                  for site in ALL_SITES for l in range(n)]
     self_patch += [Intervention(s, FED_POSITIONS, Patch(clean, 0)) for s in ("latent_pre_prj", "latent_post_prj")]
     patched = run_row0(engine, self_patch)
     assert same_outputs(patched, clean)
-    identity = [Intervention(site, TRACE_POSITIONS, layer=l) for site in ALL_SITES for l in range(n)]
+    identity = [Intervention(site, live_positions(l, TRACE_POSITIONS, n), layer=l) for site in ALL_SITES
+                for l in range(n)]
     assert same_outputs(run_row0(engine, identity), clean)
 
 
@@ -132,13 +134,75 @@ def test_property_self_patch_identity_and_causality(engine, clean, data):
     n = engine.model.n_layers
     site = data.draw(st.sampled_from(ALL_SITES))
     layer = data.draw(st.integers(0, n - 1))
-    positions = tuple(sorted(data.draw(st.sets(st.sampled_from(TRACE_POSITIONS[:7]), min_size=1)),
-                             key=TRACE_POSITIONS.index))
+    positions = tuple(sorted(data.draw(st.sets(st.sampled_from(live_positions(layer, TRACE_POSITIONS[:7], n)),
+                                               min_size=1)), key=TRACE_POSITIONS.index))
     order = data.draw(st.permutations([0, 1]))
     variants = [(q, [Intervention(site, positions, Patch(clean, q), layer=layer)]) for q in order]
     variants.append((order[0], [Intervention(site, positions, Zero(), layer=layer)]))
     out = engine.run(Q, variants=variants, record=REC, max_new_tokens=4)
+    tol = tolerance(engine.model.base_dtype, "batch_vs_alone")  # rows in another batch layout than ``clean``
     for r, q in enumerate(order):
-        torch.testing.assert_close(out.latent_pre[r], clean.latent_pre[q], atol=1e-5, rtol=0)
+        assert tol.close(out.latent_pre[r], clean.latent_pre[q])
     k = TRACE_POSITIONS.index(positions[0])
-    torch.testing.assert_close(out.latent_pre[2, :k], clean.latent_pre[order[0], :k], atol=1e-5, rtol=0)
+    assert tol.close(out.latent_pre[2, :k], clean.latent_pre[order[0], :k])
+
+
+def test_dead_cell_at_the_last_block_and_p6_is_refused(engine):
+    """Defect: resid_post/attn_out/mlp_out of the last block at P6 can only change h_6, which feeds the
+    never-fed e_7, so the intervention was a silent no-op that a heatmap would show as a finding."""
+    last = engine.model.n_layers - 1
+    for site in ALL_SITES:
+        with pytest.raises(ValueError, match="no-op by construction"):
+            engine.run(Q, variants=[(0, [Intervention(site, ("P6",), Zero(), layer=last)])], max_new_tokens=1)
+    # the neighbours are live: the last block at P5 and EOT, and block L-2 at P6
+    for site, layer, pos in [("resid_post", last, "P5"), ("resid_post", last, "EOT"), ("mlp_out", last - 1, "P6")]:
+        out = engine.run(Q, variants=[(0, [Intervention(site, (pos,), Zero(), layer=layer)])], max_new_tokens=1)
+        assert out.answer_logits[0].shape[0] == 1
+
+
+def test_knockouts_check_positions_against_num_latent(tiny):
+    """Defect: a knockout on query P5 (or key P5) with num_latent=2 was a silent no-op."""
+    from codi_probe.engine import CodiEngine
+
+    short = CodiEngine(tiny, num_latent=2)
+    for iv in (knockout(("P5",), "P0"), knockout(("P1",), "P5")):
+        with pytest.raises(ValueError, match="P5 does not exist with num_latent=2"):
+            short.run(Q, variants=[(0, [iv])], max_new_tokens=1)
+    short.run(Q, variants=[(0, [knockout(("P2",), "P1")])], max_new_tokens=1)
+
+
+def test_random_ops_draw_per_problem(engine):
+    """Defect: Noise and Randomize drew the same vector for every row unless the seed varied. Now a draw
+    depends on (seed, problem, site, layer, position): problems differ, and one problem's draw does not
+    depend on its batch (row index, other questions)."""
+    from codi_probe.engine import Randomize
+
+    for op in (Noise(1.0), Randomize()):
+        iv = Intervention("resid_post", ("P3",), op, layer=1)
+        zero = Intervention("resid_post", ("P3",), Zero(), layer=1)
+        both = engine.run(Q, variants=[(0, [zero]), (1, [zero]), (0, [iv]), (1, [iv])], record=REC, max_new_tokens=1)
+        # Noise adds its draw (subtract the row's clean value); Randomize sets a direction (scaled to the row's norm)
+        d0 = both.resid(1)[2, 3] - both.resid(1)[0, 3] if isinstance(op, Noise) else both.resid(1)[2, 3]
+        d1 = both.resid(1)[3, 3] - both.resid(1)[1, 3] if isinstance(op, Noise) else both.resid(1)[3, 3]
+        assert torch.nn.functional.cosine_similarity(d0, d1, dim=0) < 0.9, op  # two problems, two draws
+        alone = engine.run([Q[1], "What is 7 plus 8?"], variants=[(0, [iv])], record=REC, max_new_tokens=1)
+        torch.testing.assert_close(alone.resid(1)[0, 3], both.resid(1)[3, 3], atol=1e-4, rtol=1e-4)
+
+
+def test_run_uses_eval_mode_and_restores_the_callers_mode(tiny, engine):
+    """Defect: a model left in train mode applied dropout inside the loop."""
+    from codi_probe.engine import CodiEngine
+    from codi_probe.model import CodiModel
+    from codi_probe.tiny import TINY_CONFIGS
+    from dataclasses import replace
+
+    cfg = replace(TINY_CONFIGS[tiny.config.name], base={**TINY_CONFIGS[tiny.config.name].base, "attn_pdrop": 0.5,
+                                                          "resid_pdrop": 0.5, "attention_dropout": 0.5})
+    model = CodiModel(cfg, seed=1)
+    model.tokenizer = tiny.tokenizer
+    eng = CodiEngine(model)
+    ref = eng.run(Q, max_new_tokens=2)
+    model.train()
+    again = eng.run(Q, max_new_tokens=2)
+    assert model.training  # the caller's mode is restored
+    assert torch.equal(again.latent_pre, ref.latent_pre)  # same layout, deterministic: no dropout applied

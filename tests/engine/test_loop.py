@@ -5,36 +5,8 @@ import torch
 
 from codi_probe.engine import CodiEngine, Record
 from codi_probe.engine.positions import LATENT_POSITIONS
-
-
-def reference_loop(model, question: str, max_new_tokens: int = 12):
-    """codi-spec section 3 with plain HF calls on ``model.codi`` (the peft model), batch 1, sharing no
-    engine code: prefill question + BOT, h = hidden_states[-1][:, -1], z = prj(h), 6 latent steps,
-    feed EOT, greedy over logits[:, :V-1] until EOS."""
-    tok = model.tokenizer
-    ids = tok(question.strip().replace("  ", " "))["input_ids"] + [model.config.base_vocab + 1]
-    ids = torch.tensor([ids])
-    with torch.no_grad():
-        out = model.codi(input_ids=ids, use_cache=True, output_hidden_states=True)
-        pkv = out.past_key_values
-        hs = [out.hidden_states[-1][:, -1]]
-        for _ in range(6):
-            z = model.prj(hs[-1]).unsqueeze(1)
-            out = model.codi(inputs_embeds=z, use_cache=True, output_hidden_states=True, past_key_values=pkv)
-            pkv = out.past_key_values
-            hs.append(out.hidden_states[-1][:, -1])
-        emb = model.codi.get_input_embeddings()
-        cur = emb(torch.tensor([[model.config.base_vocab + 2]]))
-        tokens = []
-        for _ in range(max_new_tokens):
-            out = model.codi(inputs_embeds=cur, use_cache=True, past_key_values=pkv)
-            pkv = out.past_key_values
-            nxt = int(out.logits[0, -1, : model.lm.config.vocab_size - 1].argmax())
-            tokens.append(nxt)
-            if nxt == model.config.eos_token_ids[0]:
-                break
-            cur = emb(torch.tensor([[nxt]]))
-    return torch.stack(hs, 1)[0], tokens
+from codi_probe.tolerance import tokens_agree, tolerance
+from codi_reference import official_reference, reference_loop
 
 
 def test_engine_matches_hand_written_reference(tiny, engine, questions):
@@ -74,6 +46,30 @@ def test_batch_of_mixed_lengths_equals_single_runs(engine, questions):
         assert (alone.latent_pre[0] - batch.latent_pre[i]).abs().max() <= 1e-5
         assert alone.answer_ids[0] == batch.answer_ids[i]
         assert (alone.answer_logits[0] - batch.answer_logits[i]).abs().max() <= 1e-4
+
+
+def test_official_padding_equals_the_hand_written_official_loop(tiny, questions):
+    """The official mode against the released evaluation written out by hand (batched, left padding,
+    no mask after the prefill), on both the padded rows and the longest one."""
+    tol = tolerance(tiny.base_dtype, "batch_vs_alone")
+    ref_h, ref_tokens = official_reference(tiny, questions, max_new_tokens=8)
+    trace = CodiEngine(tiny, padding="official").run(questions, max_new_tokens=8)
+    assert tol.close(trace.latent_pre, ref_h)
+    for r in range(len(questions)):
+        assert tokens_agree(trace.answer_ids[r], ref_tokens[r], None, tol).agree
+
+
+def test_recording_attention_does_not_change_the_run(tiny, questions):
+    """Exact padding: recording attention (eager kernels) computes the same run as without (sdpa).
+    Official padding: the combination is refused, since eager and sdpa treat the fully masked pad rows
+    differently and later steps attend to them."""
+    tol = tolerance(tiny.base_dtype, "batch_vs_alone")
+    plain = CodiEngine(tiny).run(questions, max_new_tokens=6)
+    recorded = CodiEngine(tiny).run(questions, record=Record(attention=True), max_new_tokens=6)
+    assert tol.close(recorded.latent_pre, plain.latent_pre)
+    assert recorded.answer_ids == plain.answer_ids
+    with pytest.raises(ValueError, match="attention=True.*official.*refused"):
+        CodiEngine(tiny, padding="official").run(questions, record=Record(attention=True))
 
 
 def test_official_padding_reproduces_the_pad_bug(tiny, questions):
@@ -148,3 +144,22 @@ def test_answer_queries_have_attention_rows(engine, questions):
     n = 7 + len(gen.answer_ids[r])
     torch.testing.assert_close(forced.attn[r, :, :, :n, : gen.prefix_len + n],
                                gen.attn[r, :, :, :n, : gen.prefix_len + n], atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("arch", ["tiny-random-gpt2", "tiny-random-llama"])
+def test_bf16_batched_rows_equal_single_runs_within_the_bf16_tolerance(arch, questions):
+    """bf16 (the released evaluation's numerics) is a tested precision: batched rows agree with single runs
+    within the bf16 tolerance of codi_probe.tolerance, and greedy tokens agree (exactly, or at a tie)."""
+    from codi_probe.loading import load_codi
+
+    model = load_codi(arch, dtype="bf16")
+    engine = CodiEngine(model)
+    tol = tolerance(torch.bfloat16, "batch_vs_alone")
+    batch = engine.run(questions, max_new_tokens=6)
+    for i, q in enumerate(questions):
+        alone = engine.run([q], max_new_tokens=6)
+        assert tol.deviation(alone.latent_pre[0], batch.latent_pre[i]) <= 1.0
+        assert tokens_agree(alone.answer_ids[0], batch.answer_ids[i], batch.answer_logits[i], tol).agree
+    # and bf16 is really bf16: the fp32 run of the same model differs by far more than fp32 round-off
+    fp32 = CodiEngine(load_codi(arch)).run(questions, max_new_tokens=1)
+    assert not tolerance(torch.float32).close(batch.latent_pre, fp32.latent_pre)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import pytest
+import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from codi_probe.engine import CodiEngine, Intervention, Noise, Record, Scale, Zero, knockout
-from codi_probe.engine.positions import FED_POSITIONS, LATENT_POSITIONS, TRACE_POSITIONS
+from codi_probe.engine.positions import FED_POSITIONS, LATENT_POSITIONS, TRACE_POSITIONS, live_positions
+from codi_probe.tolerance import tolerance
 
 Q = ["What is 7 plus 8?", "A team starts with 3 members. They recruit 5 new members. How many now?",
      "Tom has 12 apples and gives away 4. How many are left?"]
@@ -24,9 +26,11 @@ def engines(tiny):
 def interventions(draw):
     kind = draw(st.sampled_from(["module", "latent", "knockout"]))
     if kind == "module":
-        pos = draw(st.lists(st.sampled_from(TRACE_POSITIONS), min_size=1, max_size=2, unique=True))
+        layer = draw(st.integers(0, 3))
+        pos = draw(st.lists(st.sampled_from(live_positions(layer, TRACE_POSITIONS, 4)), min_size=1, max_size=2,
+                            unique=True))
         return Intervention(draw(st.sampled_from(["resid_post", "attn_out", "mlp_out"])), tuple(pos),
-                            draw(st.sampled_from(OPS)), layer=draw(st.integers(0, 3)))
+                            draw(st.sampled_from(OPS)), layer=layer)
     if kind == "latent":
         return Intervention(draw(st.sampled_from(["latent_pre_prj", "latent_post_prj"])),
                             (draw(st.sampled_from(FED_POSITIONS)),), draw(st.sampled_from(OPS)))
@@ -38,14 +42,16 @@ variant_sets = st.lists(st.tuples(st.integers(0, len(Q) - 1), st.lists(intervent
 
 
 def assert_same(a, b):
-    assert (a.latent_pre - b.latent_pre).abs().max() <= 1e-5
-    assert (a.latent_post - b.latent_post).abs().max() <= 1e-5
-    assert (a.inputs - b.inputs).abs().max() <= 1e-5
+    """Shared and unshared runs batch rows differently: equal within the fp32 tolerance, tokens exact."""
+    tol = tolerance(torch.float32, "batch_vs_alone")
+    assert tol.close(a.latent_pre, b.latent_pre)
+    assert tol.close(a.latent_post, b.latent_post)
+    assert tol.close(a.inputs, b.inputs)
     assert a.answer_ids == b.answer_ids
     for key in a.sites:
-        assert (a.sites[key] - b.sites[key]).abs().max() <= 1e-5, key
+        assert tol.close(a.sites[key], b.sites[key]), key
     if a.attn is not None:
-        assert a.attn.shape == b.attn.shape and (a.attn - b.attn).abs().max() <= 1e-5
+        assert a.attn.shape == b.attn.shape and tol.close(a.attn, b.attn)
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -53,9 +59,10 @@ def assert_same(a, b):
 def test_shared_trunk_equals_unshared_generation(engines, variants, padding):
     shared, plain = engines
     shared.padding = plain.padding = padding
+    record = REC if padding == "exact" else Record(sites=REC.sites)  # official padding records no attention
     try:
-        a = shared.run(Q, variants, record=REC, max_new_tokens=4)
-        b = plain.run(Q, variants, record=REC, max_new_tokens=4)
+        a = shared.run(Q, variants, record=record, max_new_tokens=4)
+        b = plain.run(Q, variants, record=record, max_new_tokens=4)
     finally:
         shared.padding = plain.padding = "exact"
     assert_same(a, b)
@@ -70,7 +77,7 @@ def test_shared_trunk_equals_unshared_teacher_forced(engines, variants):
     b = plain.run(Q, variants, teacher_force=targets, readout=[1] * len(variants))
     assert_same(a, b)
     for x, y in zip(a.answer_logits, b.answer_logits):
-        assert (x - y).abs().max() <= 1e-4
+        assert tolerance(torch.float32).close(x, y)
 
 
 def test_rows_without_interventions_and_late_rows_do_not_run_early_steps(engines):

@@ -8,6 +8,7 @@ from codi_probe.engine.positions import LATENT_POSITIONS
 from codi_probe.experiments.corruption import corruption_grid, relative_noise
 from codi_probe.experiments.patching import layer_patching, template_pairs
 from codi_probe.experiments.problems import family_problems
+from codi_probe.tolerance import tolerance
 
 
 def test_family_problems_record_their_sampling():
@@ -23,7 +24,8 @@ def test_corruption_grid_shapes_and_a_null_method(engine):
     problems = list(family_problems("cyw", 3))
     res = corruption_grid(engine, problems, layer=1, methods=relative_noise((0.0, 5.0)), max_new_tokens=4)
     assert res.per_position("kl").shape == (3, len(LATENT_POSITIONS))
-    assert np.all(res.per_position("kl", "rel_noise_0") == 0)
+    # zero noise is a null method: its KL is round-off between two rows of one batch, within the tolerance
+    assert np.all(res.per_position("kl", "rel_noise_0") <= tolerance(engine.model.base_dtype, "null_kl").kl)
     assert not res.per_position("changed", "rel_noise_0").any()
     assert res.per_position("kl", "rel_noise_5").mean() > 0
 
