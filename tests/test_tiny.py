@@ -1,5 +1,6 @@
 """Tiny random models: fast, seeded, with adapters that matter."""
 
+import pytest
 import time
 
 
@@ -39,3 +40,9 @@ def test_precision_modes():
     m.set_precision("mixed")
     mix = m.dtype_mix()
     assert mix["float32"] == sum(1 for k in m.state_dict() if ".lora_" in k or k.startswith("prj."))
+
+
+def test_the_ambiguous_dtype_name_official_is_refused_with_the_two_meanings():
+    """Defect: dtype 'official' named the storage mix, not the released evaluation's all-bf16 numerics."""
+    with pytest.raises(ValueError, match="'bf16' for the released evaluation.*'mixed' for the storage"):
+        load_codi("tiny-random-gpt2", dtype="official")

@@ -177,10 +177,12 @@ def test_random_ops_draw_per_problem(engine):
     depend on its batch (row index, other questions)."""
     from codi_probe.engine import Randomize
 
+    from codi_probe.engine.interventions import Identity
+
     for op in (Noise(1.0), Randomize()):
         iv = Intervention("resid_post", ("P3",), op, layer=1)
-        zero = Intervention("resid_post", ("P3",), Zero(), layer=1)
-        both = engine.run(Q, variants=[(0, [zero]), (1, [zero]), (0, [iv]), (1, [iv])], record=REC, max_new_tokens=1)
+        same = Intervention("resid_post", ("P3",), Identity(), layer=1)  # the row's clean value at that site
+        both = engine.run(Q, variants=[(0, [same]), (1, [same]), (0, [iv]), (1, [iv])], record=REC, max_new_tokens=1)
         # Noise adds its draw (subtract the row's clean value); Randomize sets a direction (scaled to the row's norm)
         d0 = both.resid(1)[2, 3] - both.resid(1)[0, 3] if isinstance(op, Noise) else both.resid(1)[2, 3]
         d1 = both.resid(1)[3, 3] - both.resid(1)[1, 3] if isinstance(op, Noise) else both.resid(1)[3, 3]
