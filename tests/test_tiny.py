@@ -1,8 +1,8 @@
 """Tiny random models: fast, seeded, with adapters that matter."""
 
-import pytest
 import time
 
+import pytest
 
 from codi_probe.loading import load_codi
 from codi_probe.tiny import TINY_CONFIGS, build_tiny
