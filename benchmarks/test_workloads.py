@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from codi_probe.engine import CodiEngine, Intervention, Patch, Record
-from codi_probe.engine.positions import FED_POSITIONS, LATENT_POSITIONS
+from codi_probe.engine.positions import FED_POSITIONS, LATENT_POSITIONS, live_positions
 from codi_probe.experiments.corruption import gs_methods
 
 from . import flops
@@ -102,7 +102,8 @@ def test_ccta_generation(benchmark, model, questions):
 
 
 def test_patching_sweep_teacher_forced(benchmark, model, questions):
-    """Clean→corrupted patching of every block × P1..P6, logit difference at a teacher-forced readout."""
+    """Clean→corrupted patching of every block × P1..P6 (less the last block at P6, which the engine refuses:
+    it feeds nothing), logit difference at a teacher-forced readout."""
     engine = CodiEngine(model)
     n = len(questions)
     corrupted = questions[1:] + questions[:1]
@@ -112,7 +113,7 @@ def test_patching_sweep_teacher_forced(benchmark, model, questions):
     variants, targets = [], []
     for i in range(n):
         for layer in range(model.n_layers):
-            for p in FED_POSITIONS:
+            for p in live_positions(layer, FED_POSITIONS, model.n_layers):  # the last block at P6 feeds nothing
                 variants.append((i, [Intervention("resid_post", (p,), Patch(clean, i), layer=layer)]))
                 targets.append(base.answer_ids[i])
     run = lambda: engine.run(corrupted, variants, teacher_force=targets, readout=[readout] * len(variants))
