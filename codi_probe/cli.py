@@ -8,6 +8,8 @@ import argparse
 import json
 import sys
 
+from .errors import first_line
+
 
 def _model_args(p: argparse.ArgumentParser, dtype_default: str) -> None:
     p.add_argument("checkpoint", help="checkpoint file or directory, or tiny-random-gpt2 / tiny-random-llama")
@@ -173,8 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (ValueError, FileNotFoundError, KeyError) as e:  # CheckpointError is a ValueError
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        print(f"codi-probe: error: {msg}", file=sys.stderr)
+        print(f"codi-probe: error: {first_line(e)}", file=sys.stderr)
         return 2
 
 

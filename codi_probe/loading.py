@@ -70,8 +70,7 @@ def has_tokenizer(folder: str | os.PathLike | None) -> bool:
     return folder is not None and Path(folder).is_dir() and any((Path(folder) / f).is_file() for f in TOKENIZER_FILES)
 
 
-def _infer_config(sd, origin: str, base, prj_dim, lora_alpha) -> CodiConfig:
-    sidecar = read_sidecar(origin)
+def _infer_config(sd, origin: str, base, prj_dim, lora_alpha, sidecar: CodiConfig | None) -> CodiConfig:
     if base is not None:
         base_cfg = _base_config(base)
     elif sidecar is not None:
@@ -117,7 +116,8 @@ def load_checkpoint(path: str | os.PathLike, *, base: str | os.PathLike | None =
         raise CheckpointError(
             f"{path}: this is the bcywinski CODI variant (<|bocot|>/<|eocot|>, remove_eos=False prefix, "
             f"bf16 prj; codi-spec section 7), which codi-probe does not load: {why}")
-    cfg = _infer_config(sd, str(file), base, prj_dim, lora_alpha)
+    sidecar = read_sidecar(str(file))
+    cfg = _infer_config(sd, str(file), base, prj_dim, lora_alpha, sidecar)
     try:
         model = CodiModel(cfg, skip_init=True)
     except (ValueError, TypeError, KeyError) as e:
@@ -125,7 +125,7 @@ def load_checkpoint(path: str | os.PathLike, *, base: str | os.PathLike | None =
     _match_dtypes(model, sd)
     load_state_into(model, sd, str(file))
     model.source = {"name": cfg.name, "path": str(file), "file_sha256": file_sha256(file),
-                    "lora_alpha_assumed": lora_alpha is None and read_sidecar(str(file)) is None}
+                    "lora_alpha_assumed": lora_alpha is None and sidecar is None}
     return model
 
 

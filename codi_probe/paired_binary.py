@@ -129,23 +129,29 @@ def one_sided_p(g: int, l: int, n: int, delta: float, alternative: str, *, point
 
 
 def _bound(g: int, l: int, n: int, alpha: float, alternative: str) -> float:
-    """The confidence bound from inverting the one-sided test at level ``alpha`` (bisection on δ0)."""
-    est = (g - l) / n
-    if alternative == "greater":  # lower bound: the smallest δ0 not rejected in favour of Δ > δ0
-        lo, hi = -1.0, est
-        if one_sided_p(g, l, n, lo, "greater") > alpha:
-            return -1.0
-        for _ in range(BISECTIONS):
-            mid = (lo + hi) / 2
-            lo, hi = (mid, hi) if one_sided_p(g, l, n, mid, "greater") <= alpha else (lo, mid)
-        return hi
-    lo, hi = est, 1.0
-    if one_sided_p(g, l, n, hi, "less") > alpha:
-        return 1.0
+    """The confidence bound from inverting the one-sided test at level ``alpha``: bisection on δ0 between
+    the estimate (never rejected) and the edge of [-1, 1] on the side the test rejects (the lower bound
+    for ``greater``, the upper bound for ``less``)."""
+    edge, inside = (-1.0 if alternative == "greater" else 1.0), (g - l) / n
+    if one_sided_p(g, l, n, edge, alternative) > alpha:
+        return edge
     for _ in range(BISECTIONS):
-        mid = (lo + hi) / 2
-        lo, hi = (lo, mid) if one_sided_p(g, l, n, mid, "less") <= alpha else (mid, hi)
-    return lo
+        mid = (edge + inside) / 2
+        if one_sided_p(g, l, n, mid, alternative) <= alpha:
+            edge = mid
+        else:
+            inside = mid
+    return inside
+
+
+def _counts(before: Sequence[bool], after: Sequence[bool]) -> tuple[int, int, int]:
+    """``(n, gained, lost)`` of two paired binary outcome sequences."""
+    b0, b1 = np.asarray(before, dtype=bool), np.asarray(after, dtype=bool)
+    if b0.shape != b1.shape or b0.ndim != 1:
+        raise ValueError(f"paired outcomes need two equal-length 1-D sequences, got {b0.shape} and {b1.shape}")
+    if b0.size == 0:
+        raise ValueError("no problems")
+    return int(b0.size), int(np.sum(~b0 & b1)), int(np.sum(b0 & ~b1))
 
 
 def paired_binary_difference(before: Sequence[bool], after: Sequence[bool], *, threshold: float = 0.0,
@@ -153,13 +159,7 @@ def paired_binary_difference(before: Sequence[bool], after: Sequence[bool], *, t
     """``mean(after) − mean(before)`` over problems, with the exact two-sided ``level`` interval and the
     exact p-value against ``threshold`` (``alternative``: ``greater`` = the difference exceeds it,
     ``less`` = it is below it, ``two-sided`` = twice the smaller one-sided p)."""
-    b0, b1 = np.asarray(before, dtype=bool), np.asarray(after, dtype=bool)
-    if b0.shape != b1.shape or b0.ndim != 1:
-        raise ValueError(f"paired outcomes need two equal-length 1-D sequences, got {b0.shape} and {b1.shape}")
-    n = int(b0.size)
-    if n == 0:
-        raise ValueError("no problems")
-    g, l = int(np.sum(~b0 & b1)), int(np.sum(b0 & ~b1))
+    n, g, l = _counts(before, after)
     if alternative == "two-sided":
         p = min(1.0, 2 * min(one_sided_p(g, l, n, threshold, "greater"), one_sided_p(g, l, n, threshold, "less")))
     else:
@@ -173,9 +173,7 @@ def paired_binary_equivalence(before: Sequence[bool], after: Sequence[bool], mar
     """TOST p-value that ``|after − before| < margin`` (reject both ``Δ ≤ −margin`` and ``Δ ≥ margin``)."""
     if not 0 < margin < 1:
         raise ValueError(f"an equivalence margin lies in (0, 1), got {margin}")
-    b0, b1 = np.asarray(before, dtype=bool), np.asarray(after, dtype=bool)
-    n = int(b0.size)
-    g, l = int(np.sum(~b0 & b1)), int(np.sum(b0 & ~b1))
+    n, g, l = _counts(before, after)
     return max(one_sided_p(g, l, n, -margin, "greater"), one_sided_p(g, l, n, margin, "less"))
 
 

@@ -50,10 +50,10 @@ class CallContext:
 class HookSession:
     """Install recording / intervention hooks on a :class:`~codi_probe.model.CodiModel` for one run."""
 
-    def __init__(self, model, *, record_sites, n_rows: int, plan, record_question: bool = False,
-                 row_keys: list[int] | None = None):
+    def __init__(self, model, *, record_sites, n_rows: int, plan, row_keys: list[int],
+                 record_question: bool = False):
         self.model = model
-        self.row_keys = row_keys if row_keys is not None else list(range(n_rows))
+        self.row_keys = row_keys  # per global row, its question's key (question_key) for random ops
         self.ctx = CallContext()
         self.plan = plan  # {(site, layer, position): [(row, op), ...]}
         self.record_sites = tuple(record_sites)

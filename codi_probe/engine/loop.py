@@ -134,7 +134,7 @@ class CodiEngine:
         if t_len == 0:
             raise ValueError("an empty question has no tokens")
         n_answer = max(map(len, teacher_force)) if teacher_force is not None else max_new_tokens
-        self._check_length(q_ids, n_answer)
+        self._check_length(q_ids, t_len, n_answer)
         pad = model.special.pad
         ids = torch.full((len(q_ids), t_len), pad, dtype=torch.long)
         qmask = torch.zeros((len(q_ids), t_len), dtype=torch.long)
@@ -154,13 +154,14 @@ class CodiEngine:
                       n_pad=[n_pad[q] for q in row_q.tolist()], question_ids=q_ids, padding=self.padding,
                       num_latent=self.num_latent)
         attn_impl = getattr(model.lm.config, "_attn_implementation", "sdpa")
+        q_keys = [question_key(x) for x in q_ids]  # per question, then indexed per row
         was_training = model.training
         model.eval()  # a model left in train mode would apply dropout inside the loop
         if record.attention:
             model.set_attention("eager")
         session = HookSession(model, record_sites=record.sites, n_rows=n_rows, plan=plan,
                               record_question=record.question,
-                              row_keys=[question_key(q_ids[q]) for q in row_q.tolist()])
+                              row_keys=[q_keys[q] for q in row_q.tolist()])
         try:
             with session:
                 session.ctx.phase = "prompt"
@@ -189,12 +190,13 @@ class CodiEngine:
         trace.sites = session.store
         return trace
 
-    def _check_length(self, q_ids, n_answer: int) -> None:
-        """A one-line error when question + BOT + latents + EOT + answer exceed the position limit."""
+    def _check_length(self, q_ids, t_len: int, n_answer: int) -> None:
+        """A one-line error when question + BOT + latents + EOT + answer exceed the position limit
+        (``t_len``: the longest question's tokens)."""
         limit = self.model.max_positions
         if limit is None:
             return
-        need = max(len(x) for x in q_ids) + self.num_latent + 2 + n_answer
+        need = t_len + self.num_latent + 2 + n_answer
         if need > limit:
             longest = max(range(len(q_ids)), key=lambda i: len(q_ids[i]))
             raise ValueError(

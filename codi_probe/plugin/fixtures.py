@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from ..errors import first_line
 from .metadata import add_process_info, add_session_metadata
 from .options import OPTIONS_KEY, CodiOptions, torch_threads
 from .recorder import ClaimRecorder
@@ -45,7 +46,7 @@ def codi_model(pytestconfig: pytest.Config, codi_options: CodiOptions) -> Any:
         model = load_codi(codi_options.model, base=codi_options.base, tokenizer=codi_options.tokenizer,
                           dtype=codi_options.dtype, device=codi_options.device, lora_alpha=codi_options.lora_alpha)
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         add_session_metadata(pytestconfig, "load_error", f"{codi_options.model}: {type(exc).__name__}: {first}",
                              section="model")
         # one line that stops the run, instead of one error with a traceback per test that needs the model
