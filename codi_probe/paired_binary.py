@@ -19,8 +19,9 @@ Intervals invert the two one-sided tests; equivalence (TOST) is the larger of th
 p-values at ``−margin`` and ``+margin``. Trinomial probabilities come from ``scipy.special``; the
 calibration tests compute each test's exact size over a finer nuisance grid (no Monte-Carlo error).
 
-Cost: ``O(n² · grid)`` per p-value (measured on 2 cores: milliseconds at n = 100, about a second at
-n = 500); an interval takes ``2 · BISECTIONS`` p-values.
+Cost: ``O(n² · grid)`` per p-value (one matrix product per chunk of the grid; measured on 2 cores:
+milliseconds at n = 100, about 0.15 s at n = 500); an interval takes ``2 · BISECTIONS`` p-values
+(about 7 s at n = 500).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import numpy as np
 from scipy import special
 
 NUISANCE_GRID = 200  # points over the nuisance range; the calibration tests check sizes on a 4x finer grid
-BISECTIONS = 24  # interval bounds to 2^-23 ≈ 1.2e-7
+BISECTIONS = 16  # interval bounds to 2^-15 ≈ 3e-5 (0.003 pp)
 _TIE = 1e-9  # outcomes whose Z equals the observed one (up to round-off) count as "as extreme"
 
 
@@ -95,12 +96,15 @@ def _tail(n: int, delta: float, q10: np.ndarray, cells: np.ndarray) -> np.ndarra
 
 
 def _pmf(n: int, delta: float, q10: np.ndarray, g: np.ndarray, l: np.ndarray, logc: np.ndarray) -> np.ndarray:
-    """``[len(q10), len(g)]`` trinomial probabilities of outcomes ``(g, l)`` when ``q01 = q10 + delta``."""
-    q10 = np.asarray(q10, dtype=float)[:, None]
+    """``[len(q10), len(g)]`` trinomial probabilities of outcomes ``(g, l)`` when ``q01 = q10 + delta``:
+    the log-probabilities are one matrix product of the log cell probabilities with the counts
+    (a zero probability enters as log(1e-300), so a zero count contributes exactly 0)."""
+    q10 = np.asarray(q10, dtype=float)
     q01 = np.clip(q10 + delta, 0.0, 1.0)
     q00 = np.clip(1.0 - q10 - q01, 0.0, 1.0)
-    logp = logc + special.xlogy(g, q01) + special.xlogy(l, q10) + special.xlogy(n - g - l, q00)
-    return np.exp(logp)
+    logq = np.log(np.maximum(np.stack([q01, q10, q00], 1), 1e-300))  # [grid, 3]
+    counts = np.stack([g, l, n - g - l])  # [3, cells]
+    return np.exp(logc + logq @ counts)
 
 
 def nuisance_grid(delta: float, points: int = NUISANCE_GRID) -> np.ndarray:
@@ -144,7 +148,7 @@ def _bound(g: int, l: int, n: int, alpha: float, alternative: str) -> float:
     return inside
 
 
-def _counts(before: Sequence[bool], after: Sequence[bool]) -> tuple[int, int, int]:
+def paired_counts(before: Sequence[bool], after: Sequence[bool]) -> tuple[int, int, int]:
     """``(n, gained, lost)`` of two paired binary outcome sequences."""
     b0, b1 = np.asarray(before, dtype=bool), np.asarray(after, dtype=bool)
     if b0.shape != b1.shape or b0.ndim != 1:
@@ -159,7 +163,7 @@ def paired_binary_difference(before: Sequence[bool], after: Sequence[bool], *, t
     """``mean(after) − mean(before)`` over problems, with the exact two-sided ``level`` interval and the
     exact p-value against ``threshold`` (``alternative``: ``greater`` = the difference exceeds it,
     ``less`` = it is below it, ``two-sided`` = twice the smaller one-sided p)."""
-    n, g, l = _counts(before, after)
+    n, g, l = paired_counts(before, after)
     if alternative == "two-sided":
         p = min(1.0, 2 * min(one_sided_p(g, l, n, threshold, "greater"), one_sided_p(g, l, n, threshold, "less")))
     else:
@@ -173,7 +177,7 @@ def paired_binary_equivalence(before: Sequence[bool], after: Sequence[bool], mar
     """TOST p-value that ``|after − before| < margin`` (reject both ``Δ ≤ −margin`` and ``Δ ≥ margin``)."""
     if not 0 < margin < 1:
         raise ValueError(f"an equivalence margin lies in (0, 1), got {margin}")
-    n, g, l = _counts(before, after)
+    n, g, l = paired_counts(before, after)
     return max(one_sided_p(g, l, n, -margin, "greater"), one_sided_p(g, l, n, margin, "less"))
 
 

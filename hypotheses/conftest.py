@@ -44,12 +44,19 @@ def clean_trace(codi_engine, codi_questions):
                                                          attention=True), max_new_tokens=8)
 
 
-EMPIRICAL_PROBLEMS = 24  # default n for empirical claims (>= stats.MIN_PROBLEMS); scale with --codi-problems
+# Problems per empirical claim by --codi-depth. quick (the default run): 100, every claim's minimum except
+# the equivalence claims (500: IMP-13, COR-03, PATCH-01, ACC-03's plateau), which it reports as
+# "inconclusive (n below minimum)". full: 500, every claim at its minimum. --codi-problems overrides both.
+TIERS = {"quick": 100, "full": 500}
 
 
 @pytest.fixture(scope="session")
-def empirical_n(codi_options):
-    return codi_options.problems or EMPIRICAL_PROBLEMS
+def empirical_n(pytestconfig, codi_options):
+    from codi_probe.plugin.metadata import add_session_metadata
+
+    n = codi_options.problems or TIERS[codi_options.depth]
+    add_session_metadata(pytestconfig, "depth", {"tier": codi_options.depth, "problems": n}, section="data")
+    return n
 
 
 def _family_set(pytestconfig, model, key, family, n, seed):
@@ -77,7 +84,7 @@ def template_problems(pytestconfig, codi_model, codi_options, empirical_n):
     from codi_probe.experiments.problems import model_families
 
     return _family_set(pytestconfig, codi_model, "template_problems", model_families(codi_model)[1],
-                       max(empirical_n, 100), codi_options.seed)
+                       empirical_n, codi_options.seed)
 
 
 @pytest.fixture(scope="session")

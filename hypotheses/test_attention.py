@@ -8,16 +8,31 @@ import pytest
 from codi_probe import stats
 from codi_probe.engine.positions import LATENT_POSITIONS, TRACE_POSITIONS
 from codi_probe.experiments.common import depth_to_layer
+from codi_probe.hypothesis import Hypothesis, Prediction, combine
 
 DEPTHS = {"early": 0.25, "middle": 0.5, "late": 0.875}
 EOT_QUERY = TRACE_POSITIONS.index("EOT")
 
 
-def correlation_verdict(est, threshold: float = 0.2) -> str:
-    """Supported: CI above ``threshold`` and permutation p < 0.01; refuted: CI entirely below it."""
-    if est.p_value is not None and est.p_value < 0.01:
-        return stats.verdict(est, threshold)
-    return "refuted" if est.n >= stats.MIN_PROBLEMS and est.hi < threshold else "inconclusive"
+def correlation_hypothesis(family: str | None) -> Hypothesis:
+    """Mean within-problem Spearman above 0.2 (bootstrap over problems) and above 0 by the
+    within-problem permutation test."""
+    return Hypothesis((Prediction("mean within-problem Spearman(attention, importance)", "greater", 0.2),
+                       Prediction("within-problem association (permutation test)", "greater", 0.0)),
+                      family=family)
+
+
+ATT01 = correlation_hypothesis("ATT-01")
+ATT02 = correlation_hypothesis(None)
+
+
+def correlation_evidence(att: np.ndarray, imp: np.ndarray, hypothesis: Hypothesis, seed: int) -> tuple[list, int]:
+    """The two predictions' evidence and the number of problems with spread in both rows."""
+    rhos = stats.within_problem_rhos(att, imp)
+    if len(rhos) < 2:
+        return [], len(rhos)
+    return [stats.mean_evidence(rhos, hypothesis.predictions[0], seed=seed),
+            stats.permutation_spearman(att, imp, hypothesis.predictions[1], seed=seed)], len(rhos)
 
 
 def eot_attention(trace, layer: int) -> np.ndarray:
@@ -27,37 +42,46 @@ def eot_attention(trace, layer: int) -> np.ndarray:
     return trace.attn[:, layer, :, EOT_QUERY][..., cols].mean(1).numpy()
 
 
+@pytest.fixture(scope="module")
+def attention_importance(codi_engine, answer_attention_trace, ccta, codi_options):
+    """Per depth: the EOT attention to P0..P6, the zero-ablation importance, the evidence and the outcome."""
+    imp = ccta.per_position("kl", "zero")
+    out = {}
+    for depth, rel in DEPTHS.items():
+        layer = depth_to_layer(rel, codi_engine.model.n_layers)
+        att = eot_attention(answer_attention_trace, layer)
+        ev, n = correlation_evidence(att, imp, ATT01, codi_options.seed)
+        out[depth] = (layer, att, ev, combine(ATT01, ev, n))
+    return out
+
+
 @pytest.mark.claim(id="ATT-01", kind="empirical",
                    statement="attention from the EOT query to a latent position predicts that position's importance "
-                             "(zero-ablation KL at the answer token): mean within-problem Spearman >= 0.2, p < 0.01",
+                             "(zero-ablation KL at the answer token): mean within-problem Spearman > 0.2 and a "
+                             "significant within-problem association (Holm over the 3 depths)",
                    source="GS CCTA (claims.md 4.D ATT-01): r=0.367 at L8 of 16 on 60 pooled points (n=10)",
-                   reported={"early (L4)": 0.013, "middle (L8)": 0.367, "late (L14)": 0.211})
+                   reported={"early (L4)": 0.013, "middle (L8)": 0.367, "late (L14)": 0.211}, hypothesis=ATT01)
 @pytest.mark.parametrize("depth", list(DEPTHS), ids=[f"{k}-{v}" for k, v in DEPTHS.items()])
-def test_attention_predicts_importance(codi_engine, answer_attention_trace, ccta, claim, depth):
-    layer = depth_to_layer(DEPTHS[depth], codi_engine.model.n_layers)
-    att = eot_attention(answer_attention_trace, layer)
+def test_attention_predicts_importance(attention_importance, ccta, claim, depth):
+    layer, att, ev, outcome = attention_importance[depth]
     imp = ccta.per_position("kl", "zero")
-    est = stats.within_problem_spearman(att, imp)
     pooled = float(np.corrcoef(att.ravel(), imp.ravel())[0, 1]) if att.std() and imp.std() else None
-    verdict = correlation_verdict(est)
-    claim.record("mean within-problem Spearman(attention, importance)", est.value, ci=est.ci, p_value=est.p_value,
-                 n=est.n, threshold=0.2, statistics={"pooled Pearson r (F-06, for contrast only)": pooled},
+    claim.record(statistics={"pooled Pearson r (F-06, for contrast only)": pooled},
                  details={"attention_layer": layer, "importance_layer": ccta.layer,
                           "attention_importance": {"positions": list(LATENT_POSITIONS), "attention": att.tolist(),
                                                    "importance": imp.tolist()},
-                          "mean_attention": dict(zip(LATENT_POSITIONS, att.mean(0).tolist()))}, verdict=verdict)
+                          "mean_attention": dict(zip(LATENT_POSITIONS, att.mean(0).tolist()))})
+    claim.decide(ev, n=outcome.n, family={d: o for d, (*_, o) in attention_importance.items()}, member=depth)
 
 
 @pytest.mark.claim(id="ATT-02", kind="empirical",
                    statement="the middle-depth attention-importance correlation survives excluding the last latent "
                              "position (a within-problem effect, not the between-position T5 artifact)",
                    source="GS CCTA full (claims.md 4.D ATT-02): pooled r=0.235 (600 points, n=100); within-token r<=0.02",
-                   reported=0.235)
-def test_correlation_is_not_the_last_position(codi_engine, answer_attention_trace, ccta, claim):
+                   reported=0.235, hypothesis=ATT02)
+def test_correlation_is_not_the_last_position(codi_engine, answer_attention_trace, ccta, codi_options, claim):
     layer = depth_to_layer(0.5, codi_engine.model.n_layers)
     att = eot_attention(answer_attention_trace, layer)[:, :-1]
     imp = ccta.per_position("kl", "zero")[:, :-1]
-    est = stats.within_problem_spearman(att, imp)
-    verdict = correlation_verdict(est)
-    claim.record("mean within-problem Spearman without P6", est.value, ci=est.ci, p_value=est.p_value, n=est.n,
-                 threshold=0.2, verdict=verdict)
+    ev, n = correlation_evidence(att, imp, ATT02, codi_options.seed)
+    claim.decide(ev, n=n)

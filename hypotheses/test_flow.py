@@ -9,7 +9,10 @@ import pytest
 from codi_probe import stats
 from codi_probe.engine import knockout
 from codi_probe.engine.positions import FED_POSITIONS
+from codi_probe.engine.positions import LATENT_POSITIONS
+from codi_probe.experiments.attention_flow import hub_hits, incoming
 from codi_probe.experiments.common import golds, run_conditions
+from codi_probe.hypothesis import Hypothesis, Prediction
 
 
 @pytest.fixture(scope="module")
@@ -17,39 +20,24 @@ def flow(answer_attention_trace):
     return answer_attention_trace.latent_attention().mean((1, 2)).numpy()  # [n, 7, 7], mean over layers, heads
 
 
-def hub_exceeds_null(a: np.ndarray, rng: np.random.Generator, draws: int = 200) -> bool:
-    """Does the best source-count-normalised incoming score beat the 95th percentile of a null that
-    shuffles each row's attention over its admissible earlier keys?"""
-    n = a.shape[0]
-
-    def best(m):
-        scores = [m[j + 1:, j].mean() for j in range(n - 1)]  # incoming from later positions / #sources
-        return max(scores)
-
-    null = []
-    for _ in range(draws):
-        m = np.zeros_like(a)
-        for i in range(1, n):
-            m[i, :i] = rng.permutation(a[i, :i])
-        null.append(best(m))
-    return best(a) > np.quantile(null, 0.95)
+FLOW01 = Hypothesis(tuple(Prediction(f"share of problems where {p} is a hub above the null", "greater", 0.8)
+                          for p in LATENT_POSITIONS[:-1]), combine="any")
 
 
 @pytest.mark.claim(id="FLOW-01", kind="empirical",
-                   statement="one latent position is an attention hub: its source-count-normalised incoming attention "
-                             "beats a shuffled-key null (95th pct) in >= 80% of problems",
+                   statement="one latent position is an attention hub: the same position's source-count-normalised "
+                             "incoming attention beats a shuffled-key null (95th pct) in > 80% of problems",
                    source="GS codi_attention_flow (claims.md 4.G FLOW-01): 'position 0 is a hub', 0.197 = 1.18x uniform",
-                   reported=0.197)
+                   reported=0.197, hypothesis=FLOW01)
 def test_hub(flow, answer_attention_trace, codi_options, claim):
-    rng = np.random.default_rng(codi_options.seed)
-    hits = [hub_exceeds_null(a, rng) for a in flow]
-    est = stats.proportion(sum(hits), len(hits))
-    incoming = [[a[j + 1:, j].mean() for j in range(6)] for a in flow]
-    verdict = ("inconclusive" if est.n < stats.MIN_PROBLEMS else "supported" if est.value >= 0.8
-               else "refuted" if est.hi < 0.8 else "inconclusive")
-    claim.record("share of problems with a hub above the null", est.value, ci=est.ci, n=est.n, threshold=0.8,
-                 details={"mean normalised incoming attention P0..P5": np.mean(incoming, 0).tolist(),
-                          "latent_attention_top_heads": top_heads(answer_attention_trace)}, verdict=verdict)
+    hits = hub_hits(flow, np.random.default_rng(codi_options.seed))  # [n, 6]
+    n = hits.shape[0]
+    claim.record(details={"mean normalised incoming attention P0..P5": incoming(flow).mean(0).tolist(),
+                          "hub rate by position": dict(zip(LATENT_POSITIONS, hits.mean(0).tolist())),
+                          "latent_attention_top_heads": top_heads(answer_attention_trace)})
+    ev = [stats.proportion_evidence(int(hits[:, j].sum()), n, pred) for j, pred in enumerate(FLOW01.predictions)]
+    best = max(ev, key=lambda e: e.value)  # the primary statistic shown: the best position's rate
+    claim.decide([best] + [e for e in ev if e is not best], n=n)
 
 
 def top_heads(trace, k: int = 6) -> list[dict]:
@@ -69,31 +57,36 @@ def top_heads(trace, k: int = 6) -> list[dict]:
     return out
 
 
-@pytest.mark.claim(id="FLOW-02", kind="empirical",
+FLOW02 = Hypothesis(Prediction("mean attention P_i -> P_(i-1)", "less", 0.3))
+FLOW03 = Hypothesis(Prediction("mean attention P6 -> {P0,P1,P2}", "less", 0.1))
+
+
+@pytest.mark.claim(id="FLOW-02", kind="empirical", hypothesis=FLOW02,
                    statement="no sequential flow: mean attention from P_i to P_(i-1) is below 0.3",
                    source="GS (claims.md 4.G FLOW-02): 0.038 with threshold 0.3", reported=0.038)
 def test_no_sequential_flow(flow, claim):
     seq = np.array([np.mean([a[i, i - 1] for i in range(1, 7)]) for a in flow])
-    est = stats.bootstrap_mean(seq)
-    claim.record("mean attention P_i -> P_(i-1)", est.value, ci=est.ci, n=est.n, threshold=0.3,
-                 verdict=stats.verdict(est, 0.3, alternative="less"))
+    claim.decide(stats.mean_evidence(seq, FLOW02.predictions[0]), n=len(seq))
 
 
-@pytest.mark.claim(id="FLOW-03", kind="empirical",
+@pytest.mark.claim(id="FLOW-03", kind="empirical", hypothesis=FLOW03,
                    statement="no skip connections: mean attention from the last latent P6 to P0..P2 is below 0.1",
                    source="GS (claims.md 4.G FLOW-03): 5->{0,1,2} mean 0.029 with threshold 0.1", reported=0.029)
 def test_no_skip_connections(flow, claim):
     skip = flow[:, 6, :3].mean(1)
-    est = stats.bootstrap_mean(skip)
-    claim.record("mean attention P6 -> {P0,P1,P2}", est.value, ci=est.ci, n=est.n, threshold=0.1,
-                 verdict=stats.verdict(est, 0.1, alternative="less"))
+    claim.decide(stats.mean_evidence(skip, FLOW03.predictions[0]), n=len(skip))
+
+
+FLOW06 = Hypothesis((Prediction("accuracy change, block P1", "less", -0.10),
+                     Prediction("accuracy change, block P6", "greater", -0.02)),
+                    controls=("the no-op mask reproduces the baseline answers",))
 
 
 @pytest.mark.claim(id="FLOW-06", kind="empirical",
-                   statement="blocking attention to the first fed latent P1 costs >= 10pp accuracy against a no-op "
-                             "mask, blocking the last fed latent P6 <= 2pp",
+                   statement="blocking attention to the first fed latent P1 costs > 10pp accuracy against a no-op "
+                             "mask, blocking the last fed latent P6 < 2pp",
                    source="GS attention-pattern blocking (claims.md 4.G FLOW-06): CT0 -15.6pp, CT5 0.0pp vs no-op",
-                   reported={"P1": -0.156, "P6": 0.0})
+                   reported={"P1": -0.156, "P6": 0.0}, hypothesis=FLOW06)
 def test_blocking_first_latent(codi_engine, answer_problems, claim):
     problems = list(answer_problems)
     qs = [p.question for p in problems]
@@ -104,12 +97,9 @@ def test_blocking_first_latent(codi_engine, answer_problems, claim):
     runs = run_conditions(codi_engine, qs, conds)
     gold = golds(problems)
     noop = runs.correct("noop", gold)
-    d1 = stats.mcnemar_exact(noop, runs.correct("block_P1", gold))
-    d6 = stats.mcnemar_exact(noop, runs.correct("block_P6", gold))
-    ok = -d1.value >= 0.10 and d1.p_value < 0.01 and -d6.value <= 0.02
-    verdict = ("inconclusive" if len(qs) < stats.MIN_PROBLEMS else "supported" if ok
-               else "refuted" if -d1.lo < 0.10 or -d6.value > 0.02 else "inconclusive")
-    claim.record("accuracy change, block P1", d1.value, ci=d1.ci, p_value=d1.p_value, n=len(qs), threshold=-0.10,
-                 statistics={"accuracy change, block P6": d6.value, "no-op accuracy": float(noop.mean()),
-                             "no-op equals baseline": bool((noop == runs.correct("baseline", gold)).all())},
-                 verdict=verdict)
+    noop_is_identity = all(a == b for a, b in zip(runs.answers("noop"), runs.answers("baseline")))
+    claim.record(statistics={"no-op accuracy": float(noop.mean()),
+                             "McNemar p, block P1 vs no-op": stats.mcnemar_exact(noop, runs.correct("block_P1", gold))})
+    ev = [stats.paired_binary_evidence(noop, runs.correct("block_P1", gold), FLOW06.predictions[0]),
+          stats.paired_binary_evidence(noop, runs.correct("block_P6", gold), FLOW06.predictions[1])]
+    claim.decide(ev, n=len(qs), controls={FLOW06.controls[0]: noop_is_identity})

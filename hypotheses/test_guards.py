@@ -27,9 +27,8 @@ def test_attention_columns_are_aligned(codi_engine, codi_questions, claim):
         att = t.latent_attention()  # [R, L, H, 7, 7]
         worst_blocked = max(worst_blocked, att[:, :, :, j + 1:, j].abs().max().item())
     ok = worst_blocked == 0.0
-    claim.record("max attention to a blocked key", worst_blocked, threshold=0.0, n=SMALL,
-                 verdict="supported" if ok else "refuted")
-    assert ok
+    claim.record("max attention to a blocked key", worst_blocked, threshold=0.0, n=SMALL)
+    assert claim.check(ok)
 
 
 @pytest.mark.claim(id="F-14", kind="invariant",
@@ -47,8 +46,8 @@ def test_patched_states_are_recomputed(codi_engine, codi_questions, claim):
                                                                                     clean.latent_pre[1, 3])
     ok = patched_site and downstream > 1.0  # beyond round-off: a recomputed state, not a copy
     claim.record("max |h_3(patched) - h_3(donor)| in tolerance units", downstream, threshold=1.0, n=2,
-                 statistics={"patched site equals donor": patched_site}, verdict="supported" if ok else "refuted")
-    assert ok
+                 statistics={"patched site equals donor": patched_site})
+    assert claim.check(ok)
 
 
 @pytest.mark.claim(id="F-20", kind="invariant",
@@ -61,8 +60,8 @@ def test_exact_answer_matching(claim):
     cases = [answers_match(extract_answer("1"), 12.0) is False, answers_match(extract_answer(""), 0.0) is False,
              extract_answer("The answer is: 18.") == 18.0, extract_answer("1,234 apples") == 1234.0,
              extract_answer("it is -3") == -3.0]
-    claim.record("passing cases", sum(cases), threshold=len(cases), verdict="supported" if all(cases) else "refuted")
-    assert all(cases)
+    claim.record("passing cases", sum(cases), threshold=len(cases))
+    assert claim.check(all(cases))
 
 
 @pytest.mark.claim(id="F-05", kind="invariant",
@@ -70,14 +69,19 @@ def test_exact_answer_matching(claim):
                              "inconclusive, and position effects are never tested on pooled problem x position rows",
                    source="claims.md 7 F-05 / F-06 (10 problems -> 60 pooled points)")
 def test_too_few_problems_is_inconclusive(claim):
+    from codi_probe.hypothesis import Hypothesis, Prediction, combine, decide
+
+    hyp = Hypothesis(Prediction("mean", "greater", 0.0))
     rng = np.random.default_rng(0)
-    small = stats.bootstrap_mean(rng.normal(1.0, 0.1, size=stats.MIN_PROBLEMS - 1))
-    large = stats.bootstrap_mean(rng.normal(1.0, 0.1, size=stats.MIN_PROBLEMS))
-    rho = stats.within_problem_spearman(rng.normal(size=(10, 6)), rng.normal(size=(10, 6)))
-    ok = stats.verdict(small, 0.0) == "inconclusive" and stats.verdict(large, 0.0) == "supported" and rho.n == 10
-    claim.record("verdict below the minimum n", 0 if not ok else 1, threshold=1, n=stats.MIN_PROBLEMS,
-                 verdict="supported" if ok else "refuted")
-    assert ok
+    verdicts = {}
+    for n in (hyp.min_n - 1, hyp.min_n):
+        x = rng.normal(1.0, 0.1, size=n)
+        verdicts[n] = decide(combine(hyp, [stats.mean_evidence(x, hyp.predictions[0])], n)).verdict
+    rhos = stats.within_problem_rhos(rng.normal(size=(10, 6)), rng.normal(size=(10, 6)))
+    ok = verdicts == {hyp.min_n - 1: "inconclusive", hyp.min_n: "supported"} and len(rhos) == 10
+    claim.record("verdicts below and at the minimum n", None, n=hyp.min_n,
+                 details={"verdicts": {str(k): v for k, v in verdicts.items()}, "problem-level rhos": len(rhos)})
+    assert claim.check(ok)
 
 
 @pytest.mark.claim(id="F-11", kind="invariant",
@@ -88,5 +92,5 @@ def test_adapters_and_prj_are_loaded(codi_model, claim):
     targets = {n.rsplit(".", 1)[-1] for n, _ in codi_model.lm.named_modules() if n.endswith(codi_model.arch.lora_targets)}
     ok = counts["lora"] > 0 and counts["prj"] > 0 and targets == set(codi_model.arch.lora_targets)
     claim.record("LoRA parameters", counts["lora"], statistics={"prj parameters": counts["prj"]},
-                 details={"lora_targets": sorted(targets)}, verdict="supported" if ok else "refuted")
-    assert ok
+                 details={"lora_targets": sorted(targets)})
+    assert claim.check(ok)

@@ -12,40 +12,56 @@ from codi_probe import stats
 from codi_probe.engine import Intervention, Randomize
 from codi_probe.engine.positions import LATENT_POSITIONS
 from codi_probe.experiments.common import golds, run_conditions
+from codi_probe.hypothesis import (EQUIVALENCE_MIN_N, EQUIVALENCE_MIN_N_SOURCE, Hypothesis, Prediction, any_shown,
+                                   combine)
 
 IMP01_REPORTED = {"P5": 0.343, "P1": 0.186, "P4": 0.186, "P2": 0.171, "P0": 0.157, "P3": 0.114}
+IMP01 = Hypothesis(
+    (Prediction("failure-rate gap to the largest other position", "greater", 0.05),
+     Prediction("failure rate - 2 x the smallest other position", "greater", 0.0)),
+    min_n=100, min_n_source="claims.md IMP-01: >= 100 problems", family="IMP-01", correction="holm")
+
+
+def importance_outcomes(ccta, seed: int) -> dict:
+    """Every position's IMP-01 evidence and outcome, on the baseline-correct problems (the seeds'
+    definition of a failure), from the per-problem failure rates averaged over the 7 methods."""
+    keep = ccta.baseline_correct
+    rates = ccta.per_position("failure")[keep]  # [n_correct, 7]
+    n = int(keep.sum())
+    out = {}
+    for k, pos in enumerate(LATENT_POSITIONS):
+        others = [j for j in range(len(LATENT_POSITIONS)) if j != k]
+        ev = [] if n < 2 else [
+            stats.rows_evidence(rates, lambda m, k=k, o=others: m[..., k] - m[..., o].max(-1),
+                                IMP01.predictions[0], seed=seed),
+            stats.rows_evidence(rates, lambda m, k=k, o=others: m[..., k] - 2 * m[..., o].min(-1),
+                                IMP01.predictions[1], seed=seed)]
+        out[pos] = (ev, combine(IMP01, ev, n))
+    return out
+
+
+@pytest.fixture(scope="module")
+def importance(ccta, codi_options):
+    return importance_outcomes(ccta, codi_options.seed)
 
 
 @pytest.mark.claim(id="IMP-01", kind="empirical",
                    statement="one latent position is the most important: its failure rate under single-position "
                              "corruption (7 methods, relative depth 0.5) beats every other position by >= 5pp "
-                             "(Holm p < 0.05) with a >= 2x gap to the least important",
+                             "with a >= 2x gap to the least important (Holm over the 7 positions)",
                    source="GS CCTA test (claims.md 4.B IMP-01): 'Token 5 most important, 3x gap'; M-L1B, n=10",
-                   reported=IMP01_REPORTED)
+                   reported=IMP01_REPORTED, hypothesis=IMP01)
 @pytest.mark.parametrize("position", LATENT_POSITIONS)
-def test_position_is_most_important(ccta, claim, position):
+def test_position_is_most_important(ccta, importance, claim, position):
     keep = ccta.baseline_correct
-    rates = ccta.per_position("failure")[keep]  # [n_correct, 7], mean over the 7 methods
-    n = int(keep.sum())
-    k = LATENT_POSITIONS.index(position)
-    means = rates.mean(0) if n else np.zeros(len(LATENT_POSITIONS))
-    others = [j for j in range(len(LATENT_POSITIONS)) if j != k]
+    rates = ccta.per_position("failure")[keep]
+    means = rates.mean(0) if keep.any() else np.zeros(len(LATENT_POSITIONS))
     claim.record(details={"failure_by_method_position": method_position_matrix(ccta),
                           "failure_rate_by_position": dict(zip(LATENT_POSITIONS, means.tolist())),
-                          "baseline_correct": n, "n_problems": len(keep), "layer": ccta.layer,
+                          "baseline_correct": int(keep.sum()), "n_problems": len(keep), "layer": ccta.layer,
                           "methods": list(ccta.methods), "filter": "baseline-correct problems (the seeds' definition)"})
-    if n < stats.MIN_PROBLEMS:
-        claim.record("failure-rate gap to the runner-up", None, n=n, threshold=0.05, verdict="inconclusive")
-        return
-    runner = max(others, key=lambda j: means[j])
-    gap = stats.paired_difference(rates[:, k], rates[:, runner])
-    pvals = stats.holm([stats.paired_difference(rates[:, k], rates[:, j]).p_value or 1.0 for j in others])
-    ratio = means[k] / max(means[others].min(), 1e-12)
-    ok = gap.lo > 0.05 and max(pvals) < 0.05 and ratio >= 2
-    verdict = "supported" if ok else "refuted" if gap.hi < 0.05 else "inconclusive"
-    claim.record("failure-rate gap to the runner-up", gap.value, ci=gap.ci, p_value=max(pvals), n=n,
-                 threshold=0.05, effect_size=ratio, effect_size_name="max/min failure ratio",
-                 statistics={"runner_up": LATENT_POSITIONS[runner]}, verdict=verdict)
+    evidence, _ = importance[position]
+    claim.decide(evidence, n=int(keep.sum()), family={p: o for p, (_, o) in importance.items()}, member=position)
 
 
 def method_position_matrix(ccta) -> dict:
@@ -64,34 +80,39 @@ def method_position_matrix(ccta) -> dict:
             "metric": "failure rate (baseline-correct problems)" if use_failure else "answer change rate (all problems)"}
 
 
+IMP02 = Hypothesis(Prediction("P5 zero-ablation failure rate - 3 x mean(other positions)", "greater", 0.0))
+
+
 @pytest.mark.claim(id="IMP-02", kind="empirical",
                    statement="zero-ablating P5 at relative depth 0.5 fails >= 3x as often as the mean of the other "
                              "positions (failures normalised by the baseline-correct problems)",
                    source="GS CCTA full (claims.md 4.B IMP-02): T5 26.0%, others 6-10%; M-L1B, n=100",
-                   reported={"P5": 0.26, "P3": 0.10, "P2": 0.08, "P0": 0.07, "P1": 0.06, "P4": 0.06})
-def test_p5_zero_ablation_dominates(ccta, claim):
+                   reported={"P5": 0.26, "P3": 0.10, "P2": 0.08, "P0": 0.07, "P1": 0.06, "P4": 0.06},
+                   hypothesis=IMP02)
+def test_p5_zero_ablation_dominates(ccta, codi_options, claim):
     keep = ccta.baseline_correct
     n = int(keep.sum())
     zero = ccta.per_position("failure", "zero")[keep]
     k = LATENT_POSITIONS.index("P5")
-    rest = np.delete(zero, k, axis=1).mean(1) if n else np.zeros(0)
     claim.record(details={"zero_failure_by_position": dict(zip(LATENT_POSITIONS, zero.mean(0).tolist())) if n else {},
-                          "baseline_correct": n, "layer": ccta.layer})
-    if n < stats.MIN_PROBLEMS:
-        claim.record("P5 - mean(other) failure rate", None, n=n, threshold=0.0, verdict="inconclusive")
-        return
-    diff = stats.paired_difference(zero[:, k], rest)
-    ratio = zero[:, k].mean() / max(rest.mean(), 1e-12)
-    verdict = "supported" if diff.lo > 0 and ratio >= 3 else "refuted" if diff.hi <= 0 or ratio < 1 else "inconclusive"
-    claim.record("P5 - mean(other) failure rate", diff.value, ci=diff.ci, p_value=diff.p_value, n=n, threshold=0.0,
-                 effect_size=ratio, effect_size_name="P5 / mean(other)",
-                 statistics={"cochran_q_p": stats.cochran_q(zero.astype(int))}, verdict=verdict)
+                          "baseline_correct": n, "layer": ccta.layer},
+                 statistics={"cochran_q_p": stats.cochran_q(zero.astype(int)) if n else None})
+    ev = [] if n < 2 else [stats.rows_evidence(
+        zero, lambda m: m[..., k] - 3 * np.delete(m, k, axis=-1).mean(-1), IMP02.predictions[0], seed=codi_options.seed)]
+    claim.decide(ev, n=n)
+
+
+IMP13 = Hypothesis(
+    Prediction("accuracy change, random at P6", "equivalent", 0.03),
+    min_n=EQUIVALENCE_MIN_N, min_n_source=EQUIVALENCE_MIN_N_SOURCE,
+    controls=("random at P3 or P5 drops accuracy by > 20pp",))
 
 
 @pytest.mark.claim(id="IMP-13", kind="empirical",
                    statement="replacing the last fed latent (input at P6) by a norm-matched random vector leaves "
-                             "accuracy unchanged (TOST +-3pp), while the same at P3 or P5 drops it >= 20pp",
-                   source="AF via AO Phase 2 (claims.md 4.B IMP-13 / 8.4): qualitative; M-CYW templates")
+                             "accuracy unchanged (TOST +-3pp); positive control: the same at P3 or P5 drops it > 20pp",
+                   source="AF via AO Phase 2 (claims.md 4.B IMP-13 / 8.4): qualitative; M-CYW templates",
+                   hypothesis=IMP13)
 def test_last_latent_is_replaceable(codi_engine, template_problems, codi_options, claim):
     problems = list(template_problems)
     qs = [p.question for p in problems]
@@ -99,27 +120,16 @@ def test_last_latent_is_replaceable(codi_engine, template_problems, codi_options
                                for i in range(len(qs))] for pos in ("P3", "P5", "P6")}
     runs = run_conditions(codi_engine, qs, conds)
     gold = golds(problems)
-    base = runs.correct("baseline", gold).astype(float)
-    acc = {pos: runs.correct(f"random@{pos}", gold).astype(float) for pos in ("P3", "P5", "P6")}
-    p6 = stats.paired_difference(acc["P6"], base)
-    tost_p = stats.tost_paired(acc["P6"], base, 0.03)
-    drops = {pos: stats.paired_difference(base, acc[pos]) for pos in ("P3", "P5")}
-    best_drop = max(drops.values(), key=lambda e: e.value)
-    n = len(problems)
+    base = runs.correct("baseline", gold)
+    acc = {pos: runs.correct(f"random@{pos}", gold) for pos in ("P3", "P5", "P6")}
+    drop = Prediction("accuracy change, random at P3/P5", "less", -0.20)
+    drops = {pos: stats.paired_binary_evidence(base, acc[pos], drop) for pos in ("P3", "P5")}
+    control = any_shown(drops.values())
     claim.record(details={"baseline_correct": int(base.sum()),
-                          "accuracy": {"baseline": base.mean(), **{k: v.mean() for k, v in acc.items()}},
-                          "drop_P3": drops["P3"].value, "drop_P5": drops["P5"].value})
-    if stats.at_floor(base):
-        verdict = "inconclusive"
-    elif tost_p < 0.05 and best_drop.lo >= 0.20:
-        verdict = "supported"
-    elif p6.lo > 0.03 or p6.hi < -0.03 or best_drop.hi < 0.20:
-        verdict = "refuted"
-    else:
-        verdict = "inconclusive"
-    claim.record("accuracy change, random at P6", p6.value, ci=p6.ci, p_value=tost_p, n=n, threshold=0.03,
-                 statistics={"largest drop at P3/P5": best_drop.value, "largest drop CI lo": best_drop.lo},
-                 verdict=verdict)
+                          "accuracy": {"baseline": base.mean(), **{k: v.mean() for k, v in acc.items()}}},
+                 statistics={f"accuracy change, random at {pos} (control)": e.value for pos, e in drops.items()})
+    ev = [stats.paired_binary_evidence(base, acc["P6"], IMP13.predictions[0])]
+    claim.decide(ev, n=len(qs), controls={IMP13.controls[0]: control})
 
 
 @pytest.mark.claim(id="IMP-13a", kind="invariant",
@@ -133,5 +143,5 @@ def test_e7_has_no_address(claim):
             Intervention(site, ("P7",))
         except ValueError:
             refused += 1
-    claim.record("refused addresses of e_7", refused, threshold=2, verdict="supported" if refused == 2 else "refuted")
-    assert refused == 2
+    claim.record("refused addresses of e_7", refused, threshold=2)
+    assert claim.check(refused == 2)

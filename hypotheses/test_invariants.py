@@ -37,9 +37,8 @@ def test_causal_mask_holds(codi_engine, clean_trace, claim):
     worst = 0.0
     for i, _ in enumerate(LATENT_POSITIONS):
         worst = max(worst, attn[:, :, :, t + i, t + i + 1:].abs().max().item())
-    claim.record("max attention to a later position", worst, threshold=0.0, n=clean_trace.n_rows,
-                 verdict="supported" if worst == 0.0 else "refuted")
-    assert worst == 0.0
+    claim.record("max attention to a later position", worst, threshold=0.0, n=clean_trace.n_rows)
+    assert claim.check(worst == 0.0)
 
 
 @pytest.mark.claim(id="SAN-ROWSUM", kind="invariant",
@@ -48,9 +47,8 @@ def test_causal_mask_holds(codi_engine, clean_trace, claim):
 def test_attention_rows_sum_to_one(clean_trace, claim):
     sums = clean_trace.attn[:, :, :, : len(TRACE_POSITIONS)].sum(-1)
     dev = (sums - 1).abs().max().item()
-    claim.record("max |row sum - 1|", dev, threshold=1e-5, n=clean_trace.n_rows,
-                 verdict="supported" if dev <= 1e-5 else "refuted")
-    assert dev <= 1e-5
+    claim.record("max |row sum - 1|", dev, threshold=1e-5, n=clean_trace.n_rows)
+    assert claim.check(dev <= 1e-5)
 
 
 @pytest.mark.claim(id="SAN-01", kind="invariant",
@@ -73,8 +71,8 @@ def test_self_patch_is_identity(codi_engine, codi_questions, clean_trace, claim,
     tol = tolerance(codi_engine.model.base_dtype, "self_patch_kl").kl
     ok = kls.max().item() <= tol
     claim.record("max KL(run || self-patched run) at EOT", kls.max(), threshold=tol, n=clean_trace.n_rows,
-                 statistics={"cells": len(cells), "tolerance (nats)": tol}, verdict="supported" if ok else "refuted")
-    assert ok
+                 statistics={"cells": len(cells), "tolerance (nats)": tol})
+    assert claim.check(ok)
 
 
 @pytest.mark.claim(id="SAN-NOOP", kind="invariant",
@@ -97,8 +95,8 @@ def test_noop_is_identity(codi_engine, codi_questions, clean_trace, claim):
     claim.record("max |noop - clean| in tolerance units", dev, threshold=1.0, n=n, statistics={
         "max |noop - clean| over latents": max_abs(out.latent_pre[:n], out.latent_pre[ref]),
         "tolerance atol": tol.atol, "tolerance rtol": tol.rtol, "rows with identical greedy tokens": agree,
-        "rows excused as ties": sum(t.tie_at is not None for t in tokens)}, verdict="supported" if ok else "refuted")
-    assert ok
+        "rows excused as ties": sum(t.tie_at is not None for t in tokens)})
+    assert claim.check(ok)
 
 
 @pytest.mark.claim(id="SAN-POSITIVE", kind="invariant",
@@ -120,8 +118,8 @@ def test_positive_control(codi_engine, codi_questions, clean_trace, claim, site)
     ok = bool((changed > 1.0).all()) and before <= 1.0 and bool((moved > 1.0).all())
     claim.record("min |delta h_3| in tolerance units", changed.min(), threshold=1.0, n=clean_trace.n_rows, statistics={
         "max |delta| before P3 in tolerance units": before, "min |delta EOT logits| in tolerance units": moved.min(),
-        "min KL at EOT": kl.min()}, verdict="supported" if ok else "refuted")
-    assert ok
+        "min KL at EOT": kl.min()})
+    assert claim.check(ok)
 
 
 @pytest.mark.claim(id="SAN-CACHE", kind="invariant",
@@ -133,9 +131,8 @@ def test_cached_loop_equals_recompute(codi_engine, clean_trace, claim):
     dev = tol.deviation(final[:, :7], clean_trace.latent_pre)
     claim.record("max |cached - recompute| in tolerance units", dev, threshold=1.0, n=clean_trace.n_rows,
                  statistics={"max |cached - recompute|": max_abs(final[:, :7], clean_trace.latent_pre),
-                             "tolerance atol": tol.atol, "tolerance rtol": tol.rtol},
-                 verdict="supported" if dev <= 1.0 else "refuted")
-    assert dev <= 1.0
+                             "tolerance atol": tol.atol, "tolerance rtol": tol.rtol})
+    assert claim.check(dev <= 1.0)
 
 
 @pytest.mark.claim(id="SAN-BATCH", kind="invariant",
@@ -152,9 +149,8 @@ def test_batch_invariance(codi_engine, codi_questions, clean_trace, claim):
     ok = worst <= 1.0 and same_tokens == len(codi_questions)
     claim.record("max |batched - alone| over latents in tolerance units", worst, threshold=1.0, n=len(codi_questions),
                  statistics={"max |batched - alone| over latents": worst_abs, "tolerance atol": tol.atol,
-                             "tolerance rtol": tol.rtol, "rows with identical greedy tokens": same_tokens},
-                 verdict="supported" if ok else "refuted")
-    assert ok
+                             "tolerance rtol": tol.rtol, "rows with identical greedy tokens": same_tokens})
+    assert claim.check(ok)
 
 
 @pytest.mark.claim(id="SAN-10", kind="invariant",
@@ -167,8 +163,8 @@ def test_exactly_six_fed_latents(codi_engine, clean_trace, claim):
     dev = max_abs(proj, clean_trace.latent_post)
     ok = fed == 6 and tol.close(proj, clean_trace.latent_post)
     claim.record("fed latents", fed, threshold=6, n=clean_trace.n_rows,
-                 statistics={"max |e_k - prj(h_{k-1})|": dev}, verdict="supported" if ok else "refuted")
-    assert ok
+                 statistics={"max |e_k - prj(h_{k-1})|": dev})
+    assert claim.check(ok)
 
 
 @pytest.mark.claim(id="SAN-09", kind="invariant",
@@ -183,9 +179,8 @@ def test_logit_lens_alignment(codi_engine, clean_trace, claim):
         direct = codi_engine.logits(clean_trace.latent_pre[:, k].to(codi_engine.model.base_dtype)).argmax(-1)
         agree += int((lens == direct).sum())
         total += lens.numel()
-    claim.record("agreeing (row, position) cells", agree, threshold=total, n=clean_trace.n_rows,
-                 verdict="supported" if agree == total else "refuted")
-    assert agree == total
+    claim.record("agreeing (row, position) cells", agree, threshold=total, n=clean_trace.n_rows)
+    assert claim.check(agree == total)
 
 
 @pytest.mark.claim(id="F-02", kind="invariant",
@@ -201,8 +196,8 @@ def test_off_by_one_patch_is_detected(codi_engine, codi_questions, clean_trace, 
                           for r in range(len(planted))])
     detected = float((moved > 1.0).float().mean())
     claim.record("fraction of planted off-by-one self-patches that move the EOT logits beyond the tolerance", detected, threshold=1.0,
-                 n=clean_trace.n_rows, verdict="supported" if detected == 1.0 else "refuted")
-    assert detected == 1.0
+                 n=clean_trace.n_rows)
+    assert claim.check(detected == 1.0)
 
 
 @pytest.mark.claim(id="F-04", kind="invariant",
@@ -224,9 +219,8 @@ def test_kl_batchmean_artifact_is_detected(codi_engine, codi_questions, clean_tr
     ratio = min(o / pl for o, pl in zip(ours, planted) if pl > 0)
     claim.record("min KL(sum) / KL(batchmean)", ratio, threshold=v * 0.99, n=clean_trace.n_rows,
                  statistics={"mean KL (sum over vocab)": sum(ours) / len(ours),
-                             "mean KL (batchmean artifact)": sum(planted) / len(planted)},
-                 verdict="supported" if ratio >= v * 0.99 else "refuted")
-    assert ratio >= v * 0.99 and min(ours) > 0
+                             "mean KL (batchmean artifact)": sum(planted) / len(planted)})
+    assert claim.check(ratio >= v * 0.99 and min(ours) > 0)
 
 
 @pytest.mark.claim(id="SAN-14", kind="invariant",
@@ -237,8 +231,8 @@ def test_determinism(codi_engine, codi_questions, claim):
     b = codi_engine.run(codi_questions, record=Record(sites=()), max_new_tokens=8)
     same = a.answer_ids == b.answer_ids and all(torch.equal(x, y) for x, y in zip(a.answer_logits, b.answer_logits))
     claim.record("identical rows", len(codi_questions) if same else 0, threshold=len(codi_questions),
-                 n=len(codi_questions), verdict="supported" if same else "refuted")
-    assert same
+                 n=len(codi_questions))
+    assert claim.check(same)
 
 
 @pytest.mark.claim(id="SAN-07", kind="invariant",
@@ -253,6 +247,5 @@ def test_last_block_patch_reaches_later_positions(codi_engine, codi_questions, c
     tol = tolerance(codi_engine.model.base_dtype, "noop_vs_clean")
     later = torch.tensor([tol.deviation(out.latent_pre[r, 3:], out.latent_pre[ref[r], 3:]) for r in range(n)])
     ok = bool((later > 1.0).all())
-    claim.record("min max|delta h_(k>2)| in tolerance units", later.min(), threshold=1.0, n=n,
-                 verdict="supported" if ok else "refuted")
-    assert ok
+    claim.record("min max|delta h_(k>2)| in tolerance units", later.min(), threshold=1.0, n=n)
+    assert claim.check(ok)

@@ -10,6 +10,7 @@ import torch
 from codi_probe import stats
 from codi_probe.engine.positions import LATENT_POSITIONS
 from codi_probe.experiments.common import number_text
+from codi_probe.hypothesis import Hypothesis, Prediction, combine
 
 
 @pytest.fixture(scope="module")
@@ -33,40 +34,58 @@ def layer_grid(m: np.ndarray) -> dict:
     return {"rows": list(range(m.shape[0])), "cols": list(LATENT_POSITIONS), "values": m.mean(1).tolist()}
 
 
+def lens02(value: str, position: str, threshold: float) -> Hypothesis:
+    """``value`` is the top-1 at ``position`` for > ``threshold`` of problems and for < 20% at every other."""
+    return Hypothesis((Prediction(f"top-1 rate of {value} at {position}", "greater", threshold),
+                       *(Prediction(f"top-1 rate of {value} at {p}", "less", 0.2)
+                         for p in LATENT_POSITIONS if p != position)), family="LENS-02")
+
+
+LENS02 = {"step1-P2": ("step1", "P2", 0.95), "step2-P4": ("step2", "P4", 0.60)}
+LENS02_HYPOTHESES = {k: lens02(*v) for k, v in LENS02.items()}
+
+
+@pytest.fixture(scope="module")
+def lens02_outcomes(lens_matches):
+    out = {}
+    for key, (value, position, _) in LENS02.items():
+        hyp = LENS02_HYPOTHESES[key]
+        m = lens_matches[value][-1]  # [n, 7] at the last block's output
+        ev = [stats.proportion_evidence(int(m[:, LATENT_POSITIONS.index(pred.statistic.rsplit(" at ", 1)[1])].sum()),
+                                        m.shape[0], pred) for pred in hyp.predictions]
+        out[key] = (ev, combine(hyp, ev, m.shape[0]))
+    return out
+
+
 @pytest.mark.claim(id="LENS-02", kind="empirical",
-                   statement="an intermediate is the logit-lens top-1 at one latent position (step1 >= 95% at P2, "
-                             "step2 >= 60% at P4) and at most 20% at every other position",
+                   statement="an intermediate is the logit-lens top-1 at one latent position (step1 > 95% at P2, "
+                             "step2 > 60% at P4) and below 20% at every other position (Holm over the two)",
                    source="AO on M-CYW (claims.md 4.H LENS-02, 8.1): z2=step1 100%, z4=step2 85.36%",
-                   reported={"step1@P2": 1.0, "step2@P4": 0.8536})
-@pytest.mark.parametrize("value,position,threshold", [("step1", "P2", 0.95), ("step2", "P4", 0.60)],
-                         ids=["step1-P2", "step2-P4"])
-def test_intermediate_decodable(lens_matches, claim, value, position, threshold):
+                   reported={"step1@P2": 1.0, "step2@P4": 0.8536}, hypothesis=LENS02_HYPOTHESES)
+@pytest.mark.parametrize("key", list(LENS02))
+def test_intermediate_decodable(lens_matches, lens02_outcomes, claim, key):
+    value = LENS02[key][0]
     grid = lens_matches[value]
-    m = grid[-1]
-    k = LATENT_POSITIONS.index(position)
-    est = stats.proportion(int(m[:, k].sum()), m.shape[0])
-    elsewhere = max(m[:, j].mean() for j in range(m.shape[1]) if j != k)
-    rates = dict(zip(LATENT_POSITIONS, m.mean(0).tolist()))
-    verdict = ("inconclusive" if est.n < stats.MIN_PROBLEMS else
-               "supported" if est.lo >= threshold and elsewhere <= 0.2 else
-               "refuted" if est.hi < threshold or elsewhere > 0.2 else "inconclusive")
-    claim.record(f"top-1 rate of {value} at {position}", est.value, ci=est.ci, n=est.n, threshold=threshold,
-                 statistics={"max rate at another position": float(elsewhere)},
-                 details={"rate_by_position": rates, "rate_by_layer_position": layer_grid(grid)}, verdict=verdict)
+    ev, outcome = lens02_outcomes[key]
+    claim.record(details={"rate_by_position": dict(zip(LATENT_POSITIONS, grid[-1].mean(0).tolist())),
+                          "rate_by_layer_position": layer_grid(grid)})
+    claim.decide(ev, n=outcome.n, family={k: o for k, (_, o) in lens02_outcomes.items()}, member=key)
+
+
+LENS10 = Hypothesis(tuple(Prediction(f"top-1 rate of the answer at {p}", "less", 0.10) for p in LATENT_POSITIONS))
 
 
 @pytest.mark.claim(id="LENS-10", kind="empirical",
-                   statement="the final answer is not in the latents: it is the logit-lens top-1 for <= 10% of "
+                   statement="the final answer is not in the latents: it is the logit-lens top-1 for < 10% of "
                              "problems at every latent position",
                    source="AO Phase 2/3 (claims.md 4.H LENS-10): 16% / 2%; follows from include_last_cot=false",
-                   reported=0.16)
+                   reported=0.16, hypothesis=LENS10)
 def test_final_answer_not_in_latents(lens_matches, claim):
     grid = lens_matches["answer"]
     m = grid[-1]
-    k = int(np.argmax(m.mean(0)))
-    est = stats.proportion(int(m[:, k].sum()), m.shape[0])
-    claim.record("max over positions of the answer's top-1 rate", est.value, ci=est.ci, n=est.n, threshold=0.10,
-                 statistics={"position": LATENT_POSITIONS[k]},
-                 details={"rate_by_position": dict(zip(LATENT_POSITIONS, m.mean(0).tolist())),
+    ev = [stats.proportion_evidence(int(m[:, j].sum()), m.shape[0], pred) for j, pred in enumerate(LENS10.predictions)]
+    worst = max(range(len(ev)), key=lambda j: ev[j].value)  # the primary statistic shown: the highest rate
+    claim.record(details={"rate_by_position": dict(zip(LATENT_POSITIONS, m.mean(0).tolist())),
                           "rate_by_layer_position": layer_grid(grid)},
-                 verdict=stats.verdict(est, 0.10, alternative="less"))
+                 statistics={"position with the highest rate": LATENT_POSITIONS[worst]})
+    claim.decide([ev[worst]] + [e for j, e in enumerate(ev) if j != worst], n=m.shape[0])

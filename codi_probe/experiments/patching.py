@@ -16,13 +16,31 @@ from .common import answer_target, readout_logits, run_conditions
 @dataclass
 class LayerPatching:
     """``recovery[i, L]``: normalised logit-difference recovery of pair i when block L's output at the
-    patched positions is taken from the clean run; 0 = corrupted, 1 = clean."""
+    patched positions is taken from the clean run; 0 = corrupted, 1 = clean. ``ld_patched[i, L]`` is
+    the patched run's logit difference itself (clean − corrupted answer token, in logits)."""
 
     layers: list[int]
     recovery: np.ndarray
     ld_clean: np.ndarray
     ld_corrupted: np.ndarray
+    ld_patched: np.ndarray
     dropped: dict[str, int] = field(default_factory=dict)
+
+    def pooled_recovery(self, idx: np.ndarray | None = None) -> np.ndarray:
+        """Recovery per layer as a ratio of sums over pairs: ``Σ(LD_patched − LD_corr) / Σ(LD_clean −
+        LD_corr)``. Unlike the mean of per-pair ratios it is not dominated by pairs whose clean and
+        corrupted runs barely differ (a gap of 1e-3 would turn a small change into a 1000x ratio)."""
+        idx = np.arange(len(self.ld_clean)) if idx is None else idx
+        gap = (self.ld_clean - self.ld_corrupted)[idx].sum()
+        return (self.ld_patched[idx] - self.ld_corrupted[idx, None]).sum(0) / gap
+
+
+def band_margin(recovery: np.ndarray, band: Sequence[int]) -> np.ndarray:
+    """The best recovery inside ``band`` minus the best outside it (``recovery[..., L]``): > 0 when
+    the peak layer lies in the band."""
+    inside = np.zeros(recovery.shape[-1], dtype=bool)
+    inside[list(band)] = True
+    return recovery[..., inside].max(-1) - recovery[..., ~inside].max(-1)
 
 
 def template_pairs(problems, seed: int = 0):
@@ -53,7 +71,8 @@ def layer_patching(engine: CodiEngine, pairs: Sequence[tuple], *, positions: Seq
         usable.append((clean, corr, ids_c, k_c, ids_c[k_c], ids_x[k_x]))
     n_layers = engine.model.n_layers
     if not usable:
-        return LayerPatching(list(range(n_layers)), np.zeros((0, n_layers)), np.zeros(0), np.zeros(0), dropped)
+        return LayerPatching(list(range(n_layers)), np.zeros((0, n_layers)), np.zeros(0), np.zeros(0),
+                             np.zeros((0, n_layers)), dropped)
     clean_q = [u[0].question for u in usable]
     corr_q = [u[1].question for u in usable]
     targets = [u[2] for u in usable]
@@ -79,9 +98,9 @@ def layer_patching(engine: CodiEngine, pairs: Sequence[tuple], *, positions: Seq
     gap = ld_clean - ld_corr
     keep = np.abs(gap) >= min_gap
     dropped["|LD_clean - LD_corrupted| < min_gap"] = int((~keep).sum())
-    rec = np.stack([(ld(readout_logits(runs, f"L{layer}")) - ld_corr) / np.where(keep, gap, 1.0)
-                    for layer in range(n_layers)], 1)[keep]
-    return LayerPatching(list(range(n_layers)), rec, ld_clean[keep], ld_corr[keep], dropped)
+    patched = np.stack([ld(readout_logits(runs, f"L{layer}")) for layer in range(n_layers)], 1)
+    rec = ((patched - ld_corr[:, None]) / np.where(keep, gap, 1.0)[:, None])[keep]
+    return LayerPatching(list(range(n_layers)), rec, ld_clean[keep], ld_corr[keep], patched[keep], dropped)
 
 
 def groups(problems, key) -> dict:

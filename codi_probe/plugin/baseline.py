@@ -12,7 +12,7 @@ import pytest
 from .files import read_json
 from .records import ClaimRecord, brief
 
-_KEPT = ("nodeid", "verdict", "statistic", "value", "ci", "p_value", "n")
+_KEPT = ("nodeid", "verdict", "statistic", "value", "ci", "p_value", "n", "min_n")
 BASELINE_KEY = pytest.StashKey["Baseline | None"]()
 
 

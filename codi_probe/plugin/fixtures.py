@@ -16,7 +16,7 @@ from ..errors import first_line
 from .metadata import add_process_info, add_session_metadata
 from .options import OPTIONS_KEY, CodiOptions, torch_threads
 from .recorder import ClaimRecorder
-from .records import RECORD_KEY
+from .records import RECORD_KEY, hypothesis_of
 
 
 @pytest.fixture(scope="session")
@@ -64,4 +64,4 @@ def claim(request: pytest.FixtureRequest) -> ClaimRecorder:
     if record is None:
         pytest.fail(f"{request.node.nodeid}: the claim fixture needs "
                     f"@pytest.mark.claim(id=..., statement=..., kind=...)", pytrace=False)
-    return ClaimRecorder(record)
+    return ClaimRecorder(record, hypothesis_of(request.node))

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 DTYPES = ("fp32", "bf16")
+DEPTHS = ("quick", "full")  # problem tiers of the empirical claims (hypotheses/conftest.py TIERS)
 OPTIONS_KEY = pytest.StashKey["CodiOptions"]()
 
 
@@ -23,7 +24,8 @@ class CodiOptions:
     lora_alpha: int | None = None  # None: the sidecar's, else assumed 32 (the report says which)
     dtype: str = "fp32"
     device: str = "cpu"
-    problems: int | None = None  # None: the fixture's own default
+    problems: int | None = None  # None: the depth tier's number
+    depth: str = "quick"  # "quick" (the default run) or "full" (every claim at its minimum n)
     seed: int = 0
     threads: int | None = None  # None: cpu count / xdist workers (see ``torch_threads``)
     report: str | None = None  # None: reports/<timestamp>.json under the rootdir
@@ -72,6 +74,12 @@ def _non_negative_float(text: str) -> float:
     return number
 
 
+def _depth(text: str) -> str:
+    if text not in DEPTHS:
+        raise ValueError(f"must be one of {', '.join(DEPTHS)}")
+    return text
+
+
 def _dtype(text: str) -> str:
     if text not in DTYPES:
         raise ValueError(f"must be one of {', '.join(DTYPES)}")
@@ -88,7 +96,9 @@ SPECS = (
           "the official 32, reported as assumed)", _positive_int),
     _Spec("dtype", "model dtype: fp32 or bf16 (default fp32)", _dtype, "fp32"),
     _Spec("device", "torch device (default cpu)", str, "cpu"),
-    _Spec("problems", "number of problems per claim (default: the fixture's own)", _positive_int),
+    _Spec("problems", "number of problems per claim (default: the --codi-depth tier's)", _positive_int),
+    _Spec("depth", "problem tier: quick (100 problems, the default run) or full (500: every claim reaches its "
+          "minimum n, including the equivalence claims)", _depth, "quick"),
     _Spec("seed", "random seed (default 0)", int, 0),
     _Spec("threads", "torch threads per process (default: cpu count / xdist workers, at least 1)",
           _positive_int),

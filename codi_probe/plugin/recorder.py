@@ -25,8 +25,9 @@ class ClaimRecorder:
     Python, NaN/inf as ``null`` with the field named in ``non_finite``.
     """
 
-    def __init__(self, record: ClaimRecord):
+    def __init__(self, record: ClaimRecord, hypothesis: Any = None):
         self._record = record
+        self._hypothesis = hypothesis
 
     @property
     def id(self) -> str:
@@ -100,32 +101,71 @@ class ClaimRecorder:
         return self
 
     def set_verdict(self, verdict: str) -> "ClaimRecorder":
-        """Set the verdict: ``supported``, ``refuted`` or ``inconclusive``."""
+        """Set the verdict: ``supported``, ``refuted``, ``inconclusive`` or ``invalid``."""
         if verdict not in VERDICTS:
             raise ValueError(f"{self.id}: unknown verdict {verdict!r} (use {', '.join(VERDICTS)})")
         self._record.verdict = verdict
         return self
 
-    def decide(self, alternative: str = "greater") -> str:
-        """Set and return the verdict from the recorded CI against the recorded threshold.
+    @property
+    def hypothesis(self):
+        """The ``Hypothesis`` declared in the claim marker (``None`` when it declares none)."""
+        return self._hypothesis
 
-        ``alternative="greater"`` (the claim: statistic > threshold): supported when the CI lies
-        above the threshold, refuted when it lies at or below it, inconclusive when it straddles.
-        ``"less"`` mirrors it.
+    def decide(self, evidence: Any = (), *, n: int, controls: Mapping[str, bool] | None = None,
+               family: Mapping[str, Any] | None = None, member: str | None = None) -> str:
+        """Record the evidence and set the verdict by the shared rule (:mod:`codi_probe.hypothesis`).
+
+        ``evidence``: the :class:`~codi_probe.hypothesis.Evidence` of every declared prediction (may be
+        empty when a control failed or n is below the minimum: the rule then decides without it).
+        ``n``: the problems the claim rests on. ``controls``: the declared controls, each True when it
+        passed. ``family`` and ``member``: for a parameterized family, every member's
+        :class:`~codi_probe.hypothesis.Outcome` (from :func:`~codi_probe.hypothesis.combine`) and this
+        test's key among them; the p-values are then adjusted over the family.
         """
-        rec = self._record
-        threshold = to_float(rec.threshold, "threshold")
-        if rec.ci is None or threshold is None or None in (rec.ci["lo"], rec.ci["hi"]):
-            raise ValueError(f"{rec.id}: decide() needs a finite ci and a numeric threshold recorded first")
-        lo, hi = rec.ci["lo"], rec.ci["hi"]
-        if alternative == "greater":
-            verdict = "supported" if lo > threshold else "refuted" if hi <= threshold else "inconclusive"
-        elif alternative == "less":
-            verdict = "supported" if hi < threshold else "refuted" if lo >= threshold else "inconclusive"
+        from ..hypothesis import Evidence, adjust_family, combine, decide
+
+        hyp = self._hypothesis
+        if hyp is None:
+            raise ValueError(f"{self.id}: decide() needs a hypothesis= in the claim marker")
+        evidence = [evidence] if isinstance(evidence, Evidence) else list(evidence)
+        if family is not None:
+            if member not in family:
+                raise ValueError(f"{self.id}: member {member!r} is not in the family {list(family)}")
+            outcome = adjust_family(family, hyp.correction)[member]
+            size = sum(o.verdict is None for o in family.values())
         else:
-            raise ValueError(f"{rec.id}: alternative must be 'greater' or 'less', got {alternative!r}")
-        self.set_verdict(verdict)
-        return verdict
+            outcome, size = combine(hyp, evidence, n, controls), 1
+        result = decide(outcome, family_size=size, correction=hyp.correction)
+        rec = self._record
+        first = evidence[0] if evidence else None  # the primary statistic: the first evidence given
+        primary = next((p for p in hyp.predictions if first is not None and p.statistic == first.statistic),
+                       hyp.predictions[0])
+        rec.statistic, rec.threshold = primary.statistic, primary.threshold
+        if first is not None:
+            self.record(value=first.value, ci=(first.lo, first.hi), ci_level=first.level)
+        for e in evidence:
+            if e is not first:
+                self.stat(e.statistic, e.value)
+        rec.evidence = [to_plain(e.to_dict()) for e in evidence]
+        rec.n, rec.min_n = int(n), hyp.min_n
+        rec.p_value = result.p_support
+        rec.p_refute = result.p_refute
+        rec.family = ({"name": hyp.family or rec.base_id, **result.family} if result.family else None)
+        rec.verdict_reason = result.reason
+        if outcome.raw[0] is not None and result.family:
+            self.stat("unadjusted p_support", outcome.raw[0])
+        if controls:
+            self.stat("controls", dict(controls))
+        self.set_verdict(result.verdict)
+        return result.verdict
+
+    def check(self, holds: bool) -> bool:
+        """Set an invariant's verdict (an exact check: supported when it holds) and return ``holds``."""
+        from ..hypothesis import invariant_verdict
+
+        self.set_verdict(invariant_verdict(bool(holds)))
+        return bool(holds)
 
     def _number(self, what: str, value: Any) -> float | None:
         number = to_float(value, f"{self.id}: {what}")

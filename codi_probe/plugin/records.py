@@ -10,7 +10,7 @@ import pytest
 
 from .jsonable import to_plain
 
-VERDICTS = ("supported", "refuted", "inconclusive")
+VERDICTS = ("supported", "refuted", "inconclusive", "invalid")  # invalid: a failed control or precondition
 KINDS = ("invariant", "empirical")
 PROPERTY = "codi_claim"  # the user_properties key the record travels under
 RECORD_KEY = pytest.StashKey["ClaimRecord"]()
@@ -37,8 +37,14 @@ class ClaimRecord:
     statistics: dict[str, Any] = field(default_factory=dict)  # all named statistics
     effect_size: dict[str, Any] | None = None  # {"name", "value"}
     ci: dict[str, Any] | None = None  # {"lo", "hi", "level"}
-    p_value: float | None = None
+    p_value: float | None = None  # p of "the prediction is false" against its threshold (family-adjusted)
+    p_refute: float | None = None  # p of "the prediction holds" (family-adjusted); small -> refuted
     n: int | None = None  # number of problems
+    min_n: int | None = None  # the claim's declared minimum number of problems
+    hypothesis: dict[str, Any] | None = None  # the declared hypothesis (codi_probe.hypothesis.Hypothesis)
+    evidence: list[dict[str, Any]] = field(default_factory=list)  # one entry per tested prediction
+    family: dict[str, Any] | None = None  # {"name", "size", "correction"} for a parameterized family
+    verdict_reason: str | None = None  # why the shared rule gave this verdict
     threshold: Any = None
     verdict: str | None = None  # one of VERDICTS
     details: dict[str, Any] = field(default_factory=dict)
@@ -63,7 +69,8 @@ def _num(value: Any) -> str:
 
 
 def brief(rec: Mapping[str, Any]) -> str:
-    """A record's key numbers in one line: ``acc_drop=0.031 CI95[0.01, 0.052] p=0.003 n=50``."""
+    """A record's key numbers in one line: ``acc_drop=0.031 CI95[0.01, 0.052] p=0.003 n=50/50``
+    (n, then the claim's declared minimum n when it has one)."""
     parts = [f"{rec['statistic']}={_num(rec.get('value'))}"] if rec.get("statistic") else []
     if rec.get("ci"):
         level = rec["ci"].get("level") or 0.95
@@ -71,14 +78,31 @@ def brief(rec: Mapping[str, Any]) -> str:
     if rec.get("p_value") is not None:
         parts.append(f"p={_num(rec['p_value'])}")
     if rec.get("n") is not None:
-        parts.append(f"n={rec['n']}")
+        parts.append(f"n={rec['n']}" + (f"/{rec['min_n']}" if rec.get("min_n") else ""))
     return " ".join(parts) or "no statistic recorded"
 
 
 def _marker_args(id: str, statement: str, source: str | None = None, reported: Any = None,
-                 kind: str | None = None) -> tuple[str, str, str | None, Any, str | None]:
+                 kind: str | None = None, hypothesis: Any = None) -> tuple[str, str, str | None, Any, str | None, Any]:
     """The ``claim`` marker's signature."""
-    return id, statement, source, reported, kind
+    return id, statement, source, reported, kind, hypothesis
+
+
+def hypothesis_of(item: pytest.Item) -> Any:
+    """The ``Hypothesis`` declared in ``item``'s ``claim`` marker, or ``None``. A marker of a
+    parametrized test may declare one per parameter set: a mapping from the parameter id to it."""
+    marker = item.get_closest_marker("claim")
+    if marker is None:
+        return None
+    declared = _marker_args(*marker.args, **marker.kwargs)[5]
+    if isinstance(declared, Mapping):
+        callspec = getattr(item, "callspec", None)
+        key = callspec.id if callspec is not None else None
+        if key not in declared:
+            raise ClaimMarkerError(f"{item.nodeid}: the claim's hypothesis mapping has no entry for "
+                                   f"parameter id {key!r} (has {sorted(declared)})")
+        return declared[key]
+    return declared
 
 
 def claim_from_item(item: pytest.Item) -> ClaimRecord | None:
@@ -87,7 +111,7 @@ def claim_from_item(item: pytest.Item) -> ClaimRecord | None:
     if marker is None:
         return None
     try:
-        cid, statement, source, reported, kind = _marker_args(*marker.args, **marker.kwargs)
+        cid, statement, source, reported, kind, hypothesis = _marker_args(*marker.args, **marker.kwargs)
     except TypeError as exc:
         raise ClaimMarkerError(f"{item.nodeid}: bad @pytest.mark.claim: {exc}") from None
     if not isinstance(cid, str) or not cid:
@@ -97,10 +121,18 @@ def claim_from_item(item: pytest.Item) -> ClaimRecord | None:
     if kind not in KINDS or any(k != kind for k in marked):
         raise ClaimMarkerError(f"{item.nodeid}: claim {cid}: kind must be 'invariant' or 'empirical' "
                                f"(got kind={kind!r}, markers {marked})")
+    from ..hypothesis import Hypothesis
+
+    hypothesis = hypothesis_of(item)
+    if hypothesis is not None and not isinstance(hypothesis, Hypothesis):
+        raise ClaimMarkerError(f"{item.nodeid}: claim {cid}: hypothesis= must be a codi_probe.hypothesis.Hypothesis "
+                               f"(or a mapping from parameter id to one)")
     callspec = getattr(item, "callspec", None)
     param_id = callspec.id if callspec is not None else None
     return ClaimRecord(
         id=f"{cid}[{param_id}]" if param_id else cid, base_id=cid, kind=kind, statement=str(statement),
         source=source, reported=to_plain(reported), param_id=param_id,
         params=to_plain(callspec.params) if callspec is not None else {},
+        hypothesis=hypothesis.to_dict() if hypothesis is not None else None,
+        min_n=hypothesis.min_n if hypothesis is not None else None,
     )

@@ -1,4 +1,4 @@
-"""Assemble the JSON report (schema 1.0) from the collected tests and the session metadata."""
+"""Assemble the JSON report (schema 1.1) from the collected tests and the session metadata."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from .collector import OUTCOMES, TestEntry
 from .metadata import SessionMetadata
 from .records import KINDS, VERDICTS
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"  # 1.1: invalid verdicts, declared hypotheses, min_n, evidence, p_refute, family
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schema" / "report.schema.json"
 PACKAGES = ("torch", "transformers", "peft", "numpy", "scipy", "pytest", "pytest-xdist")
 

@@ -8,11 +8,14 @@ from .records import brief
 
 
 def claim_line(claim: dict[str, Any], width: int) -> str:
-    """``IMP-01[P5]  refuted  acc_drop=0.031 CI95[0.01, 0.052] p=0.003 q=0.012 n=50  passed``."""
+    """``IMP-01[P5]  refuted  acc_drop=0.031 CI95[0.01, 0.052] p=0.003 q=0.012 n=100/100  passed``; an
+    inconclusive or invalid verdict adds its reason in brackets."""
     numbers = brief(claim)
     if claim.get("q_value") is not None:
         numbers += f" q={claim['q_value']:.4g}"
     line = f"{claim['id']:<{width}}  {claim.get('verdict') or '-':<12}  {numbers}  {claim['outcome']}"
+    if claim.get("verdict") in ("inconclusive", "invalid") and claim.get("verdict_reason"):
+        line += f" [{claim['verdict_reason']}]"
     if claim.get("expected") not in (None, "record"):
         line += f" (expected {claim['expected']})"
     return line

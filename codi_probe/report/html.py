@@ -9,7 +9,7 @@ from typing import Any
 from .plots import Panel
 from .tables import Table
 
-VERDICTS = ("supported", "refuted", "inconclusive", "none")
+VERDICTS = ("supported", "refuted", "inconclusive", "invalid", "none")
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 CSS = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 1.5em auto; max-width: 1200px; padding: 0 1em; color: #222; }
@@ -18,7 +18,8 @@ table { border-collapse: collapse; margin: 0.5em 0 1em; font-size: 12px; }
 th, td { border: 1px solid #ddd; padding: 2px 6px; text-align: left; vertical-align: top; }
 th { background: #f3f3f3; } tr:nth-child(even) td { background: #fafafa; }
 td.v-supported { background: #d9f2d9 !important; } td.v-refuted { background: #f8d7d7 !important; }
-td.v-inconclusive { background: #fff1c2 !important; } td.v-none { color: #888; }
+td.v-inconclusive { background: #fff1c2 !important; } td.v-invalid { background: #e0d4f0 !important; }
+td.v-none { color: #888; }
 figure { margin: 1em 0 2em; } figure img { max-width: 100%; border: 1px solid #eee; }
 figcaption { color: #555; } .note { color: #8a4b00; background: #fff6e5; padding: 4px 8px; display: inline-block; }
 .kv td:first-child { font-family: ui-monospace, monospace; white-space: nowrap; }

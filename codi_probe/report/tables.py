@@ -55,16 +55,18 @@ def summary_table(report: dict[str, Any]) -> Table:
 
 
 CLAIM_HEADER = ["claim", "kind", "verdict", "expected", "outcome", "statistic", "value", "CI", "p", "q", "n",
-                "threshold"]
+                "min n", "threshold", "why"]
 
 
 def claims_table(report: dict[str, Any]) -> Table:
     """One row per claim: verdict, expectation, outcome and the primary statistic with CI, p and q."""
     rows = [[c["id"], c["kind"], c.get("verdict") or "none", c.get("expected") or "", c.get("outcome", ""),
              c.get("statistic") or "", num(c.get("value")), interval(c.get("ci")), num(c.get("p_value"), 3),
-             num(c.get("q_value"), 3), num(c.get("n")), plain(c.get("threshold"))]
+             num(c.get("q_value"), 3), num(c.get("n")), num(c.get("min_n")), plain(c.get("threshold")),
+             c.get("verdict_reason") or ""]
             for c in report.get("claims", [])]
-    return Table("Claims", CLAIM_HEADER, rows, "q: Benjamini-Hochberg over the claims with a p-value.")
+    return Table("Claims", CLAIM_HEADER, rows, "p: of the null that the claim's prediction fails, at its threshold (family-adjusted); "
+                 "q: Benjamini-Hochberg over the claims with a p-value; min n: the claim's declared minimum.")
 
 
 def _matched(reported: dict[str, Any], details: dict[str, Any]) -> str | None:

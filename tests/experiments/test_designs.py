@@ -121,3 +121,20 @@ def test_cached_grid_refuses_what_it_cannot_key(organism_engine, tmp_path):
     official = CodiEngine(organism_engine.model, padding="official")
     with pytest.raises(ValueError, match="padding='exact'"):
         corruption_grid(official, problems, layer=1, chunk_size=1)
+
+
+def test_layer_recovery_is_a_ratio_of_sums_not_dominated_by_tiny_gaps():
+    """LAY-01 divided by per-pair gaps as small as 1e-3: one such pair moved the mean recovery by
+    hundreds. Pooled recovery (ratio of sums) is the recovered share of the total gap."""
+    import numpy as np
+
+    from codi_probe.experiments.patching import LayerPatching, band_margin
+
+    clean = np.array([2.0, 2.0, 2.0, 0.001])
+    corr = np.zeros(4)
+    patched = np.array([[0.2, 1.8, 0.2], [0.2, 1.8, 0.2], [0.2, 1.8, 0.2], [0.0, 0.0, 1.0]])
+    lp = LayerPatching([0, 1, 2], (patched - corr[:, None]) / (clean - corr)[:, None], clean, corr, patched)
+    assert int(np.argmax(lp.recovery.mean(0))) == 2  # the tiny-gap pair decides the per-pair mean
+    pooled = lp.pooled_recovery()
+    assert int(np.argmax(pooled)) == 1 and pooled[1] > 0.89
+    assert band_margin(pooled, [1]) > 0 and band_margin(pooled, [2]) < 0

@@ -12,11 +12,15 @@ CLAIM = """
 import os
 import pytest
 
-@pytest.mark.claim(id="LENS-01", statement="step-1 result decodes at P3", kind="empirical")
+from codi_probe.hypothesis import Evidence, Hypothesis, Prediction
+
+@pytest.mark.claim(id="LENS-01", statement="step-1 result decodes at P3", kind="empirical",
+                   hypothesis=Hypothesis(Prediction("rate", "greater", 0.3), min_n=1))
 def test_lens(claim):
     value = float(os.environ.get("LENS_VALUE", "0.5"))
-    claim.record("rate", value, ci=(value - 0.1, value + 0.1), threshold=0.3)
-    claim.decide()
+    lo, hi = value - 0.1, value + 0.1
+    claim.decide(Evidence("rate", value, lo, hi, 10, 0.001 if lo > 0.3 else 0.5, 0.001 if hi < 0.3 else 0.5,
+                          "synthetic"), n=10)
 
 @pytest.mark.claim(id="SAN-01", statement="an invariant is not compared", kind="invariant")
 def test_san(claim):
@@ -37,10 +41,11 @@ def baseline(pytester: pytest.Pytester, run_claims) -> str:
 @pytest.mark.parametrize(("value", "tolerance", "failure"), [
     ("0.5", "0", None),
     ("0.65", "0", "LENS-01: rate=0.65 outside baseline [0.4, 0.6] widened by tolerance 0: "
-                  "baseline supported (rate=0.5 CI95[0.4, 0.6]), now supported (rate=0.65 CI95[0.55, 0.75])"),
+                  "baseline supported (rate=0.5 CI95[0.4, 0.6] p=0.001 n=10/1), "
+                  "now supported (rate=0.65 CI95[0.55, 0.75] p=0.001 n=10/1)"),
     ("0.65", "0.1", None),
-    ("0.15", "0.5", "LENS-01: verdict flipped: baseline supported (rate=0.5 CI95[0.4, 0.6]), "
-                   "now refuted (rate=0.15 CI95[0.05, 0.25])"),
+    ("0.15", "0.5", "LENS-01: verdict flipped: baseline supported (rate=0.5 CI95[0.4, 0.6] p=0.001 n=10/1), "
+                   "now refuted (rate=0.15 CI95[0.05, 0.25] p=0.5 n=10/1)"),
 ])
 def test_baseline_comparison(value, tolerance, failure, baseline: str, monkeypatch: pytest.MonkeyPatch,
                              run_claims) -> None:

@@ -83,17 +83,39 @@ def test_scipy_confidence_interval_objects_are_accepted() -> None:
     (lambda r: r.record(p_value=1.5), "p_value must lie in [0, 1]"),
     (lambda r: r.record(value=1.0), "needs a statistic name"),
     (lambda r: r.record("m", "high"), "expected a number"),
-    (lambda r: r.decide(), "needs a finite ci and a numeric threshold"),
+    (lambda r: r.decide(n=1), "needs a hypothesis= in the claim marker"),
 ])
 def test_bad_records_raise(call, message) -> None:
     with pytest.raises((ValueError, TypeError), match=message.replace("[", r"\[").replace("]", r"\]")):
         call(recorder())
 
 
-@pytest.mark.parametrize(("ci", "alternative", "verdict"), [
-    ((0.2, 0.4), "greater", "supported"), ((0.0, 0.1), "greater", "refuted"), ((0.05, 0.2), "greater", "inconclusive"),
-    ((0.0, 0.05), "less", "supported"), ((0.1, 0.3), "less", "refuted"), ((0.05, 0.2), "less", "inconclusive"),
-])
-def test_decide_from_ci(ci, alternative, verdict) -> None:
-    rec = recorder().record("m", sum(ci) / 2, ci=ci, threshold=0.1)
-    assert rec.decide(alternative) == verdict == rec.verdict
+def hyp_recorder(hyp) -> ClaimRecorder:
+    return ClaimRecorder(ClaimRecord(id="IMP-01[P5]", base_id="IMP-01", kind="empirical", statement="s"), hyp)
+
+
+@pytest.mark.parametrize(("p_support", "p_refute", "verdict"), [
+    (0.001, 0.99, "supported"), (0.99, 0.001, "refuted"), (0.3, 0.4, "inconclusive")])
+def test_decide_records_the_rule_and_its_inputs(p_support, p_refute, verdict) -> None:
+    from codi_probe.hypothesis import Evidence, Hypothesis, Prediction
+
+    hyp = Hypothesis(Prediction("m", "greater", 0.1), min_n=10, controls=("control",))
+    rec = hyp_recorder(hyp)
+    assert rec.decide(Evidence("m", 0.2, 0.15, 0.25, 20, p_support, p_refute, "t"), n=20,
+                      controls={"control": True}) == verdict == rec.verdict
+    data = rec.record_data
+    assert (data["statistic"], data["value"], data["threshold"], data["n"], data["min_n"]) == ("m", 0.2, 0.1, 20, 10)
+    assert data["p_value"] == p_support and data["p_refute"] == p_refute and data["evidence"][0]["method"] == "t"
+    assert data["verdict_reason"]
+    bad = hyp_recorder(hyp)
+    assert bad.decide([], n=20, controls={"control": False}) == "invalid"
+    assert "failed control: control" in bad.record_data["verdict_reason"]
+    small = hyp_recorder(hyp)
+    assert small.decide([], n=5, controls={"control": True}) == "inconclusive"
+    assert small.record_data["verdict_reason"] == "n below minimum (5 < 10)"
+
+
+def test_check_sets_an_invariants_verdict() -> None:
+    rec = recorder("invariant")
+    assert rec.check(True) and rec.verdict == "supported"
+    assert not rec.check(False) and rec.verdict == "refuted"

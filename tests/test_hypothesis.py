@@ -1,0 +1,101 @@
+"""The shared verdict rule: declared hypotheses, controls, minimum n, combination and family adjustment."""
+
+import pytest
+
+from codi_probe.hypothesis import (ALPHA, Evidence, Hypothesis, Outcome, Prediction, adjust_family, any_shown, combine,
+                                   decide, shown)
+
+
+def ev(name: str, ps: float, pr: float, n: int = 100) -> Evidence:
+    return Evidence(name, 0.5, 0.4, 0.6, n, ps, pr, "synthetic")
+
+
+A, B = Prediction("a", "greater", 0.1), Prediction("b", "less", 0.2)
+
+
+def verdict(hyp, evidence, n=100, controls=None):
+    return decide(combine(hyp, evidence, n, controls)).verdict
+
+
+def test_single_prediction_is_decided_by_its_two_one_sided_p_values():
+    hyp = Hypothesis(A)
+    assert verdict(hyp, [ev("a", 0.001, 0.99)]) == "supported"
+    assert verdict(hyp, [ev("a", 0.99, 0.001)]) == "refuted"
+    assert verdict(hyp, [ev("a", 0.2, 0.3)]) == "inconclusive"
+    assert verdict(hyp, [ev("a", ALPHA, 0.5)]) == "inconclusive"  # strictly below ALPHA
+
+
+def test_below_the_minimum_n_is_inconclusive_and_says_so():
+    hyp = Hypothesis(A, min_n=50)
+    out = decide(combine(hyp, [ev("a", 1e-9, 1.0)], 49))
+    assert out.verdict == "inconclusive" and out.reason == "n below minimum (49 < 50)"
+    assert verdict(hyp, [ev("a", 1e-9, 1.0)], 50) == "supported"
+
+
+def test_a_failed_control_is_invalid_not_refuted():
+    """IMP-13 / PATCH-01 scored a failed positive control as "refuted"."""
+    hyp = Hypothesis(A, controls=("positive control",))
+    out = decide(combine(hyp, [ev("a", 0.99, 0.001)], 100, {"positive control": False}))
+    assert out.verdict == "invalid" and "positive control" in out.reason
+    assert verdict(hyp, [ev("a", 0.99, 0.001)], 100, {"positive control": True}) == "refuted"
+    with pytest.raises(ValueError, match="missing"):
+        combine(hyp, [ev("a", 0.5, 0.5)], 100, {})
+    with pytest.raises(ValueError, match="undeclared"):
+        combine(Hypothesis(A), [ev("a", 0.5, 0.5)], 100, {"surprise": True})
+
+
+def test_all_of_needs_every_prediction_and_one_refutation_refutes_after_holm():
+    hyp = Hypothesis((A, B))
+    assert verdict(hyp, [ev("a", 0.001, 1), ev("b", 0.001, 1)]) == "supported"
+    assert verdict(hyp, [ev("a", 0.001, 1), ev("b", 0.3, 0.3)]) == "inconclusive"
+    assert verdict(hyp, [ev("a", 0.001, 1), ev("b", 1, 0.001)]) == "refuted"
+    assert verdict(hyp, [ev("a", 0.001, 1), ev("b", 1, 0.02)]) == "inconclusive"  # 2 x 0.02 > ALPHA
+    with pytest.raises(ValueError, match="cover the declared"):
+        combine(hyp, [ev("a", 0.001, 1)], 100)
+
+
+def test_any_of_mirrors_all_of():
+    hyp = Hypothesis((A, B), combine="any")
+    assert verdict(hyp, [ev("a", 0.001, 1), ev("b", 0.9, 0.1)]) == "supported"
+    assert verdict(hyp, [ev("a", 0.02, 1), ev("b", 0.9, 0.1)]) == "inconclusive"  # Holm over the two
+    assert verdict(hyp, [ev("a", 1, 0.001), ev("b", 1, 0.01)]) == "refuted"
+    assert verdict(hyp, [ev("a", 1, 0.001), ev("b", 0.5, 0.5)]) == "inconclusive"
+
+
+def test_family_adjustment_holm_and_bh():
+    """A scan over 6 positions with one raw p of 0.01 per member is not 6 supported claims."""
+    hyp = Hypothesis(A)
+    members = {f"P{k}": combine(hyp, [ev("a", 0.01, 1.0)], 100) for k in range(1, 7)}
+    members["P7"] = combine(Hypothesis(A, min_n=500), [], 100)  # not tested: not counted
+    adjusted = adjust_family(members, "holm")
+    assert all(decide(adjusted[k], family_size=6).verdict == "inconclusive" for k in members if k != "P7")
+    assert adjusted["P1"].raw == (0.01, 1.0) and adjusted["P1"].p_support == pytest.approx(0.06)
+    assert adjusted["P7"].verdict == "inconclusive"
+    strong = dict(members, P1=combine(hyp, [ev("a", 0.001, 1.0)], 100))
+    assert decide(adjust_family(strong, "holm")["P1"]).verdict == "supported"
+    bh = adjust_family(members, "fdr_bh")
+    assert bh["P1"].p_support == pytest.approx(0.01)  # equal p-values: BH leaves them
+
+
+def test_declarations_are_validated():
+    with pytest.raises(ValueError):
+        Prediction("x", "bigger", 0)
+    with pytest.raises(ValueError):
+        Prediction("x", "equivalent", 0)
+    with pytest.raises(ValueError):
+        Hypothesis((A, A))
+    with pytest.raises(ValueError):
+        Hypothesis(A, combine="some")
+    assert Hypothesis(A).to_dict()["predictions"][0] == {"statistic": "a", "direction": "greater", "threshold": 0.1}
+
+
+def test_controls_are_shown_only_by_a_significant_effect():
+    assert shown(ev("c", 0.001, 1)) and not shown(ev("c", 0.2, 0.5))
+    assert any_shown([ev("c", 0.02, 1), ev("d", 0.001, 1)])
+    assert not any_shown([ev("c", 0.02, 1), ev("d", 0.02, 1)])  # Holm: 2 x 0.02 > ALPHA
+    assert not any_shown([])
+
+
+def test_outcome_of_a_claim_that_did_not_test_keeps_its_reason():
+    out = decide(Outcome(None, None, 3, "invalid", "failed control: x"))
+    assert (out.verdict, out.reason) == ("invalid", "failed control: x")
