@@ -2,11 +2,11 @@
 
 import numpy as np
 import pytest
-from scipy import stats as sps
 
 from codi_probe import stats
 from codi_probe.engine import Intervention, Record, Set
 from codi_probe.experiments.common import run_conditions
+from codi_probe.experiments.interpolation import summarise_path
 from codi_probe.experiments.patching import template_pairs
 from codi_probe.hypothesis import Hypothesis, Prediction
 
@@ -32,15 +32,9 @@ def test_interpolation_gives_intermediate_answers(codi_engine, template_problems
     conds = {f"alpha={al:.1f}": [[Intervention("latent_post_prj", ("P1",), Set((1 - al) * e_a[i] + al * e_b[i]))]
                                  for i in range(n)] for al in ALPHAS}
     runs = run_conditions(codi_engine, a_q, conds)
-    taus, between, outside = [], [], []
-    for i in range(n):
-        ans = [runs.answers(f"alpha={al:.1f}")[i] for al in ALPHAS]
-        a1, a2 = ans[0], ans[-1]
-        if a1 is None or a2 is None or a1 == a2 or any(x is None for x in ans):
-            continue
-        taus.append(float(sps.kendalltau(ALPHAS, ans).statistic) * np.sign(a2 - a1))
-        between.append(any(min(a1, a2) < x < max(a1, a2) for x in ans))
-        outside.append(float(np.mean([x not in (a1, a2) for x in ans])))
+    paths = [summarise_path(ALPHAS, [runs.answers(f"alpha={al:.1f}")[i] for al in ALPHAS]) for i in range(n)]
+    paths = [p for p in paths if p is not None]
+    taus, between, outside = [p.tau for p in paths], [p.between for p in paths], [p.outside for p in paths]
     m = len(taus)
     claim.record(details={"pairs": n, "pairs_with_distinct_parsable_endpoints": m},
                  statistics={"share of alphas with an answer outside {a1, a2}": float(np.mean(outside)) if m else None})
