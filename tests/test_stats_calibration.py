@@ -134,3 +134,23 @@ def test_family_adjustment_controls_false_support(correction, monkeypatch):
         any_supported += any(decide(o, family_size=6).verdict == "supported" for o in adjusted.values())
     assert any_supported / reps <= mc_bound(ALPHA, reps)
     assert hyp.correction == "holm"
+
+
+def test_permutation_spearman_power_matches_the_normal_calculation():
+    """Under the null a per-problem Spearman over k = 7 positions has variance 1/(k-1), so the mean of n
+    has power 1 - Phi(z_(1-alpha) - mu * sqrt(n * (k-1))) against a true mean mu (mu measured here on
+    20,000 simulated problems)."""
+    rng = np.random.default_rng(13)
+    k, n, reps, scale = 7, 50, 300, 6.0
+
+    def draw(m):
+        x = rng.normal(size=(m, k))
+        return x, x + rng.normal(scale=scale, size=(m, k))
+
+    mu = stats.within_problem_rhos(*draw(20000)).mean()
+    calc = 1 - sps.norm.cdf(sps.norm.ppf(1 - ALPHA) - mu * np.sqrt(n * (k - 1)))
+    pred = Prediction("assoc", "greater", 0.0)
+    power = np.mean([stats.permutation_spearman(*draw(n), pred, permutations=300, seed=i).p_support < ALPHA
+                     for i in range(reps)])
+    assert 0.2 < calc < 0.8
+    assert abs(power - calc) < 3 * np.sqrt(calc * (1 - calc) / reps) + 0.03
