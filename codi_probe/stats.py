@@ -109,8 +109,9 @@ def proportion_evidence(k: int, n: int, prediction: Prediction) -> Evidence:
 
 def mcnemar_exact(before: Sequence[bool], after: Sequence[bool], alternative: str = "two-sided") -> float:
     """Exact McNemar p-value of "no change": the binomial test of the gained against the lost problems."""
-    b0, b1 = np.asarray(before, dtype=bool), np.asarray(after, dtype=bool)
-    lost, gained = int(np.sum(b0 & ~b1)), int(np.sum(~b0 & b1))
+    from .paired_binary import paired_counts
+
+    _, gained, lost = paired_counts(before, after)
     if lost + gained == 0:
         return 1.0
     return float(stats.binomtest(gained, lost + gained, 0.5, alternative=alternative).pvalue)
@@ -156,8 +157,10 @@ class _Bootstrap:
         self.base = stats.bootstrap(samples, statistic, n_resamples=resamples, vectorized=vectorized,
                                     paired=len(samples) > 1, method="percentile", confidence_level=LEVEL,
                                     axis=-1, rng=_rng(seed))
-        if not (np.all(np.isfinite(self.bound(ALPHA, "greater"))) and np.all(np.isfinite(self.bound(ALPHA, "less")))):
+        self.lo, self.hi = self.bound(ALPHA, "greater"), self.bound(ALPHA, "less")  # the reported 95% interval
+        if not (np.all(np.isfinite(self.lo)) and np.all(np.isfinite(self.hi))):
             self.method = "percentile"  # BCa's acceleration is undefined (a jackknife without spread)
+            self.lo, self.hi = self.bound(ALPHA, "greater"), self.bound(ALPHA, "less")
 
     def bound(self, alpha: float, alternative: str):
         """The one-sided ``1 − alpha`` bound (expanded): lower for ``greater``, upper for ``less``."""
@@ -188,16 +191,26 @@ class _Bootstrap:
         return hi
 
 
-def _sign_p(x: np.ndarray, theta0: float, alternative: str) -> float:
-    """Sign test (exact binomial on the signs of ``x − theta0``), for data with no spread."""
-    above, below = int(np.sum(x > theta0)), int(np.sum(x < theta0))
-    if above + below == 0:
-        return 1.0
-    return float(stats.binomtest(above, above + below, 0.5, alternative=alternative).pvalue)
+def _no_spread(x: np.ndarray) -> bool:
+    """Every problem has the same value (to round-off): a bootstrap has nothing to resample."""
+    return x.size < 2 or bool(np.ptp(x) <= 1e-12 * max(1.0, abs(float(x.flat[0]))))
+
+
+def _sign_evidence(prediction: Prediction, value: float, n: int) -> Evidence:
+    """Evidence when all ``n`` problems give ``value``: the exact sign test (binomial on the signs of
+    ``value − theta0``), so p is ``0.5^n`` on the value's side and 1 on the other, never 0."""
+
+    def p_at(theta0: float, alternative: str) -> float:
+        if value == theta0:
+            return 1.0
+        side = "greater" if value > theta0 else "less"
+        return float(stats.binomtest(n if side == "greater" else 0, n, 0.5, alternative=alternative).pvalue)
+
+    return from_one_sided(prediction, value, value, value, n, p_at, "exact sign test (no spread across problems)")
 
 
 def bootstrap_evidence(samples: Sequence[np.ndarray], statistic: Callable, prediction: Prediction, *,
-                   vectorized: bool = False, seed: int = 0, resamples: int = DEFAULT_RESAMPLES) -> Evidence:
+                       vectorized: bool = False, seed: int = 0, resamples: int = DEFAULT_RESAMPLES) -> Evidence:
     """Any statistic of per-problem rows (``samples``: arrays paired along axis 0) against the
     threshold: the expanded BCa bootstrap over problems."""
     samples = tuple(np.asarray(s, dtype=float) for s in samples)
@@ -206,7 +219,7 @@ def bootstrap_evidence(samples: Sequence[np.ndarray], statistic: Callable, predi
         raise ValueError("a bootstrap needs at least 2 problems")
     value = float(statistic(*samples, axis=-1) if vectorized else statistic(*samples))
     boot = _Bootstrap(samples, statistic, vectorized=vectorized, seed=seed, resamples=resamples)
-    lo, hi = boot.bound(ALPHA, "greater"), boot.bound(ALPHA, "less")
+    lo, hi = boot.lo, boot.hi
     if not (np.isfinite(lo) and np.isfinite(hi)):
         raise ValueError(f"{prediction.statistic}: the BCa bootstrap is degenerate for these data")
     return from_one_sided(prediction, value, lo, hi, n, boot.p, f"{boot.method} bootstrap over problems "
@@ -224,9 +237,7 @@ def rows_evidence(rows: np.ndarray, fn: Callable[[np.ndarray], np.ndarray], pred
         raise ValueError(f"rows must be [n >= 2, k], got shape {rows.shape}")
     n = rows.shape[0]
     if np.all(rows == rows[:1]):
-        v = float(fn(rows[0]))
-        return from_one_sided(prediction, v, v, v, n, lambda t, alt: _sign_p(np.full(n, v), t, alt),
-                              "exact sign test (no spread across problems)")
+        return _sign_evidence(prediction, float(fn(rows[0])), n)
 
     def statistic(idx: np.ndarray, axis: int = -1) -> np.ndarray:
         return fn(rows[np.asarray(idx).astype(int)].mean(axis=-2))
@@ -236,16 +247,14 @@ def rows_evidence(rows: np.ndarray, fn: Callable[[np.ndarray], np.ndarray], pred
 
 
 def mean_evidence(values: Sequence[float], prediction: Prediction, *, seed: int = 0,
-              resamples: int = DEFAULT_RESAMPLES) -> Evidence:
+                  resamples: int = DEFAULT_RESAMPLES) -> Evidence:
     """The mean of one value per problem against the threshold (expanded BCa bootstrap). Data
     without spread (every problem the same value) fall back to the exact sign test."""
     x = np.asarray(values, dtype=float)
     if x.size < 2:
         raise ValueError("a mean test needs at least 2 problems")
-    if np.all(x == x[0]) or np.ptp(x) <= 1e-12 * max(1.0, abs(x[0])):
-        v = float(x.mean())
-        return from_one_sided(prediction, v, v, v, x.size, lambda t, alt: _sign_p(x, t, alt),
-                        "exact sign test (no spread across problems)")
+    if _no_spread(x):
+        return _sign_evidence(prediction, float(x.mean()), x.size)
     return bootstrap_evidence((x,), np.mean, prediction, vectorized=True, seed=seed, resamples=resamples)
 
 
@@ -254,10 +263,10 @@ def bootstrap_mean(values: Sequence[float], *, seed: int = 0, resamples: int = D
     x = np.asarray(values, dtype=float)
     if x.size == 0:
         raise ValueError("no problems to average")
-    if x.size < 2 or np.ptp(x) <= 1e-12 * max(1.0, abs(x[0])):
+    if _no_spread(x):
         return Estimate(float(x.mean()), float(x.mean()), float(x.mean()), int(x.size))
     boot = _Bootstrap((x,), np.mean, vectorized=True, seed=seed, resamples=resamples)
-    return Estimate(float(x.mean()), boot.bound(ALPHA, "greater"), boot.bound(ALPHA, "less"), int(x.size))
+    return Estimate(float(x.mean()), boot.lo, boot.hi, int(x.size))
 
 
 # ---- within-problem association -------------------------------------------------------------------
@@ -316,15 +325,31 @@ def cochran_q(matrix: np.ndarray) -> float:
     return float(cochrans_q(m).pvalue)
 
 
+def _page_rows(matrix: np.ndarray) -> np.ndarray:
+    """The rows with spread: a constant row carries no ranking information."""
+    m = np.asarray(matrix, dtype=float)
+    return m[m.std(1) > 0]
+
+
 def page_trend(matrix: np.ndarray) -> float:
     """Page's L test p-value that the columns (conditions in their predicted order) increase within
     problems (``scipy.stats.page_trend_test``, asymptotic: binary outcomes tie). Rows without spread
-    carry no ranking information and are dropped; 1.0 when none is left."""
-    m = np.asarray(matrix, dtype=float)
-    m = m[m.std(1) > 0]
+    are dropped; 1.0 when fewer than 2 are left."""
+    m = _page_rows(matrix)
     if m.shape[0] < 2:
         return 1.0
     return float(stats.page_trend_test(m, method="asymptotic").pvalue)
+
+
+def page_evidence(matrix: np.ndarray, prediction: Prediction) -> Evidence:
+    """A trend over the columns against 0 (``prediction``: ``greater`` = increasing): Page's L is the
+    value (no interval), the p-values come from the columns in their order and reversed."""
+    m = np.asarray(matrix, dtype=float)
+    rows = _page_rows(m)
+    value = float(stats.page_trend_test(rows, method="asymptotic").statistic) if len(rows) > 1 else float("nan")
+    return from_one_sided(prediction, value, float("nan"), float("nan"), m.shape[0],
+                          lambda t, alt: page_trend(m if alt == "greater" else m[:, ::-1]),
+                          "Page's L trend test (asymptotic)")
 
 
 def holm(p_values: Sequence[float]) -> list[float]:

@@ -2,13 +2,12 @@
 
 import numpy as np
 import pytest
-from scipy import stats as sps
 
 from codi_probe import stats
 from codi_probe.data import answers_match
 from codi_probe.engine import CodiEngine, Record
 from codi_probe.experiments.common import golds
-from codi_probe.hypothesis import EQUIVALENCE_MIN_N, EQUIVALENCE_MIN_N_SOURCE, Evidence, Hypothesis, Prediction
+from codi_probe.hypothesis import EQUIVALENCE_MIN_N, EQUIVALENCE_MIN_N_SOURCE, Hypothesis, Prediction
 
 
 @pytest.fixture(scope="module")
@@ -29,15 +28,6 @@ ACC03 = Hypothesis((Prediction("acc(6) - acc(0)", "greater", 0.20),
                    min_n=EQUIVALENCE_MIN_N, min_n_source=EQUIVALENCE_MIN_N_SOURCE + " (the plateau is an equivalence)")
 
 
-def page_evidence(matrix: np.ndarray, prediction: Prediction) -> Evidence:
-    """Page's L test that accuracy increases with the column (iterations) within problems."""
-    rows = matrix[matrix.std(1) > 0]
-    value = float(sps.page_trend_test(rows, method="asymptotic").statistic) if len(rows) > 1 else float("nan")
-    return stats.from_one_sided(prediction, value, float("nan"), float("nan"), matrix.shape[0],
-                                lambda t, alt: stats.page_trend(matrix if alt == "greater" else matrix[:, ::-1]),
-                                "Page's L trend test (asymptotic)")
-
-
 @pytest.mark.claim(id="ACC-03", kind="empirical",
                    statement="accuracy rises with latent iterations: acc(6) - acc(0) > 20pp, it increases with the "
                              "number of iterations (Page trend), and it has plateaued by 4 (|acc(4) - acc(6)| < 5pp)",
@@ -51,5 +41,5 @@ def test_accuracy_rises_with_iterations(accuracy_by_iterations, claim):
                                                         for k, v in acc.items()}})
     ev = [stats.paired_binary_evidence(acc[0], acc[6], ACC03.predictions[0]),
           stats.paired_binary_evidence(acc[4], acc[6], ACC03.predictions[1]),
-          page_evidence(np.stack([acc[k] for k in range(7)], 1).astype(float), ACC03.predictions[2])]
+          stats.page_evidence(np.stack([acc[k] for k in range(7)], 1).astype(float), ACC03.predictions[2])]
     claim.decide(ev, n=n)
