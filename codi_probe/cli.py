@@ -117,19 +117,56 @@ def cmd_compare(args) -> int:
 
 
 def cmd_expect(args) -> int:
-    """Write an expectation profile pinning a report's empirical verdicts."""
+    """Print or write an expectation profile: the one a model's design decides (``--design MODEL``), or a
+    draft from a report (planted truths from the design, the rest pinned as snapshots)."""
     import json
     from pathlib import Path
 
     from .atomic import write_text_atomic
-    from .plugin.expectations import profile_from_report
+    from .plugin.expectations import design_profile, profile_from_report, profile_text
 
-    report = json.loads(Path(args.report).read_text())
-    text = profile_from_report(report, description=args.description or "")
+    if (args.report is None) == (args.design is None):
+        raise ValueError("give a report to draft from, or --design MODEL (not both)")
+    if args.design is not None:
+        from .design import design_for_spec
+
+        design = design_for_spec(args.design)
+        text = profile_text(design_profile(design), args.design,
+                            [f"# The profile {args.design}'s design decides: {design.describe()}"])
+    else:
+        path = Path(args.report)
+        if not path.is_file():
+            raise ValueError(f"{path}: not a report file")
+        report = json.loads(path.read_text())
+        text = profile_from_report(report, description=args.description or "")
     if args.out:
         write_text_atomic(Path(args.out), text)
     else:
         print(text, end="")
+    return 0
+
+
+def cmd_validate(args) -> int:
+    """Run the catalogue on models with planted truths and tabulate verdicts against them."""
+    import json
+    from pathlib import Path
+
+    from .atomic import write_text_atomic
+    from .validity import VALIDATE_MODELS, validate
+
+    out = Path(args.out)
+    extra = ["--codi-depth", args.depth] if args.depth else []
+    if args.decided_only:
+        extra += ["-m", "decided or invariant"]
+    result = validate(args.model or list(VALIDATE_MODELS), out, hypotheses=Path(args.hypotheses),
+                      run=not args.no_run, extra=extra)
+    write_text_atomic(out / "validity.json", json.dumps(result, indent=2) + "\n")
+    write_text_atomic(out / "validity.md", result["markdown"])
+    print(result["markdown"], end="")
+    for problem in result["problems"]:
+        print(f"codi-probe validate: {problem}", file=sys.stderr)
+    if args.check and result["problems"]:
+        return 1
     return 0
 
 
@@ -162,8 +199,23 @@ def build_parser() -> argparse.ArgumentParser:
     compare = sub.add_parser("compare", help="compare two JSON reports: verdict flips (exit 1) and statistic deltas")
     add_compare_arguments(compare)
     compare.set_defaults(func=cmd_compare)
-    expect = sub.add_parser("expect", help="write an expectation profile pinning a report's empirical verdicts")
-    expect.add_argument("report", help="a JSON report of `pytest hypotheses`")
+    val = sub.add_parser("validate", help="run the catalogue on models with planted truths and tabulate the "
+                                          "suite's verdicts against them (the validity table)")
+    val.add_argument("--model", action="append", help="a model name or checkpoint (repeatable; default: "
+                                                      "codi-tiny-planted, codi-tiny-pause and the random models)")
+    val.add_argument("--out", default="reports/validity", help="directory for the reports and the table")
+    val.add_argument("--hypotheses", default="hypotheses", help="the catalogue directory (default: ./hypotheses)")
+    val.add_argument("--depth", choices=("quick", "full"), help="the catalogue's tier (default: quick)")
+    val.add_argument("--decided-only", action="store_true",
+                     help="run only the claims each design decides, and the invariants (-m 'decided or invariant'); "
+                          "the table is the same, the run shorter")
+    val.add_argument("--no-run", action="store_true", help="tabulate the reports already in --out")
+    val.add_argument("--check", action="store_true", help="exit 1 when a floor is missed or a run failed")
+    val.set_defaults(func=cmd_validate)
+    expect = sub.add_parser("expect", help="print the expectation profile a model's design decides, or draft one "
+                                           "from a report")
+    expect.add_argument("report", nargs="?", help="a JSON report of `pytest hypotheses` to draft from")
+    expect.add_argument("--design", metavar="MODEL", help="print the profile MODEL's design decides")
     expect.add_argument("--out", help="profile path (default: print to stdout)")
     expect.add_argument("--description", help="the profile's description line")
     expect.set_defaults(func=cmd_expect)

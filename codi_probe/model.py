@@ -51,6 +51,7 @@ class CodiConfig:
     name: str = "codi"
     answer_format: str = "The answer is: {}"  # what the model was trained to emit after EOT
     problems: str | None = None  # the problem family the model was trained on (None: GSM8K-style)
+    design: dict[str, Any] | None = None  # what the latents do by construction (codi_probe.design.Design)
 
     @property
     def model_type(self) -> str:

@@ -5,6 +5,7 @@ import pytest
 
 from codi_probe import stats
 from codi_probe.data import load_pairs, shipped_pairs_path
+from codi_probe.design import implied_answer
 from codi_probe.engine import Intervention, Randomize, Set
 from codi_probe.engine.positions import FED_POSITIONS
 from codi_probe.experiments.common import golds, run_conditions
@@ -148,7 +149,7 @@ def step2_transfer(codi_engine, template_problems, template_trace, codi_options)
             rows.append(i)
             patched.append([Intervention("latent_post_prj", (position,), Set(trace.latent_post[by[s2], k].mean(0)))])
             random.append([Intervention("latent_post_prj", (position,), Randomize(codi_options.seed * 1000 + i))])
-            expected.append(implied_answer(p, s2))
+            expected.append(implied_answer(p, "step2", s2))
         n = len(rows)
         ev, info = [], {}
         if n >= 2:
@@ -174,9 +175,3 @@ def test_step2_latent_transfer(step2_transfer, claim, position):
     ev, info, outcome = step2_transfer[position]
     claim.record(statistics=info)
     claim.decide(ev, n=outcome.n, family={p: o for p, (*_, o) in step2_transfer.items()}, member=position)
-
-
-def implied_answer(p, step2: float) -> float:
-    """The answer a problem would have with step-2 value ``step2``: CYW answer = step1 + step2,
-    AO answer = step2 (claims.md 2.3/2.4)."""
-    return p.intermediates[0] + step2 if p.family == "cyw" else step2

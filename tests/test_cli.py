@@ -40,21 +40,39 @@ def test_run_json_prints_exactly_one_object(capsys):
         assert len(r["answer_token_ids"]) <= 3 and isinstance(r["answer_text"], str)
 
 
-def test_expect_pins_a_reports_empirical_verdicts(tmp_path, capsys):
+def test_expect_drafts_a_profile_from_a_report(tmp_path, capsys):
     from codi_probe.plugin.expectations import parse_profile
 
     claims = [{"id": "IMP-01[P5]", "kind": "empirical", "verdict": "refuted"},
               {"id": "ACC-03", "kind": "empirical", "verdict": "inconclusive"},
+              {"id": "CARRY-PATCH[step1@P2]", "kind": "empirical", "verdict": "refuted"},
               {"id": "SAN-01", "kind": "invariant", "verdict": "supported"}]
+    design = {"mechanism": "planted", "carriers": {"step1": "P2"}}
     report = tmp_path / "r.json"
-    report.write_text(json.dumps({"model": {"name": "my \"model\""}, "claims": claims}))
+    report.write_text(json.dumps({"status": "complete", "model": {"name": "my \"model\""}, "claims": claims,
+                                  "expectations": {"design": design}, "created": "2026-11-30T09:00:00Z"}))
     out = tmp_path / "p.toml"
     assert main(["expect", str(report), "--out", str(out), "--description", "retrained"]) == 0
     profile = parse_profile(out, "option")
-    assert profile.claims == {"ACC-03": "inconclusive", "IMP-01[P5]": "refuted"} and profile.default == "record"
-    report.write_text(json.dumps({"claims": claims[2:]}))
+    # the planted truth comes from the design, not from the (wrong) measurement; the rest are snapshots
+    assert profile.claims == {"ACC-03": "inconclusive", "IMP-01[P5]": "refuted", "CARRY-PATCH[step1@P2]": "supported",
+                              "CARRY-DECODE[step1@P2]": "supported"} and profile.default == "record"
+    assert profile.why["CARRY-PATCH[step1@P2]"].startswith("planted:")
+    assert profile.why["ACC-03"].startswith("snapshot: measured inconclusive in the run of 2026-11-30")
+    report.write_text(json.dumps({"status": "complete", "claims": claims[3:]}))
     assert main(["expect", str(report)]) == 2
     assert "no empirical claim" in capsys.readouterr().err
+    report.write_text(json.dumps({"status": "interrupted", "claims": claims}))
+    assert main(["expect", str(report)]) == 2
+    assert "not 'complete'" in capsys.readouterr().err
+    assert main(["expect", str(tmp_path)]) == 2  # a directory: one line, no traceback
+    assert "not a report file" in capsys.readouterr().err
+
+
+def test_expect_design_prints_the_profile_a_design_decides(capsys):
+    assert main(["expect", "--design", "tiny-random-gpt2"]) == 0
+    out = capsys.readouterr().out
+    assert '"CARRY-DECODE[step1@P1]" = {verdict = ["refuted", "inconclusive", "invalid"], why = "random weights' in out
 
 
 @pytest.mark.parametrize("arch", ["tiny-random-gpt2", "tiny-random-llama"])

@@ -17,7 +17,7 @@ import pytest
 from .baseline import BASELINE_KEY
 from .collector import Collector
 from .files import write_json_atomic
-from .expectations import PROFILE_KEY
+from .expectations import PROFILE_KEY, expectations_label
 from .metadata import WORKEROUTPUT_KEY, get_metadata
 from .options import OPTIONS_KEY, CodiOptions, cpu_count, torch_threads, worker_count
 from .report import base_environment, build_report
@@ -64,7 +64,7 @@ class Controller:
     def pytest_report_header(self) -> str:
         o, profile = self.options, self.config.stash[PROFILE_KEY]
         return (f"codi-probe: model={o.model} dtype={o.dtype} device={o.device} "
-                f"expectations={profile.path or 'record-only'}")
+                f"expectations={expectations_label(profile.describe())}")
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         self.collector.add(report)

@@ -10,7 +10,7 @@ import pytest
 
 from .baseline import BASELINE_KEY, check_baseline, load_baseline
 from .controller import Controller
-from .expectations import PROFILE_KEY, check_expectation, load_profile
+from .expectations import PROFILE_KEY, RECORD, check_expectation, load_profile
 from .fixtures import set_torch_threads
 from .metadata import WORKEROUTPUT_KEY, get_metadata
 from .options import OPTIONS_KEY, add_options, resolve_options
@@ -21,6 +21,8 @@ MARKERS = (
     "'invariant' (the test asserts) or 'empirical' (judged against the expectation profile)",
     "invariant: a guard that must hold on any CODI model",
     "empirical: a measured claim judged against an expectation profile",
+    "decided: an empirical claim whose expectation profile pins a verdict (not 'record'); with the design-"
+    "derived profile, the claims the model's design decides (-m 'decided or invariant' runs only those)",
 )
 
 
@@ -40,13 +42,22 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Give each claim its kind as a marker too, so ``-m empirical`` selects it."""
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Give each claim its kind as a marker too, so ``-m empirical`` selects it; and ``decided`` to an
+    empirical claim whose profile entry pins a verdict, so ``-m decided`` selects what the design decides."""
+    profile = config.stash[PROFILE_KEY]
     for item in items:
         marker = item.get_closest_marker("claim")
         kind = marker.kwargs.get("kind") if marker is not None else None
         if kind in KINDS and item.get_closest_marker(kind) is None:
             item.add_marker(kind)
+        if kind == "empirical":
+            try:
+                record = claim_from_item(item)
+            except ClaimMarkerError:
+                continue  # reported when the test runs
+            if record is not None and profile.expected(record) != RECORD:
+                item.add_marker("decided")
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -71,7 +82,9 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.fail(str(exc), pytrace=False)
     if record is None:
         return
-    record.expected = item.config.stash[PROFILE_KEY].expected(record)
+    profile = item.config.stash[PROFILE_KEY]
+    record.expected = profile.expected(record)
+    record.expected_why = profile.reason(record)
     baseline = item.config.stash[BASELINE_KEY]
     if baseline is not None:
         record.baseline = baseline.match(record, item.nodeid)

@@ -50,6 +50,7 @@ class ClaimRecord:
     details: dict[str, Any] = field(default_factory=dict)
     non_finite: list[str] = field(default_factory=list)  # fields given as NaN/inf (stored as null)
     expected: str | None = None  # expectation profile entry, e.g. "refuted", "record"
+    expected_why: str | None = None  # the entry's reason (a planted fact, or "the design decides nothing")
     baseline: dict[str, Any] | None = None  # the matching claim of --codi-baseline
     failures: list[str] = field(default_factory=list)  # expectation / baseline check failures
 

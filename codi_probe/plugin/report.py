@@ -13,7 +13,7 @@ from .collector import OUTCOMES, TestEntry
 from .metadata import SessionMetadata
 from .records import KINDS, VERDICTS
 
-SCHEMA_VERSION = "1.1"  # 1.1: invalid verdicts, declared hypotheses, min_n, evidence, p_refute, family
+SCHEMA_VERSION = "1.2"  # 1.1: invalid verdicts, declared hypotheses, min_n, evidence, p_refute, family; 1.2: design-derived expectations with why
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schema" / "report.schema.json"
 PACKAGES = ("torch", "transformers", "peft", "numpy", "scipy", "pytest", "pytest-xdist")
 

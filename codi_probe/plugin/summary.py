@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .expectations import expectations_label
 from .records import brief
 
 
@@ -27,5 +28,5 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
     lines = [claim_line(c, width) for c in claims]
     verdicts = ", ".join(f"{n} {v}" for v, n in report["summary"]["verdicts"].items() if n)
     lines.append(f"{len(claims)} claims ({verdicts or 'none recorded'}); "
-                 f"expectations: {report['expectations']['path'] or 'record-only'}; status {report['status']}")
+                 f"expectations: {expectations_label(report['expectations'])}; status {report['status']}")
     return lines

@@ -18,6 +18,40 @@ def _fact_coverage(seed: int, n_heldout: int, max_x: int) -> dict:
             "uncovered_in_range": len(uncovered_facts(organism_split(seed, n_heldout, 8)))}
 
 
+MECHANISM_LINES = {
+    "planted": lambda r: [
+        f"- **Planted mechanism** (`codi_probe.train.mechanisms.PlantedCarriers`): every batch row gets a twin "
+        "whose fed latent at a carrier is swapped for a donor row's (with two carriers: the first, the second "
+        "or both, one third each, independent donors); the twin is trained (CE, factor "
+        f"{r['iit_factor']}) to answer what the donor's value implies under the chain (a set step 1 is carried "
+        "into step 2 = step1 x Z; answer = step1 + step2): interchange intervention training. A decoding loss "
+        f"(factor {r['decode_factor']}) asks `lm_head(e_k)` to put the carried value on top."],
+    "pause": lambda r: [
+        "- **Pause control** (`codi_probe.train.mechanisms.pause_control`): `prj.ln.weight` is fixed at 0 "
+        "and only `prj.ln.bias` of `prj` trains (from the mean base embedding), so `prj(h)` is the same vector "
+        "at every latent position of every problem; LoRA trains as in the CODI recipe, same data and steps."],
+}
+
+
+def _design_section(ev: dict, design: dict) -> list[str]:
+    carriers = {v: k for k, v in (design.get("carriers") or {}).items()}
+    lines = [f"## The design, measured directly ({ev['n_patch']} held-out problems for patching)", "",
+             "Held-out linear probe on the fed latent e_k (trained on training problems, scored on the held-out "
+             "value combinations), and donor patching: e_k replaced by a single donor problem's e_k (another "
+             "value), scored as the share of answers that become the donor-implied one. Planted carriers in bold.",
+             "", "| position | step 1 probe | step 1 donor patch | step 2 probe | step 2 donor patch |",
+             "|---|---|---|---|---|"]
+    for k in range(1, 7):
+        pos = f"P{k}"
+        cells = []
+        for name in ("step1", "step2"):
+            bold = carriers.get(pos) == name
+            for v in (ev["probe"][name][pos], ev["donor"][name][pos]):
+                cells.append(f"**{_pct(v)}**" if bold else _pct(v))
+        lines.append(f"| {pos} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
 def write_model_card(out_dir: str | Path, info: dict | None = None, *, notes: str = "") -> Path:
     out = Path(out_dir)
     info = info or json.loads((out / "metrics.json").read_text())
@@ -27,16 +61,30 @@ def write_model_card(out_dir: str | Path, info: dict | None = None, *, notes: st
     size = sum(f.stat().st_size for f in out.iterdir() if f.is_file() and f.name != "MODEL_CARD.md")
     max_x = r.get("train_max_x", 8)
     facts = _fact_coverage(r["data_seed"], r["n_heldout_combos"], max_x)
+    mechanism = r.get("mechanism", "codi")
+    design = info.get("design") or {"mechanism": "not planted", "carriers": {}}
+    role = {"codi": "It is the default model of `pytest hypotheses`. Where its reasoning lives is not planted.",
+            "planted": "Its latents have a **planted** mechanism: named fed latents carry named intermediates, "
+                       "by construction, so the suite's verdicts about them can be checked against known truth.",
+            "pause": "It is the **negative control**: every fed latent is one learned constant vector (a pause "
+                     "token), so the fed latents carry nothing; no claim about their content may be supported."}
+    command = "codi-probe train OUT" + ("" if mechanism == "codi" else f" --recipe {mechanism}") + (
+        f" --carriers {','.join(f'{k}={v}' for k, v in design['carriers'].items())}" if design.get("carriers") else "") + (
+        f" --seed {r['seed']}" if r["seed"] != 11 else "") + " --card"
+    planted_map = {"codi": "not planted", "pause": "none"}.get(mechanism) or ", ".join(
+        f"{k} in e_{v[1:]} ({v})" for k, v in design["carriers"].items())
     lines = [f"# {r['name']}: a tiny trained CODI model organism", ""]
     lines += [
         "A 4-layer, 128-wide GPT-2-shaped CODI trained on the CYW template family (10 scenarios x "
         "{addition, subtraction}; step1 = X +/- Y, step2 = step1 * Z, answer = step1 + step2; X > Y, "
         "X, Y, Z in [1, 8]). It reasons through six continuous latents between BOT and EOT and then "
-        "answers `The answer is: N`. It is the default model of `pytest hypotheses`.",
+        f"answers `The answer is: N`. {role[mechanism]}",
+        "",
+        f"**Planted map**: {planted_map}.",
         "",
         "## Recipe (reproduce with one command)",
         "",
-        f"    codi-probe train OUT --card      # seed {r['seed']}, about {t['total'] / 60:.0f} min on 2 CPU cores",
+        f"    {command}      # about {t['total'] / 60:.0f} min on 2 CPU cores",
         "",
         f"- **Data**: `codi_probe.train.data.organism_split(seed={r['data_seed']}, "
         f"n_heldout_combos={r['n_heldout_combos']})`. The held-out set is the first "
@@ -56,18 +104,22 @@ def write_model_card(out_dir: str | Path, info: dict | None = None, *, notes: st
         "computing the answer is dropped as in GSM8k-Aug).",
         "- **Tokenizer**: word-level (`tokenizers` WordLevel + Whitespace), "
         f"{info['vocab_size']} tokens, every integer 0..200 is one token (id = value); shipped as "
-        f"`fixtures/tokenizers/{r['name']}`. PAD/BOT/EOT = {info['vocab_size']}/{info['vocab_size'] + 1}/"
+        "`fixtures/tokenizers/codi-tiny-arith`. PAD/BOT/EOT = {info['vocab_size']}/{info['vocab_size'] + 1}/"
         f"{info['vocab_size'] + 2}.",
-        f"- **Stage 1** (base, full training, no LoRA): GPT-2 config n_layer={r['n_layer']}, n_embd={r['n_embd']}, "
+        (f"- **Stage 1**: not rerun. The frozen base of `{r['base_from']}` is copied tensor for tensor (PAD/BOT/EOT "
+         f"rows included): the same data split, tokenizer and stage-1 base, so only the latent mechanism differs."
+         if r.get("base_from") else
+         f"- **Stage 1** (base, full training, no LoRA): GPT-2 config n_layer={r['n_layer']}, n_embd={r['n_embd']}, "
         f"n_head={r['n_head']}, n_positions=512, tied embeddings, trained from scratch on the teacher sequences "
         f"(LM loss on every token), {r['pretrain_steps']} steps, batch {r['batch_size']}, AdamW lr "
-        f"{r['pretrain_lr']}, warmup 3% + cosine, weight decay 0.1, clip 2.0, dropout {r['pretrain_dropout']}.",
+        f"{r['pretrain_lr']}, warmup 3% + cosine, weight decay 0.1, clip 2.0, dropout {r['pretrain_dropout']}."),
         f"- **Stage 2** (CODI, codi-spec section 4): base frozen (BOT/EOT/PAD rows mean-resized, untrained); "
         f"LoRA r={r['lora_r']}, alpha={r['lora_alpha']}, dropout 0 on c_attn/c_proj/c_fc; prj_dim={r['prj_dim']}; "
         f"loss = student CE + {r['distill_factor']} x distillation + {r['ref_factor']} x teacher CE, distillation = "
         "SmoothL1 / teacher std at the `:` token, averaged over the L+1 hidden-state entries; six latents; "
         f"{r['codi_steps']} steps, batch {r['batch_size']}, AdamW lr {r['codi_lr']}, warmup 3% + cosine. "
         "Student padding as the engine's `exact` mode (left pads masked, per-row positions).",
+        *MECHANISM_LINES.get(mechanism, lambda r: [])(r),
         f"- **Training time**: stage 1 {t['stage1'] / 60:.1f} min, stage 2 {t['stage2'] / 60:.1f} min, total "
         f"{t['total'] / 60:.1f} min ({info['torch_threads']} torch threads, CPU).",
         f"- **Final losses** (mean of the last 50 steps): stage 1 {info['final_losses']['stage1']}; stage 2 "
@@ -95,13 +147,16 @@ def write_model_card(out_dir: str | Path, info: dict | None = None, *, notes: st
         ]
         lines += [f"| {pos} | {_pct(v['step1'])} | {_pct(v['step2'])} |" for pos, v in b["lens_by_position"].items()]
         lines.append("")
+    if "design_evidence" in info:
+        lines += _design_section(info["design_evidence"], design)
     if "linear_probe" in info:
         lp = info["linear_probe"]
         lines += ["Held-out linear-probe decodability (logistic probe on training-problem latents, scored on "
                   "held-out latents), best position: "
                   f"step 1 {_pct(lp['step1']['best'])} at {lp['step1']['best_position']}, "
                   f"step 2 {_pct(lp['step2']['best'])} at {lp['step2']['best_position']}.", ""]
-    lines += ["The bars are re-measured by `tests/train/test_organism.py` on every CI run.", ""]
+    tested = "tests/train/test_organism.py" if mechanism == "codi" else "tests/train/test_ground_truth_organisms.py"
+    lines += [f"The shipped weights are re-measured by `{tested}` on every CI run.", ""]
     if notes:
         lines += ["## Notes", "", notes, ""]
     path = out / "MODEL_CARD.md"

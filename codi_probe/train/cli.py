@@ -8,6 +8,13 @@ import argparse
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("out", help="output directory (pytorch_model.bin, codi_config.json, metrics.json)")
+    p.add_argument("--recipe", choices=("codi", "planted", "pause"), default="codi",
+                   help="codi: the CODI objective (codi-tiny-arith, not planted); planted: named fed latents carry "
+                        "named intermediates (interchange training, codi-tiny-planted); pause: every fed latent is "
+                        "one learned constant (negative control, codi-tiny-pause). planted and pause reuse "
+                        "codi-tiny-arith's stage-1 base")
+    p.add_argument("--carriers", help="planted only: the carrier map, e.g. step1=P2,step2=P4 (the default); "
+                                      "P_k is the fed latent e_k")
     p.add_argument("--work", help="directory for resumable training state and loss logs (default: OUT/work)")
     p.add_argument("--seed", type=int, help="training seed (default: the recipe's)")
     p.add_argument("--pretrain-steps", type=int, help="stage-1 steps (default: the recipe's)")
@@ -23,9 +30,9 @@ def run_train(args) -> int:
     import json
     from dataclasses import replace
 
-    from .recipe import Recipe, train_organism
+    from .recipe import make_recipe, train_organism
 
-    recipe = Recipe()
+    recipe = make_recipe(args.recipe, carriers=args.carriers)
     if args.device == "cuda":
         import torch
 

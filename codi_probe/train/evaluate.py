@@ -79,23 +79,26 @@ def measure_bars(model, problems: Sequence[Problem], *, batch_size: int = 250) -
 
 
 @torch.no_grad()
-def latent_states(model, problems: Sequence[Problem], batch_size: int = 250) -> torch.Tensor:
-    """``[N, 7, D]`` last-layer post-norm latents h_0..h_6 from the engine."""
+def latent_states(model, problems: Sequence[Problem], batch_size: int = 250, *, fed: bool = False) -> torch.Tensor:
+    """``[N, 7, D]`` last-layer post-norm latents h_0..h_6 from the engine, or with ``fed`` the
+    ``[N, 6, D]`` fed latents e_1..e_6."""
     from ..engine import CodiEngine, Record
 
     engine = CodiEngine(model)
     out = []
     for start in range(0, len(problems), batch_size):
         chunk = list(problems[start:start + batch_size])
-        out.append(engine.run([p.question for p in chunk], record=Record(sites=(), logits=False),
-                              max_new_tokens=1).latent_pre)
+        trace = engine.run([p.question for p in chunk], record=Record(sites=(), logits=False), max_new_tokens=1)
+        out.append(trace.latent_post if fed else trace.latent_pre)
     return torch.cat(out)
 
 
-def linear_probe(model, train: Sequence[Problem], heldout: Sequence[Problem], *, epochs: int = 300) -> dict:
-    """Held-out decodability of step 1 / step 2 from each latent h_k: a multinomial logistic probe
-    (full-batch Adam, weight decay) trained on training-problem latents, scored on held-out latents."""
-    xs_tr, xs_te = latent_states(model, train), latent_states(model, heldout)
+def linear_probe(model, train: Sequence[Problem], heldout: Sequence[Problem], *, epochs: int = 300,
+                 fed: bool = False) -> dict:
+    """Held-out decodability of step 1 / step 2 from each latent h_k (``fed``: each fed e_k, positions
+    P1..P6): a multinomial logistic probe (full-batch Adam, weight decay) trained on training-problem
+    latents, scored on held-out latents (value combinations never trained on)."""
+    xs_tr, xs_te = latent_states(model, train, fed=fed), latent_states(model, heldout, fed=fed)
     res: dict = {}
     for s, name in enumerate(("step1", "step2")):
         y_tr = torch.tensor([int(p.intermediates[s]) for p in train])
@@ -113,7 +116,32 @@ def linear_probe(model, train: Sequence[Problem], heldout: Sequence[Problem], *,
                 opt.zero_grad()
                 torch.nn.functional.cross_entropy(probe(x_tr), y_tr).backward()
                 opt.step()
-            per_pos[f"P{k}"] = float((probe(x_te).argmax(-1) == y_te).float().mean())
+            per_pos[f"P{k + 1 if fed else k}"] = float((probe(x_te).argmax(-1) == y_te).float().mean())
         res[name] = {"by_position": per_pos, "best": max(per_pos.values()),
                      "best_position": max(per_pos, key=per_pos.get)}
     return res
+
+
+def measure_design(model, train: Sequence[Problem], heldout: Sequence[Problem], design, *,
+                   n_patch: int = 200) -> dict:
+    """The model card's direct measurement of a design, at every (intermediate, fed position):
+
+    - ``probe``: held-out linear-probe accuracy on the fed latent e_k (``linear_probe(fed=True)``:
+      trained on training problems, scored on held-out value combinations);
+    - ``donor``: the share of ``n_patch`` held-out problems (an even stride: every template and family)
+      whose answer becomes the donor-implied one when e_k is patched from a single donor problem with
+      another value
+      (``codi_probe.experiments.carriers.donor_patching``).
+
+    Independent of the catalogue's claims (which use grouped-fold nearest means and value-group means)."""
+    from ..engine import CodiEngine, Record
+    from ..experiments.carriers import donor_patching
+
+    engine = CodiEngine(model)
+    probe = linear_probe(model, train, heldout, fed=True)
+    sub = list(heldout)[::max(1, len(heldout) // n_patch)][:n_patch]
+    trace = engine.run([p.question for p in sub], record=Record(sites=(), logits=False), max_new_tokens=1)
+    donor = {name: {f"P{k}": float(donor_patching(engine, sub, trace, name, k).mean()) for k in range(1, 7)}
+             for name in ("step1", "step2")}
+    return {"design": design.to_json(), "probe": {n: probe[n]["by_position"] for n in ("step1", "step2")},
+            "donor": donor, "n_patch": len(sub)}

@@ -81,6 +81,7 @@ def train_loop(module: torch.nn.Module, loss_fn: Callable[[list[int]], dict[str,
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
     start = 0
+    offset = 0.0
     ckpt = work / CHECKPOINT_FILE
     log_path = work / LOG_FILE
     if ckpt.is_file():
@@ -98,6 +99,8 @@ def train_loop(module: torch.nn.Module, loss_fn: Callable[[list[int]], dict[str,
         if log_path.is_file():  # keep the log consistent with the checkpoint
             lines = [l for l in log_path.read_text().splitlines() if l and json.loads(l)["step"] < start]
             log_path.write_text("".join(l + "\n" for l in lines))
+            if lines:  # elapsed_s counts the stage's whole training time across resumed calls
+                offset = float(json.loads(lines[-1])["elapsed_s"])
     elif log_path.is_file():
         log_path.unlink()
     end = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
@@ -117,7 +120,7 @@ def train_loop(module: torch.nn.Module, loss_fn: Callable[[list[int]], dict[str,
             losses["loss"].backward()
             gnorm = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
             opt.step()
-            rec = {"step": step, "lr": lr, "grad_norm": float(gnorm), "elapsed_s": round(time.time() - t0, 3),
+            rec = {"step": step, "lr": lr, "grad_norm": float(gnorm), "elapsed_s": round(offset + time.time() - t0, 3),
                    **{k: float(v.detach()) for k, v in losses.items()}}
             records.append(rec)
             if step % cfg.log_every == 0 or step == cfg.steps - 1:

@@ -29,9 +29,25 @@ class StudentOutput:
     hidden_states: tuple[torch.Tensor, ...]  # L+1 entries over the decoder tokens
 
 
-def student_forward(model, encoder_ids, encoder_mask, decoder_ids, num_latent: int | None = None) -> StudentOutput:
+@dataclass
+class Interchange:
+    """Twin rows for interchange intervention training (IIT).
+
+    After the fed steps before ``at`` (shared), every row ``i`` of the batch gets a twin (row ``B + i``).
+    At fed step ``k`` in ``swaps`` the twin's latent is replaced where ``use[i]`` by the *clean* row
+    ``donor[i]``'s ``e_k`` of the same step; the twins then decode ``decoder_ids`` (the counterfactual
+    answers). Positions: ``k`` indexes the fed latent ``e_k`` (P_k), 1..6."""
+
+    at: int
+    swaps: dict[int, tuple[torch.Tensor, torch.Tensor]]  # k -> (donor [B] long, use [B] bool)
+    decoder_ids: torch.Tensor  # [B, Ld] the twins' EOT + counterfactual answer + EOS
+
+
+def student_forward(model, encoder_ids, encoder_mask, decoder_ids, num_latent: int | None = None,
+                    interchange: Interchange | None = None) -> StudentOutput:
     """Encode ``Q + BOT`` (left-padded, masked), feed ``num_latent`` projected latents, then the decoder
-    sequence ``EOT + answer`` on the cache. Position ids continue per row from its real length."""
+    sequence ``EOT + answer`` on the cache. Position ids continue per row from its real length.
+    With ``interchange`` the output holds 2B rows: the B clean rows, then their twins."""
     from transformers.cache_utils import DynamicCache
 
     from ..compat import cache_arg
@@ -48,21 +64,32 @@ def student_forward(model, encoder_ids, encoder_mask, decoder_ids, num_latent: i
                          use_cache=True, **kv)
     h = out.last_hidden_state[:, -1]
     pre, post = [h], []
-    ones = torch.ones(b, 1, dtype=torch.long, device=device)
     for k in range(1, num_latent + 1):
+        if interchange is not None and k == interchange.at:  # the twins branch off here
+            twice = torch.cat([torch.arange(b, device=device)] * 2)
+            cache.batch_select_indices(twice)
+            h, mask, n_real = h[twice], mask[twice], n_real[twice]
+            pre = [p[twice] for p in pre]
+            post = [p[twice] for p in post]
         e = model.prj(h)
+        if interchange is not None and k in interchange.swaps:
+            donor, use = interchange.swaps[k]
+            twin = torch.where(use.unsqueeze(-1), e[:b][donor], e[b:])
+            e = torch.cat([e[:b], twin])
         post.append(e)
-        mask = torch.cat([mask, ones], 1)
+        mask = torch.cat([mask, torch.ones(mask.shape[0], 1, dtype=torch.long, device=device)], 1)
         out = model.backbone(inputs_embeds=e.unsqueeze(1), attention_mask=mask,
                              position_ids=(n_real - 1 + k).unsqueeze(1), use_cache=True, **kv)
         h = out.last_hidden_state[:, -1]
         pre.append(h)
-    ld = decoder_ids.shape[1]
-    mask = torch.cat([mask, torch.ones(b, ld, dtype=torch.long, device=device)], 1)
+    if interchange is not None:
+        decoder_ids = torch.cat([decoder_ids, interchange.decoder_ids])
+    rows, ld = decoder_ids.shape
+    mask = torch.cat([mask, torch.ones(rows, ld, dtype=torch.long, device=device)], 1)
     dpos = (n_real + num_latent).unsqueeze(1) + torch.arange(ld, device=device)
     out = model.lm(inputs_embeds=model.embed(decoder_ids), attention_mask=mask, position_ids=dpos,
                    use_cache=True, output_hidden_states=True, **cache_arg(model.lm, cache))
-    return StudentOutput(torch.stack(pre, 1), torch.stack(post, 1) if post else h.new_zeros(b, 0, h.shape[-1]),
+    return StudentOutput(torch.stack(pre, 1), torch.stack(post, 1) if post else h.new_zeros(rows, 0, h.shape[-1]),
                          out.logits, tuple(out.hidden_states))
 
 
@@ -90,8 +117,10 @@ def _has_dropout(model: nn.Module) -> bool:
     return model.training and any(isinstance(m, nn.Dropout) and m.p > 0 for m in model.modules())
 
 
-def codi_losses(model, batch: Batch, *, distill_factor: float = 1.0, ref_factor: float = 1.0) -> dict[str, torch.Tensor]:
-    """All CODI losses for one batch; ``loss`` is the total to backpropagate."""
+def codi_terms(model, batch: Batch, interchange: Interchange | None = None
+               ) -> tuple[dict[str, torch.Tensor], StudentOutput]:
+    """The three CODI loss terms on the batch's clean rows, and the student output (with the twins'
+    rows after the clean ones when ``interchange`` is given)."""
     teacher = model.lm(input_ids=batch.teacher_ids, output_hidden_states=True)
     if _has_dropout(model):  # official: a separate no-grad pass gives the targets (dropout differs)
         with torch.no_grad():
@@ -99,8 +128,16 @@ def codi_losses(model, batch: Batch, *, distill_factor: float = 1.0, ref_factor:
     else:  # without dropout the two official passes are identical; reuse the states, detached
         targets = teacher.hidden_states
     ce_teacher = causal_ce(teacher.logits, batch.teacher_labels)
-    student = student_forward(model, batch.encoder_ids, batch.encoder_mask, batch.decoder_ids)
-    ce_student = causal_ce(student.logits, batch.decoder_labels)
-    distill = distill_loss(student.hidden_states, targets, batch.student_pos, batch.teacher_pos)
-    loss = ce_student + distill_factor * distill + ref_factor * ce_teacher
-    return {"loss": loss, "ce_student": ce_student, "distill": distill, "ce_teacher": ce_teacher}
+    student = student_forward(model, batch.encoder_ids, batch.encoder_mask, batch.decoder_ids,
+                              interchange=interchange)
+    b = batch.decoder_ids.shape[0]
+    ce_student = causal_ce(student.logits[:b], batch.decoder_labels)
+    distill = distill_loss([s[:b] for s in student.hidden_states], targets, batch.student_pos, batch.teacher_pos)
+    return {"ce_student": ce_student, "distill": distill, "ce_teacher": ce_teacher}, student
+
+
+def codi_losses(model, batch: Batch, *, distill_factor: float = 1.0, ref_factor: float = 1.0) -> dict[str, torch.Tensor]:
+    """All CODI losses for one batch; ``loss`` is the total to backpropagate."""
+    terms, _ = codi_terms(model, batch)
+    loss = terms["ce_student"] + distill_factor * terms["distill"] + ref_factor * terms["ce_teacher"]
+    return {"loss": loss, **terms}

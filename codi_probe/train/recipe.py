@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -23,6 +22,9 @@ from .loop import LoopConfig, read_log, train_loop
 from .losses import codi_losses
 
 ORGANISM = "codi-tiny-arith"
+RECIPES = ("codi", "planted", "pause")
+RECIPE_NAMES = {"codi": ORGANISM, "planted": "codi-tiny-planted", "pause": "codi-tiny-pause"}
+DEFAULT_CARRIERS = "step1=P2,step2=P4"
 
 
 @dataclass(frozen=True)
@@ -49,13 +51,45 @@ class Recipe:
     distill_factor: float = 1.0
     ref_factor: float = 1.0
     checkpoint_every: int = 250
+    mechanism: str = "codi"  # codi (not planted) | planted (IIT carriers) | pause (constant fed latents)
+    carriers: str = ""  # planted only: e.g. "step1=P2,step2=P4"
+    base_from: str | None = None  # a shipped organism whose frozen stage-1 base is reused (stage 1 skipped)
+    iit_factor: float = 1.0
+    decode_factor: float = 1.0
+
+    def design(self):
+        from ..design import Design, parse_carriers
+
+        if self.mechanism == "planted":
+            return Design("planted", parse_carriers(self.carriers),
+                          "interchange intervention training + a decoding loss at each carrier (recipe 'planted')")
+        if self.mechanism == "pause":
+            return Design("pause", how="prj.ln weight fixed at 0: every fed latent is prj.ln.bias (recipe 'pause')")
+        return Design("not planted", how="the CODI objective only (recipe 'codi')")
+
+
+def make_recipe(name: str = "codi", **overrides) -> Recipe:
+    """The recipe ``name`` with its defaults: ``planted`` and ``pause`` reuse ``codi-tiny-arith``'s stage-1
+    base (same data split, tokenizer and base; only the latent mechanism differs)."""
+    if name not in RECIPES:
+        raise ValueError(f"unknown recipe {name!r} (use {', '.join(RECIPES)})")
+    base = {} if name == "codi" else {"base_from": ORGANISM}
+    if name == "planted":
+        base["carriers"] = DEFAULT_CARRIERS
+    recipe = replace(Recipe(), name=RECIPE_NAMES[name], mechanism=name, **base)
+    recipe = replace(recipe, **{k: v for k, v in overrides.items() if v is not None})
+    if recipe.carriers and name != "planted":
+        raise ValueError(f"--carriers applies to the planted recipe, not {name!r}")
+    recipe.design()  # validates the carrier map
+    return recipe
 
 
 def _tokenizer_ref(recipe: Recipe, tok_dir: Path, out: Path) -> str:
-    """The fixtures tokenizer name when the shipped one is identical, else a copy beside the model."""
-    shipped = fixtures_dir() / "tokenizers" / recipe.name
+    """The organism's fixtures tokenizer name when the shipped one is identical (every recipe builds the
+    same one from the same split), else a copy beside the model."""
+    shipped = fixtures_dir() / "tokenizers" / ORGANISM
     if (shipped / "tokenizer.json").is_file() and tokenizer_vocab(shipped) == tokenizer_vocab(tok_dir):
-        return recipe.name
+        return ORGANISM
     dest = out / "tokenizer"
     if dest.exists():
         shutil.rmtree(dest)
@@ -75,23 +109,24 @@ def train_organism(out_dir: str | Path, work_dir: str | Path | None = None, reci
     ``device``: ``cpu`` or ``cuda`` (default: CUDA when present); training runs in fp32 either way."""
     from transformers import AutoTokenizer
 
-    from ..checkpoint import save_checkpoint
-
     torch.set_num_threads(min(2, torch.get_num_threads()))
     out = Path(out_dir)
     work = Path(work_dir) if work_dir is not None else out / "work"
     work.mkdir(parents=True, exist_ok=True)
-    t_start = time.time()
     split = organism_split(recipe.data_seed, recipe.n_heldout_combos, recipe.train_max_x)
     tok_dir = build_tokenizer(list(split.train) + list(split.heldout), work / "tokenizer")
     tok = AutoTokenizer.from_pretrained(str(tok_dir), padding_side="left", local_files_only=True)
     v, eos = len(tok), tok.eos_token_id
     examples = encode_examples(tok, list(split.train), eos, recipe.cot_style, recipe.include_last_cot)
 
-    # ---- stage 1: pretrain the base on explicit-CoT text
+    # ---- stage 1: pretrain the base on explicit-CoT text (or reuse a shipped organism's)
     base_cfg = gpt2_base_config(v, eos, n_layer=recipe.n_layer, n_embd=recipe.n_embd, n_head=recipe.n_head,
                                 dropout=recipe.pretrain_dropout)
     device = device or default_device()
+    design = recipe.design()
+    if recipe.base_from is not None:
+        return _finish(recipe, out, work, split, tok, tok_dir, examples, base_cfg, device, design,
+                       None, 0.0, progress=progress, evaluate=evaluate)
     base = build_base_lm(base_cfg, recipe.seed).to(device)
     s1 = LoopConfig(steps=recipe.pretrain_steps, batch_size=recipe.batch_size, lr=recipe.pretrain_lr,
                     seed=recipe.seed, checkpoint_every=recipe.checkpoint_every)
@@ -104,34 +139,83 @@ def train_organism(out_dir: str | Path, work_dir: str | Path | None = None, reci
                                                  ignore_index=-100)
         return {"loss": loss}
 
-    t1 = time.time()
     train_loop(base, lm_loss, len(examples), s1, work / "stage1", desc="stage 1 (base)", progress=progress)
-    stage1_s = time.time() - t1
+    return _finish(recipe, out, work, split, tok, tok_dir, examples, base_cfg, device, design,
+                   base.cpu(), _stage_seconds(work / "stage1"), progress=progress, evaluate=evaluate)
 
-    # ---- stage 2: CODI (LoRA + prj) on the frozen base
+
+def _stage_seconds(stage_dir: Path) -> float:
+    """A stage's training time: the log's cumulative ``elapsed_s`` (summed over resumed calls)."""
+    log = read_log(stage_dir)
+    return float(log[-1]["elapsed_s"]) if log else 0.0
+
+
+def _stage2_model(recipe: Recipe, config: CodiConfig, base, device: str):
+    """The CODI model stage 2 trains: around the freshly pretrained ``base``, or around the frozen base
+    of the shipped organism ``recipe.base_from`` (every non-LoRA, non-prj tensor copied, PAD/BOT/EOT rows
+    included), with LoRA and ``prj`` freshly initialised from ``recipe.seed``."""
+    if base is not None:
+        return codi_from_base(config, base, seed=recipe.seed).to(device)
+    from ..loading import load_codi
+    from ..model import CodiModel
+
+    shipped = load_codi(recipe.base_from)
+    if shipped.config.base != config.base:
+        raise ValueError(f"--recipe {recipe.mechanism}: {recipe.base_from}'s base config differs from the recipe's")
+    model = CodiModel(config, seed=recipe.seed)
+    src = dict(shipped.named_parameters())
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            frozen = ".lora_" not in name and not name.startswith("prj.")
+            if frozen:
+                p.copy_(src[name])
+            p.requires_grad_(not frozen)
+    return model.to(device)
+
+
+def _finish(recipe: Recipe, out: Path, work: Path, split, tok, tok_dir: Path, examples, base_cfg: dict, device: str,
+            design, base, stage1_s: float, *, progress: bool, evaluate: bool) -> dict:
+    """Stage 2 (CODI with the recipe's mechanism) on the frozen base, save, measure."""
+    from transformers import AutoTokenizer
+
+    from ..checkpoint import save_checkpoint
+
     codi_base = dict(base_cfg, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+    eos = tok.eos_token_id
     config = CodiConfig(base=codi_base, prj_dim=recipe.prj_dim, lora_r=recipe.lora_r, lora_alpha=recipe.lora_alpha,
                         lora_dropout=0.0, eos_token_ids=(eos,), tokenizer=str(tok_dir), name=recipe.name,
-                        problems="cyw")
-    model = codi_from_base(config, base.cpu(), seed=recipe.seed).to(device)
+                        problems="cyw", design=None if recipe.mechanism == "codi" else design.to_json())
+    model = _stage2_model(recipe, config, base, device)
     special = model.special
     s2 = LoopConfig(steps=recipe.codi_steps, batch_size=recipe.batch_size, lr=recipe.codi_lr, seed=recipe.seed + 1,
                     checkpoint_every=recipe.checkpoint_every)
+    if recipe.mechanism == "pause":
+        from .mechanisms import pause_control
+
+        pause_control(model)
+    planted = None
+    if recipe.mechanism == "planted":
+        from .mechanisms import PlantedCarriers
+
+        planted = PlantedCarriers(dict(design.carriers), recipe.iit_factor, recipe.decode_factor)
+    train_problems = list(split.train)
 
     def codi_loss(rows):
         batch = collate([examples[i] for i in rows], pad=special.pad, bot=special.bot, eot=special.eot).to(device)
+        if planted is not None:
+            return planted.losses(model, batch, [train_problems[i] for i in rows], tok,
+                                  distill_factor=recipe.distill_factor, ref_factor=recipe.ref_factor)
         return codi_losses(model, batch, distill_factor=recipe.distill_factor, ref_factor=recipe.ref_factor)
 
-    t2 = time.time()
     train_loop(model, codi_loss, len(examples), s2, work / "stage2", desc="stage 2 (CODI)", progress=progress)
-    stage2_s = time.time() - t2
+    stage2_s = _stage_seconds(work / "stage2")
 
     out.mkdir(parents=True, exist_ok=True)
     model.config = replace(config, tokenizer=_tokenizer_ref(recipe, tok_dir, out))
     save_checkpoint(model, out)
-    train_s = time.time() - t_start
-    info = {"recipe": asdict(recipe), "train_examples": len(examples),
-            "heldout_problems": len(split.heldout), "vocab_size": v,
+    train_s = stage1_s + stage2_s  # training only (evaluation and loading excluded)
+    info = {"recipe": asdict(recipe), "design": design.to_json(), "train_examples": len(examples),
+            "heldout_problems": len(split.heldout), "vocab_size": len(tok),
             "timing_s": {"stage1": round(stage1_s, 1), "stage2": round(stage2_s, 1), "total": round(train_s, 1)},
             "final_losses": {"stage1": _tail(read_log(work / "stage1")), "stage2": _tail(read_log(work / "stage2"))},
             "torch_threads": torch.get_num_threads(), "device": device, "params": model.param_counts()}
@@ -142,6 +226,10 @@ def train_organism(out_dir: str | Path, work_dir: str | Path | None = None, reci
                                                               local_files_only=True))
         info["bars"] = measure_bars(model, list(split.heldout))
         info["linear_probe"] = linear_probe_summary(model, split)
+        if recipe.mechanism != "codi":
+            from .evaluate import measure_design
+
+            info["design_evidence"] = measure_design(model, list(split.train)[::4], list(split.heldout), design)
     (out / "metrics.json").write_text(json.dumps(info, indent=2))
     return info
 

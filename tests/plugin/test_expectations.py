@@ -71,15 +71,48 @@ def test_no_verdict(claim):
     assert run.report["expectations"] == {"source": "none", "path": None, "default": "record", "claims": {}}
 
 
-@pytest.mark.parametrize(("model", "source"), [("tiny-random-gpt2", "bundled"), ("tiny-random-llama", "bundled"),
-                                               ("some/other-model", "none")])
-def test_bundled_profile_follows_the_model(model: str, source: str, pytester: pytest.Pytester, run_claims) -> None:
+@pytest.mark.parametrize(("model", "mechanism"), [("tiny-random-gpt2", "random"), ("tiny-random-llama", "random"),
+                                                  ("codi-tiny-arith", "not planted"), ("some/other-model", "not planted")])
+def test_profile_follows_the_models_design(model: str, mechanism: str, pytester: pytest.Pytester, run_claims) -> None:
     pytester.makepyfile(test_claims=CLAIMS)
     expectations = run_claims(f"--codi-model={model}").report["expectations"]
-    assert expectations["source"] == source
-    if source == "bundled":
-        assert expectations["path"].endswith(f"codi_probe/expectations/{model}.toml")
-        assert expectations["default"] == "record"
+    assert expectations["source"] == "design" and expectations["design"]["mechanism"] == mechanism
+    assert expectations["default"] == "record" and "decides nothing" in expectations["default_why"]
+    assert set(expectations["why"]) == set(expectations["claims"])  # every entry carries its reason
+    if mechanism == "random":
+        assert expectations["claims"]["IMP-01[P5]"] == "refuted|inconclusive|invalid"
+    else:
+        assert expectations["claims"] == {}
+
+
+def test_a_retrained_model_is_checked_against_its_own_map(pytester: pytest.Pytester, run_claims) -> None:
+    """The profile comes from the checkpoint's codi_config.json, so another carrier map gives other pins."""
+    import json
+
+    ckpt = pytester.mkdir("ckpt")
+    (ckpt / "codi_config.json").write_text(json.dumps(
+        {"design": {"mechanism": "planted", "carriers": {"step1": "P3", "step2": "P5"}, "how": "test"}}))
+    pytester.makepyfile(test_claims=CLAIMS + """
+@pytest.mark.claim(id="CARRY-PATCH", statement="carrier", kind="empirical")
+@pytest.mark.parametrize("site", ["step1@P2", "step1@P3"])
+def test_carry(claim, site):
+    claim.record("moved", 0.9, verdict="supported" if site == "step1@P3" else "refuted")
+""")
+    run = run_claims(f"--codi-model={ckpt}")
+    run.result.assert_outcomes(passed=6)
+    assert run.claim("CARRY-PATCH[step1@P3]")["expected"] == "supported"
+    assert "interchange training" in run.claim("CARRY-PATCH[step1@P3]")["expected_why"]
+    assert run.claim("CARRY-PATCH[step1@P2]")["expected"] == "record"  # not a carrier: undecided
+    assert "decides nothing" in run.claim("CARRY-PATCH[step1@P2]")["expected_why"]
+    decided = run_claims(f"--codi-model={ckpt}", "-m", "decided or invariant")
+    decided.result.assert_outcomes(passed=2, deselected=4)  # CARRY-PATCH[step1@P3] and SAN-01
+    assert {c["id"] for c in decided.report["claims"]} == {"CARRY-PATCH[step1@P3]", "SAN-01"}
+
+
+def test_profile_entries_carry_their_why(pytester: pytest.Pytester, run_claims) -> None:
+    pytester.makepyfile(test_claims=CLAIMS)
+    run = run_claims(profile(pytester, '[claims]\n"ATT-01" = {verdict = ["inconclusive"], why = "a reason"}\n'))
+    assert run.claim("ATT-01")["expected"] == "inconclusive" and run.claim("ATT-01")["expected_why"] == "a reason"
 
 
 @pytest.mark.parametrize(("text", "problem"), [
@@ -89,6 +122,7 @@ def test_bundled_profile_follows_the_model(model: str, source: str, pytester: py
     ('[claims]\n"IMP-01" = ["record"]\n', "claims.'IMP-01': unknown verdict 'record'"),
     ('defaults = "record"\n', "unknown key 'defaults'"),
     ('claims = 3\n', "[claims] must be a table"),
+    ('[claims]\n"IMP-01" = {why = "no verdict"}\n', "an entry table holds verdict (required) and why"),
 ])
 def test_bad_profiles_are_one_line_usage_errors(text, problem, pytester: pytest.Pytester, run_claims) -> None:
     option = profile(pytester, text) if text is not None else f"--codi-expect={pytester.path / 'missing.toml'}"

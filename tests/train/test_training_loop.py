@@ -70,6 +70,8 @@ def test_resume_continues_identically(make_tiny, examples, tmp_path):
     a, b = read_log(tmp_path / "a"), read_log(tmp_path / "b")
     assert [r["step"] for r in b] == list(range(6))
     assert [r["loss"] for r in a] == [r["loss"] for r in b]  # bit-identical loss sequence
+    elapsed = [r["elapsed_s"] for r in b]
+    assert elapsed == sorted(elapsed) and elapsed[3] >= elapsed[2]  # cumulative across the resumed call
     for (n, p), (_, q) in zip(full.named_parameters(), resumed.named_parameters()):
         assert torch.equal(p, q), n
 

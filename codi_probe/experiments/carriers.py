@@ -1,0 +1,157 @@
+"""Where each intermediate lives: decodability and causal use of the fed latents, per (intermediate, P_k).
+
+Two readings decide a carrier map directly, one position at a time:
+
+- ``decode_accuracy``: can the intermediate's value be read from the fed latent ``e_k`` of problems whose
+  *operand pair* was never seen? A nearest-class-mean classifier (Euclidean, on ``e_k`` centred by the
+  training folds' mean) with grouped folds: every problem with the same (operation, X, Y) sits in one
+  fold, so a latent that merely echoes the operand tokens (as a random network's does) cannot score by
+  recognising them; it has to carry the computed value. Accuracy is the share of problems whose
+  predicted value is right, over the problems whose value some training fold holds (a classifier cannot
+  name a class it never saw; the others are left out and counted).
+- ``value_patching``: set ``e_k`` to the mean ``e_k`` of the problems whose intermediate has another
+  value ``v'`` (the problem itself never belongs to that group) and score whether the answer becomes
+  the one ``v'`` implies under the CYW chain (``codi_probe.design.implied_answer``: a set step 1 is
+  carried into step 2). The null control replaces ``e_k`` by a norm-matched random direction
+  (``Randomize``) and is scored against the same implied answer.
+
+Positions: ``k`` in 1..6 is the fed latent ``e_k`` at ``P_k`` (``trace.latent_post[:, k - 1]``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from ..data import Problem
+from ..design import INTERMEDIATES, implied_answer
+from ..engine import CodiEngine, Intervention, Randomize, Set, Trace
+from .common import run_conditions
+
+N_FOLDS = 5
+
+
+def intermediate_values(problems: Sequence[Problem], intermediate: str) -> np.ndarray:
+    return np.array([p.intermediates[INTERMEDIATES.index(intermediate)] for p in problems], dtype=float)
+
+
+def operand_group(p: Problem) -> tuple:
+    """The fold key: problems sharing (operation, X, Y) are held out together."""
+    m = p.meta
+    return (p.operation, m.get("X"), m.get("Y")) if "X" in m else (p.id,)
+
+
+def grouped_folds(problems: Sequence[Problem], n_folds: int = N_FOLDS, seed: int = 0) -> np.ndarray:
+    """Fold index per problem; whole operand groups are assigned to folds in a seeded order."""
+    keys = sorted({operand_group(p) for p in problems}, key=repr)
+    order = np.random.default_rng(seed).permutation(len(keys))
+    fold_of = {keys[j]: i % n_folds for i, j in enumerate(order)}
+    return np.array([fold_of[operand_group(p)] for p in problems])
+
+
+def scorable(values: np.ndarray, folds: np.ndarray) -> np.ndarray:
+    """Per problem: does some other fold hold its value (so that a classifier could name it)?"""
+    return np.array([bool(np.any(values[folds != f] == v)) for v, f in zip(values, folds)])
+
+
+def decode_accuracy(latents: torch.Tensor, values: np.ndarray, folds: np.ndarray) -> np.ndarray:
+    """Per problem: is its value the nearest class mean's (classes and means from the other folds)?
+    ``latents``: ``[N, D]`` fed latents at one position. Ties go to the smallest value, so a constant
+    latent predicts one value for everyone. A problem that is not ``scorable`` is always wrong here;
+    score over ``scorable`` problems."""
+    x = latents.double().cpu().numpy()
+    right = np.zeros(len(values), dtype=bool)
+    for f in np.unique(folds):
+        train, test = folds != f, folds == f
+        classes = np.unique(values[train])
+        mu = x[train].mean(0)
+        means = np.stack([x[train][values[train] == c].mean(0) for c in classes]) - mu
+        d = ((x[test] - mu)[:, None, :] - means[None]) ** 2
+        pred = classes[np.argmin(d.sum(-1), axis=1)]
+        right[test] = pred == values[test]
+    return right
+
+
+@dataclass
+class PatchRun:
+    rows: list[int]  # problem indices that got a target value
+    moved: np.ndarray  # [n] answer == the implied answer after the value-mean patch
+    control: np.ndarray  # [n] the same under the random-direction control
+    baseline_correct: np.ndarray  # [n]
+
+
+def value_patching(engine: CodiEngine, problems: Sequence[Problem], trace: Trace,
+                   sites: Sequence[tuple[str, int]], *, seed: int = 0, max_new_tokens: int = 16
+                   ) -> dict[tuple[str, int], PatchRun]:
+    """Patch ``e_k`` with the mean of another value's group, for every ``(intermediate, k)`` site, in one
+    batched engine call (one clean baseline row per problem); see the module docstring. ``trace`` holds
+    the clean runs of ``problems`` (its ``latent_post``). Every problem with another value in the set
+    gets one target value per intermediate (seeded), the same at every position."""
+    conditions: dict[str, list] = {}
+    expected: dict[tuple[str, int], list] = {}
+    rows: dict[str, list[int]] = {}
+    for name in dict.fromkeys(s for s, _ in sites):
+        values = intermediate_values(problems, name)
+        groups: dict[float, list[int]] = {}
+        for i, v in enumerate(values):
+            groups.setdefault(float(v), []).append(i)
+        rng = np.random.default_rng([seed, INTERMEDIATES.index(name)])
+        targets = {}
+        for i in range(len(problems)):
+            others = sorted(v for v in groups if v != values[i])
+            if others:
+                targets[i] = others[int(rng.integers(len(others)))]
+        rows[name] = sorted(targets)
+        for s, k in sites:
+            if s != name:
+                continue
+            position = f"P{k}"
+            patched, random = [], []
+            for i in range(len(problems)):
+                if i in targets:
+                    mean = trace.latent_post[groups[targets[i]], k - 1].mean(0)
+                    patched.append([Intervention("latent_post_prj", (position,), Set(mean))])
+                    random.append([Intervention("latent_post_prj", (position,), Randomize(seed * 1000 + i))])
+                else:  # no target value: a row that is not scored
+                    patched.append([])
+                    random.append([])
+            conditions[f"{name}@{position}"] = patched
+            conditions[f"{name}@{position}/random"] = random
+            expected[(name, k)] = [implied_answer(problems[i], name, targets[i]) if i in targets else None
+                                   for i in range(len(problems))]
+    runs = run_conditions(engine, [p.question for p in problems], conditions, max_new_tokens=max_new_tokens)
+    base = runs.correct("baseline", [p.answer for p in problems])
+    out = {}
+    for s, k in sites:
+        keep = rows[s]
+        moved = runs.correct(f"{s}@P{k}", expected[(s, k)])[keep]
+        control = runs.correct(f"{s}@P{k}/random", expected[(s, k)])[keep]
+        out[(s, k)] = PatchRun(keep, moved, control, base[keep])
+    return out
+
+
+def donor_patching(engine: CodiEngine, problems: Sequence[Problem], trace: Trace, intermediate: str, k: int,
+                   *, max_new_tokens: int = 16) -> np.ndarray:
+    """Per problem (with a donor): patch ``e_k`` from the next problem in order whose value differs and
+    score whether the answer becomes the donor-implied one. A single donor's latent, not a group mean:
+    the model card's direct measurement of causal use."""
+    from ..engine import Patch
+
+    values = intermediate_values(problems, intermediate)
+    n = len(problems)
+    rows, ivs, expected = [], [], []
+    for i, p in enumerate(problems):
+        j = next((j % n for j in range(i + 1, i + n) if values[j % n] != values[i]), None)
+        if j is None:
+            continue
+        rows.append(i)
+        ivs.append([Intervention("latent_post_prj", (f"P{k}",), Patch(trace, j))])
+        expected.append(implied_answer(p, intermediate, values[j]))
+    if not rows:
+        return np.zeros(0, dtype=bool)
+    runs = run_conditions(engine, [problems[i].question for i in rows], {"donor": ivs},
+                          max_new_tokens=max_new_tokens)
+    return runs.correct("donor", expected)

@@ -1,0 +1,84 @@
+"""Planted truths: the verdicts a model's design decides, each with the reason it decides it.
+
+``planted_truths(design)`` maps claim ids (full ids such as ``CARRY-PATCH[step1@P2]``) to a ``Truth``:
+the verdicts the design allows and ``why``. A claim the design does not decide is absent; the derived
+expectation profile records it (``default = "record"``, why: the design decides nothing). ``content``
+marks claims about what the fed latents carry: on the pause control none of them may come out
+supported (the validity table's false-supported floor).
+
+The rules (sites as in ``codi_probe.design``: ``P_k`` is the fed latent ``e_k``):
+
+- planted carrier ``s`` at ``P_k``: ``CARRY-DECODE[s@Pk]`` and ``CARRY-PATCH[s@Pk]`` are supported
+  (the decoding loss puts the value in ``e_k``; the interchange loss makes a donor's ``e_k`` move the
+  answer to the donor-implied one). Non-carrier sites are not decided: a copy of a value may or may
+  not sit elsewhere. ``PATCH-02`` at the step-2 carrier is *not* decided either: its second prediction
+  (moved more than 10x a random-direction control) depends on how the network reads a random vector,
+  which no design fixes (on codi-tiny-planted 5% of random directions at e_4 gave the implied answer,
+  a ratio of 13 that n = 100 cannot separate from 10).
+- pause: every fed latent is the same vector for every problem, so at every site decoding predicts one
+  value for all problems (accuracy = that value's share, far below 50%) and any latent-replacing patch
+  writes the same vector back (no answer moves): ``CARRY-DECODE``, ``CARRY-PATCH`` and ``PATCH-02`` are
+  refuted; ``PATCH-01``'s positive control (a different group's mean drops accuracy) cannot hold, so
+  it is never supported (inconclusive below its minimum n, invalid above it).
+- random: no value is computed, so no decoding, value patch, lens read-out or most-important position
+  can be supported (refuted or inconclusive; a failed control may make it invalid).
+- not planted: nothing is decided.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .design import FED, INTERMEDIATES, Design
+
+NOT_SUPPORTED = ("refuted", "inconclusive", "invalid")
+UNDECIDED = "the design decides nothing here: recorded, never failed"
+
+
+@dataclass(frozen=True)
+class Truth:
+    verdicts: tuple[str, ...]
+    why: str
+    content: bool = True  # a claim about what the fed latents carry
+
+    @property
+    def expected(self) -> str:
+        return "|".join(self.verdicts)
+
+
+def _sites() -> list[tuple[str, int]]:
+    return [(s, k) for s in INTERMEDIATES for k in FED]
+
+
+def planted_truths(design: Design) -> dict[str, Truth]:
+    out: dict[str, Truth] = {}
+    if design.mechanism == "planted":
+        for s, k in sorted(design.carriers.items()):
+            out[f"CARRY-DECODE[{s}@P{k}]"] = Truth(
+                ("supported",), f"planted: {s} is carried by e_{k} (P{k}); a decoding loss puts its value there")
+            out[f"CARRY-PATCH[{s}@P{k}]"] = Truth(
+                ("supported",), f"planted: interchange training makes a donor's e_{k} move the answer to the "
+                                f"donor's {s}-implied one")
+    elif design.mechanism == "pause":
+        why = "pause control: e_k is one learned vector for every problem (prj.ln weight 0), so it carries no value"
+        for s, k in _sites():
+            out[f"CARRY-DECODE[{s}@P{k}]"] = Truth(("refuted",), why + ": decoding predicts one value for all")
+            out[f"CARRY-PATCH[{s}@P{k}]"] = Truth(("refuted",), why + ": the patch writes the same vector back")
+        for k in FED:
+            out[f"PATCH-02[P{k}]"] = Truth(("refuted",), why + ": the step-2 mean latent is that vector")
+            out[f"PATCH-01[P{k}]"] = Truth(("inconclusive", "invalid"),
+                                           why + ": a different group's mean is that vector, so the positive "
+                                                 "control cannot drop accuracy")
+    elif design.mechanism == "random":
+        why = "random weights: no intermediate is computed, so"
+        for s, k in _sites():
+            out[f"CARRY-DECODE[{s}@P{k}]"] = Truth(NOT_SUPPORTED, f"{why} no held-out value is decodable")
+            out[f"CARRY-PATCH[{s}@P{k}]"] = Truth(NOT_SUPPORTED, f"{why} no value patch gives the implied answer")
+        for k in FED:
+            out[f"PATCH-02[P{k}]"] = Truth(NOT_SUPPORTED, f"{why} no step-2 latent gives the implied answer")
+        for key in ("step1-P2", "step2-P4"):
+            out[f"LENS-02[{key}]"] = Truth(NOT_SUPPORTED, f"{why} the lens reads no intermediate")
+        for k in range(7):
+            out[f"IMP-01[P{k}]"] = Truth(NOT_SUPPORTED, f"{why} no position is the most important one",
+                                         content=False)
+    return out

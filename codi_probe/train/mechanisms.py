@@ -1,0 +1,106 @@
+"""The latent mechanisms a recipe plants on top of the CODI objective.
+
+- ``PlantedCarriers``: interchange intervention training (IIT, Geiger et al.) plus a decoding loss.
+  Every batch row gets a twin; the twin's fed latent ``e_k`` at a carrier position is swapped for a
+  donor row's, and the twin must answer what the donor's value implies under the CYW chain
+  (``codi_probe.design.counterfactual_answer``). With two carriers a twin swaps step 1's, step 2's or
+  both (one third each, independent donors), so step 2 must be *computed from* the step-1 carrier and
+  the answer *read from* both. The decoding loss asks ``lm_head(e_k)`` (the tied unembedding) to put the
+  carried value on top, as SIM-CoT supervises each latent with its step.
+- ``pause_control``: the fed latents carry nothing. ``prj``'s LayerNorm gets weight 0 and only its bias
+  trains, so ``prj(h)`` is one learned vector at every latent position: the same module graph and
+  checkpoint format as any CODI, and the engine's loop runs it unchanged.
+
+Draws (modes and donors) use torch's global generator, which the training loop checkpoints, so a
+resumed run replays the same twins.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from ..data import Problem
+from ..design import INTERMEDIATES, counterfactual_answer
+from .data import Batch
+from .losses import Interchange, causal_ce, codi_terms
+
+
+def value_token(tok, value: float) -> int:
+    """The single token of an integer ``value`` (the organism's word-level tokenizer has one per integer)."""
+    if not float(value).is_integer():
+        raise ValueError(f"value {value} is not an integer")
+    ids = tok(str(int(value)), add_special_tokens=False)["input_ids"]
+    if len(ids) != 1 or ids[0] == tok.unk_token_id:
+        raise ValueError(f"value {int(value)} is not one token of this tokenizer")
+    return int(ids[0])
+
+
+@dataclass(frozen=True)
+class PlantedCarriers:
+    """``carriers``: intermediate -> fed position k (e_k). ``iit_factor`` weighs the twins' answer CE,
+    ``decode_factor`` the decoding CE at the carriers."""
+
+    carriers: Mapping[str, int]
+    iit_factor: float = 1.0
+    decode_factor: float = 1.0
+
+    def twins(self, batch: Batch, problems: Sequence[Problem], tok) -> tuple[Interchange, torch.Tensor, list[float]]:
+        """Draw the twins of one batch: the interchange (modes and donors), the twins' decoder labels and
+        their counterfactual answers."""
+        device = batch.decoder_ids.device
+        b = len(problems)
+        s1 = [float(p.intermediates[0]) for p in problems]
+        s2 = [float(p.intermediates[1]) for p in problems]
+        sites = sorted(self.carriers.items(), key=lambda kv: kv[1])
+        if len(sites) == 2:
+            mode = torch.randint(0, 3, (b,))  # 0: the first carrier only, 1: the second only, 2: both
+            use = {sites[0][0]: mode != 1, sites[1][0]: mode != 0}
+        else:
+            use = {sites[0][0]: torch.ones(b, dtype=torch.bool)}
+        donors = {name: torch.randperm(b) for name, _ in sites}
+        answers = []
+        for i, p in enumerate(problems):
+            vals = {f"{name}_value": (s1 if name == "step1" else s2)[int(donors[name][i])]
+                    for name, _ in sites if bool(use[name][i])}
+            answers.append(counterfactual_answer(s1[i], p.meta["Z"], **vals))
+        rows = torch.arange(b)
+        answer_at = batch.student_pos.cpu() + 1  # the answer token's index in EOT + answer + EOS
+        twin_ids = batch.decoder_ids.cpu().clone()
+        twin_ids[rows, answer_at] = torch.tensor([value_token(tok, a) for a in answers])
+        twin_labels = batch.decoder_labels.cpu().clone()
+        twin_labels[rows, answer_at] = twin_ids[rows, answer_at]
+        swap = Interchange(at=sites[0][1], swaps={k: (donors[name].to(device), use[name].to(device))
+                                                  for name, k in sites},
+                           decoder_ids=twin_ids.to(device))
+        return swap, twin_labels.to(device), answers
+
+    def losses(self, model, batch: Batch, problems: Sequence[Problem], tok, *, distill_factor: float = 1.0,
+               ref_factor: float = 1.0) -> dict[str, torch.Tensor]:
+        device = batch.decoder_ids.device
+        b = len(problems)
+        swap, twin_labels, _ = self.twins(batch, problems, tok)
+        terms, student = codi_terms(model, batch, swap)
+        ce_iit = causal_ce(student.logits[b:], twin_labels)
+        decode = 0.0
+        for name, k in sorted(self.carriers.items()):
+            index = INTERMEDIATES.index(name)
+            target = torch.tensor([value_token(tok, p.intermediates[index]) for p in problems], device=device)
+            decode = decode + F.cross_entropy(model.lm_head(student.latent_post[:b, k - 1]).float(), target)
+        decode = decode / len(self.carriers)
+        loss = (terms["ce_student"] + distill_factor * terms["distill"] + ref_factor * terms["ce_teacher"]
+                + self.iit_factor * ce_iit + self.decode_factor * decode)
+        return {"loss": loss, **terms, "ce_iit": ce_iit, "decode": decode}
+
+
+def pause_control(model) -> None:
+    """Make every fed latent one learned constant: ``prj.ln.weight`` = 0 (frozen), only ``prj.ln.bias``
+    of ``prj`` trains (initialised to the mean base embedding, a token-like vector)."""
+    with torch.no_grad():
+        model.prj.ln.weight.zero_()
+        model.prj.ln.bias.copy_(model.embed.weight[:model.config.base_vocab].mean(0))
+    for name, p in model.prj.named_parameters():
+        p.requires_grad_(name == "ln.bias")

@@ -1,0 +1,28 @@
+"""codi_probe.planted: what each design decides, with a reason for every entry."""
+
+from __future__ import annotations
+
+from codi_probe.design import Design
+from codi_probe.planted import planted_truths
+
+
+def test_planted_carriers_are_pinned_supported_and_nothing_else() -> None:
+    truths = planted_truths(Design("planted", {"step1": 2, "step2": 4}))
+    assert sorted(truths) == ["CARRY-DECODE[step1@P2]", "CARRY-DECODE[step2@P4]", "CARRY-PATCH[step1@P2]",
+                              "CARRY-PATCH[step2@P4]"]
+    assert all(t.verdicts == ("supported",) and t.why.startswith("planted:") for t in truths.values())
+    other = planted_truths(Design("planted", {"step1": 1}))
+    assert sorted(other) == ["CARRY-DECODE[step1@P1]", "CARRY-PATCH[step1@P1]"]
+
+
+def test_controls_never_allow_supported() -> None:
+    for mechanism in ("pause", "random"):
+        truths = planted_truths(Design(mechanism))
+        assert truths and all("supported" not in t.verdicts and t.why for t in truths.values())
+    pause = planted_truths(Design("pause"))
+    assert len([k for k in pause if k.startswith("CARRY-")]) == 24  # every intermediate at every fed position
+    assert pause["CARRY-DECODE[step1@P3]"].verdicts == ("refuted",)
+
+
+def test_an_unplanted_model_decides_nothing() -> None:
+    assert planted_truths(Design()) == {}

@@ -1,0 +1,72 @@
+"""The ground-truth organisms: codi-tiny-planted (a planted carrier map) and codi-tiny-pause (the negative
+control). They share codi-tiny-arith's frozen base tensor for tensor, carry their design in the sidecar,
+and the shipped weights still show the design their model card measured."""
+
+import json
+
+import pytest
+import torch
+
+from codi_probe.data.loaders import fixtures_dir
+
+MODELS = fixtures_dir() / "models"
+ORGANISMS = ("codi-tiny-planted", "codi-tiny-pause")
+
+
+def _load(name):
+    from codi_probe.loading import load_codi
+
+    return load_codi(name)
+
+
+@pytest.fixture(scope="module")
+def heldout():
+    from codi_probe.train.data import organism_split
+
+    return list(organism_split().heldout)[::10]  # 100 held-out problems, every template and family
+
+
+def test_all_shipped_models_stay_under_20_mb():
+    total = sum(p.stat().st_size for p in MODELS.rglob("*") if p.is_file())
+    assert total <= 20e6, f"{total / 1e6:.1f} MB"
+
+
+@pytest.mark.parametrize("name", ORGANISMS)
+def test_same_frozen_base_as_codi_tiny_arith(name):
+    from codi_probe.design import design_for_spec
+
+    model, ref = _load(name), _load("codi-tiny-arith")
+    ref_params = dict(ref.named_parameters())
+    frozen = [n for n, _ in model.named_parameters() if ".lora_" not in n and not n.startswith("prj.")]
+    assert frozen and all(torch.equal(dict(model.named_parameters())[n], ref_params[n]) for n in frozen)
+    card = (MODELS / name / "MODEL_CARD.md").read_text()
+    design = design_for_spec(name)
+    assert design.mechanism == {"codi-tiny-planted": "planted", "codi-tiny-pause": "pause"}[name]
+    metrics = json.loads((MODELS / name / "metrics.json").read_text())
+    assert metrics["design"] == design.to_json()
+    assert "**Planted map**" in card
+
+
+def test_pause_feeds_one_vector_to_every_problem(heldout):
+    from codi_probe.engine import CodiEngine, Record
+
+    trace = CodiEngine(_load("codi-tiny-pause")).run([p.question for p in heldout[:20]],
+                                                      record=Record(sites=(), logits=False), max_new_tokens=1)
+    e = trace.latent_post  # [20, 6, D]
+    assert torch.equal(e, e[:1, :1].expand_as(e))  # exactly: prj(h) is prj.ln.bias whatever h
+
+
+def test_planted_carriers_still_move_the_answer(heldout):
+    """Single-donor patching at each carrier on 100 held-out problems, against the card's measurement."""
+    from codi_probe.design import design_for_spec
+    from codi_probe.engine import CodiEngine, Record
+    from codi_probe.experiments.carriers import donor_patching
+
+    model = _load("codi-tiny-planted")
+    engine = CodiEngine(model)
+    trace = engine.run([p.question for p in heldout], record=Record(sites=(), logits=False), max_new_tokens=1)
+    card = json.loads((MODELS / "codi-tiny-planted" / "metrics.json").read_text())["design_evidence"]["donor"]
+    for name, k in design_for_spec("codi-tiny-planted").carriers.items():
+        moved = float(donor_patching(engine, heldout, trace, name, k).mean())
+        assert moved > 0.5, (name, k, moved)
+        assert moved == pytest.approx(card[name][f"P{k}"], abs=0.15), (name, k)  # 100 vs 200 problems
