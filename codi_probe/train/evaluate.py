@@ -122,6 +122,11 @@ def linear_probe(model, train: Sequence[Problem], heldout: Sequence[Problem], *,
     return res
 
 
+def patch_subset(heldout: Sequence[Problem], n: int = 200) -> list[Problem]:
+    """``n`` held-out problems at an even stride (every template and family): the card's patching set."""
+    return list(heldout)[::max(1, len(heldout) // n)][:n]
+
+
 def measure_design(model, train: Sequence[Problem], heldout: Sequence[Problem], design, *,
                    n_patch: int = 200) -> dict:
     """The model card's direct measurement of a design, at every (intermediate, fed position):
@@ -139,7 +144,7 @@ def measure_design(model, train: Sequence[Problem], heldout: Sequence[Problem], 
 
     engine = CodiEngine(model)
     probe = linear_probe(model, train, heldout, fed=True)
-    sub = list(heldout)[::max(1, len(heldout) // n_patch)][:n_patch]
+    sub = patch_subset(heldout, n_patch)
     trace = engine.run([p.question for p in sub], record=Record(sites=(), logits=False), max_new_tokens=1)
     donor = {name: {f"P{k}": float(donor_patching(engine, sub, trace, name, k).mean()) for k in range(1, 7)}
              for name in ("step1", "step2")}

@@ -56,17 +56,19 @@ def test_pause_feeds_one_vector_to_every_problem(heldout):
     assert torch.equal(e, e[:1, :1].expand_as(e))  # exactly: prj(h) is prj.ln.bias whatever h
 
 
-def test_planted_carriers_still_move_the_answer(heldout):
-    """Single-donor patching at each carrier on 100 held-out problems, against the card's measurement."""
+def test_planted_carriers_still_move_the_answer():
+    """Single-donor patching at each carrier on the card's 200 held-out problems reproduces the card."""
     from codi_probe.design import design_for_spec
     from codi_probe.engine import CodiEngine, Record
     from codi_probe.experiments.carriers import donor_patching
+    from codi_probe.train.data import organism_split
+    from codi_probe.train.evaluate import patch_subset
 
-    model = _load("codi-tiny-planted")
-    engine = CodiEngine(model)
-    trace = engine.run([p.question for p in heldout], record=Record(sites=(), logits=False), max_new_tokens=1)
-    card = json.loads((MODELS / "codi-tiny-planted" / "metrics.json").read_text())["design_evidence"]["donor"]
+    card = json.loads((MODELS / "codi-tiny-planted" / "metrics.json").read_text())["design_evidence"]
+    problems = patch_subset(organism_split().heldout, card["n_patch"])
+    engine = CodiEngine(_load("codi-tiny-planted"))
+    trace = engine.run([p.question for p in problems], record=Record(sites=(), logits=False), max_new_tokens=1)
     for name, k in design_for_spec("codi-tiny-planted").carriers.items():
-        moved = float(donor_patching(engine, heldout, trace, name, k).mean())
-        assert moved > 0.5, (name, k, moved)
-        assert moved == pytest.approx(card[name][f"P{k}"], abs=0.15), (name, k)  # 100 vs 200 problems
+        moved = float(donor_patching(engine, problems, trace, name, k).mean())
+        assert moved > 0.5, (name, k, moved)  # most donor pairs move the answer to the donor-implied one
+        assert moved == pytest.approx(card["donor"][name][f"P{k}"], abs=0.011), (name, k)  # up to 2 problems
