@@ -4,3 +4,6 @@
 # fixtures/models/codi-tiny-arith): a name under
 # fixtures/models/, a tiny model name, or a path.
 DEFAULT_MODEL = "codi-tiny-arith"
+# The seeded random models built by codi_probe.tiny (TINY_CONFIGS holds their configs; a test keeps
+# the two in step). Torch-free, so the plugin can name them before torch is imported.
+TINY_MODELS = ("tiny-random-gpt2", "tiny-random-llama")

@@ -135,11 +135,10 @@ def design_for_spec(spec: str | None) -> Design:
     from pathlib import Path
 
     from .data.loaders import fixtures_dir
-    from .defaults import DEFAULT_MODEL
-    from .tiny import TINY_CONFIGS
+    from .defaults import DEFAULT_MODEL, TINY_MODELS
 
     spec = str(spec or DEFAULT_MODEL)
-    if spec in TINY_CONFIGS:
+    if spec in TINY_MODELS:
         return Design("random", how="seeded random weights (codi_probe.tiny)")
     path = Path(spec)
     if not path.exists():
