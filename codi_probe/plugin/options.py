@@ -30,7 +30,7 @@ class CodiOptions:
     threads: int | None = None  # None: cpu count / xdist workers (see ``torch_threads``)
     report: str | None = None  # None: reports/<timestamp>.json under the rootdir
     baseline: str | None = None
-    expect: str | None = None  # a path, "none", or None (the model's bundled profile, if any)
+    expect: str | None = None  # a path, "none", or None (the profile the model's design decides)
     tolerance: float = 0.0
     cache: str | None = None  # None or "none": no on-disk result cache
     sources: dict[str, str] = field(default_factory=dict, compare=False)
@@ -105,8 +105,8 @@ SPECS = (
     _Spec("report", "JSON report path (default: reports/<timestamp>.json, plus reports/latest.json)",
           path="file"),
     _Spec("baseline", "previous report to compare verdicts and statistics with", path="file"),
-    _Spec("expect", "expectation profile (TOML); 'none' records only (default: the model's bundled "
-          "profile, if any)", path="file"),
+    _Spec("expect", "expectation profile (TOML); 'none' records only (default: the profile the model's "
+          "design decides, codi_probe.planted)", path="file"),
     _Spec("tolerance", "absolute widening of the baseline CI before a statistic counts as moved "
           "(default 0)", _non_negative_float, 0.0),
     _Spec("cache", "directory of resumable on-disk results of long sweeps (the CCTA grid), reused while "
