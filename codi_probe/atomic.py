@@ -31,6 +31,21 @@ def atomic_write(dest: str | os.PathLike, write: Callable[[str], object]) -> Non
         raise
 
 
+def torch_save_atomic(dest: str | os.PathLike, obj: object) -> None:
+    """``torch.save(obj)`` to ``dest`` atomically, with the same bytes for the same tensors.
+
+    torch.save writes through an open file, never a path: given a path, it names the zip archive's folder
+    after the file, so the random temporary name would make every save's bytes (and file sha256) differ.
+    """
+    import torch
+
+    def save(tmp: str) -> None:
+        with open(tmp, "wb") as handle:
+            torch.save(obj, handle)
+
+    atomic_write(dest, save)
+
+
 def write_bytes_atomic(dest: str | os.PathLike, payload: bytes) -> None:
     atomic_write(dest, lambda tmp: Path(tmp).write_bytes(payload))
 

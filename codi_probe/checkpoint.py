@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from .arch import arch_for_keys
-from .atomic import atomic_write, write_text_atomic
+from .atomic import atomic_write, torch_save_atomic, write_text_atomic
 from .model import CodiConfig, CodiModel
 
 CHECKPOINT_NAMES = ("model.safetensors", "pytorch_model.bin")  # official load order (codi-spec 2.1)
@@ -193,7 +193,7 @@ def save_checkpoint(model: CodiModel, path: str | os.PathLike, *, sidecar: bool 
 
         atomic_write(p, lambda tmp: save_file(sd, str(tmp)))
     else:
-        atomic_write(p, lambda tmp: torch.save(sd, tmp))
+        torch_save_atomic(p, sd)
     if sidecar:
         text = json.dumps(model.config.to_json(), indent=2, sort_keys=True)
         write_text_atomic(p.parent / SIDECAR, text)

@@ -88,6 +88,17 @@ def test_save_then_load_is_bit_exact(name, fmt, tmp_path):
     assert again.fingerprint()["sha256"] == model.fingerprint()["sha256"]
 
 
+@pytest.mark.parametrize("fmt", ["pytorch_model.bin", "model.safetensors"])
+def test_the_same_weights_save_to_the_same_bytes(fmt, tmp_path):
+    """Defect: torch.save named the archive's folder after the random temporary file, so two saves of
+    bit-identical weights (a reproduced training run) had different file sha256s."""
+    from codi_probe.checkpoint import file_sha256
+
+    model = load_codi("tiny-random-gpt2")
+    first, second = save_checkpoint(model, tmp_path / "a" / fmt), save_checkpoint(model, tmp_path / "b" / fmt)
+    assert file_sha256(first) == file_sha256(second)
+
+
 @pytest.fixture(scope="module")
 def gpt2_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("ck") / "pytorch_model.bin"

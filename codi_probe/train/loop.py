@@ -17,7 +17,7 @@ from typing import Callable
 
 import torch
 
-from ..atomic import atomic_write
+from ..atomic import torch_save_atomic
 
 CHECKPOINT_FILE = "train_state.pt"
 LOG_FILE = "log.jsonl"
@@ -55,10 +55,6 @@ def batch_indices(n: int, batch_size: int, seed: int, step: int) -> list[int]:
         take = min(batch_size - len(out), n - offset)
         out.extend(perm[offset:offset + take].tolist())
     return out
-
-
-def _atomic_save(obj, dest: Path) -> None:
-    atomic_write(dest, lambda tmp: torch.save(obj, tmp))
 
 
 def train_loop(module: torch.nn.Module, loss_fn: Callable[[list[int]], dict[str, torch.Tensor]], n_examples: int,
@@ -129,11 +125,11 @@ def train_loop(module: torch.nn.Module, loss_fn: Callable[[list[int]], dict[str,
             bar.set_postfix(loss=f"{rec['loss']:.4f}", refresh=False)
             done = step + 1
             if done % cfg.checkpoint_every == 0 or done == end:
-                _atomic_save({"step": done, "config": asdict(cfg), "names": names,
-                              "params": {n: p.detach().clone() for n, p in zip(names, params)},
-                              "optimizer": opt.state_dict(), "rng": torch.get_rng_state(),
-                              "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
-                             ckpt)
+                torch_save_atomic(ckpt, {"step": done, "config": asdict(cfg), "names": names,
+                                         "params": {n: p.detach().clone() for n, p in zip(names, params)},
+                                         "optimizer": opt.state_dict(), "rng": torch.get_rng_state(),
+                                         "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available()
+                                         else None})
     bar.close()
     module.eval()
     return records
