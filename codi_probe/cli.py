@@ -8,6 +8,8 @@ import argparse
 import json
 import sys
 
+from . import __version__
+from .defaults import DTYPE_CHOICES
 from .errors import first_line
 
 
@@ -19,9 +21,12 @@ def _model_args(p: argparse.ArgumentParser, dtype_default: str) -> None:
     p.add_argument("--lora-alpha", type=int, default=None,
                    help="LoRA alpha of the checkpoint (not stored in the file; default: the sidecar's, else the "
                         "official 32, reported as assumed)")
-    p.add_argument("--dtype", default=dtype_default,
+    p.add_argument("--dtype", default=dtype_default, choices=DTYPE_CHOICES,
                    help=f"fp32, bf16 (the released evaluation's numerics), fp16, mixed (bf16 base, fp32 LoRA and prj) "
-                        f"or native (the file's own dtypes); default {dtype_default}")
+                        f"or native (the file's own dtypes); default {dtype_default} (the plugin's --codi-dtype takes "
+                        f"the same names)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads (default: OMP_NUM_THREADS when set, else this process's CPUs)")
 
 
 def _load(args):
@@ -29,7 +34,11 @@ def _load(args):
 
     from .loading import load_codi
 
-    torch.set_num_threads(max(1, min(torch.get_num_threads(), 2)))  # 2 cores: oversubscription is 10-40x slower
+    from .threads import default_threads
+
+    if args.threads is not None and args.threads < 1:
+        raise ValueError(f"--threads {args.threads}: must be at least 1")
+    torch.set_num_threads(default_threads(args.threads))
     return load_codi(args.checkpoint, base=args.base, tokenizer=args.tokenizer, dtype=args.dtype,
                      lora_alpha=args.lora_alpha)
 
@@ -158,7 +167,8 @@ def cmd_validate(args) -> int:
     extra = ["--codi-depth", args.depth] if args.depth else []
     if args.decided_only:
         extra += ["-m", "decided or invariant"]
-    result = validate(args.model or list(VALIDATE_MODELS), out, hypotheses=Path(args.hypotheses),
+    result = validate(args.model or list(VALIDATE_MODELS), out,
+                      hypotheses=Path(args.hypotheses) if args.hypotheses else None,
                       run=not args.no_run, extra=extra)
     write_text_atomic(out / "validity.json", json.dumps(result, indent=2) + "\n")
     write_text_atomic(out / "validity.md", result["markdown"])
@@ -172,6 +182,7 @@ def cmd_validate(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="codi-probe", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"codi-probe {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     info = sub.add_parser("info", help="architecture, parameter counts, dtype mix, special ids, sha256")
     _model_args(info, "native")
@@ -204,7 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
     val.add_argument("--model", action="append", help="a model name or checkpoint (repeatable; default: "
                                                       "codi-tiny-planted, codi-tiny-pause and the random models)")
     val.add_argument("--out", default="reports/validity", help="directory for the reports and the table")
-    val.add_argument("--hypotheses", default="hypotheses", help="the catalogue directory (default: ./hypotheses)")
+    val.add_argument("--hypotheses", help="the catalogue directory (default: ./hypotheses in a clone, else the "
+                                          "installed codi_probe.hypotheses)")
     val.add_argument("--depth", choices=("quick", "full"), help="the catalogue's tier (default: quick)")
     val.add_argument("--decided-only", action="store_true",
                      help="run only the claims each design decides, and the invariants (-m 'decided or invariant'); "
@@ -226,8 +238,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, KeyError) as e:  # CheckpointError is a ValueError
+    except (ValueError, KeyError) as e:  # CheckpointError is a ValueError
         print(f"codi-probe: error: {first_line(e)}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a missing file, a directory given for a file, a file in the way of a folder, ...
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"codi-probe: error: {where}{e.strerror or first_line(e)}", file=sys.stderr)
         return 2
 
 

@@ -17,6 +17,7 @@ import torch
 import torch.nn as nn
 
 from .arch import ArchSpec, arch_for_model_type
+from .defaults import DTYPE_CHOICES, PRECISIONS
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 NUM_LATENT = 6  # the released checkpoints feed six latents (codi-spec 3.3)
@@ -93,15 +94,12 @@ def build_prj(dim: int, prj_dim: int) -> nn.Sequential:
     return prj
 
 
-PRECISIONS = (*DTYPES, "mixed")
-
-
 def check_precision(mode: str, *, native: bool = False) -> None:
     """A one-line error for a precision name that is not one of :data:`PRECISIONS` (or ``native``)."""
     if mode == "official":
         raise ValueError("dtype 'official' was ambiguous and is gone: use 'bf16' for the released evaluation's "
                          "numerics (all bf16) or 'mixed' for the storage layout (bf16 base, fp32 LoRA and prj)")
-    allowed = (*PRECISIONS, "native") if native else PRECISIONS
+    allowed = DTYPE_CHOICES if native else PRECISIONS
     if mode not in allowed:
         raise ValueError(f"unknown dtype {mode!r}: use one of {', '.join(allowed)}")
 

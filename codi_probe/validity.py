@@ -124,6 +124,21 @@ def markdown(rows: Sequence[Row], by_model: dict[str, Summary], total: Summary) 
     return "\n".join(lines) + "\n"
 
 
+def catalogue_dir(given: Path | None = None) -> Path:
+    """The catalogue to run: ``given`` when it is a folder; with none given, ``./hypotheses`` in a clone,
+    else the installed ``codi_probe.hypotheses``. A given path that is no folder is a one-line error."""
+    if given is not None:
+        if not given.is_dir():
+            raise FileNotFoundError(f"{given}: no hypotheses directory")
+        return given
+    local = Path("hypotheses")
+    if local.is_dir():
+        return local
+    import codi_probe.hypotheses as installed
+
+    return Path(installed.__file__).parent
+
+
 def run_catalogue(model: str, report: Path, hypotheses: Path, extra: Sequence[str] = ()) -> int:
     """``pytest hypotheses --codi-model MODEL`` in a subprocess (its own session and profile); the exit code."""
     cmd = [sys.executable, "-m", "pytest", str(hypotheses), "-q", "-p", "no:cacheprovider", "--codi-model", model,
@@ -142,9 +157,7 @@ def validate(models: Sequence[str], out_dir: Path, *, hypotheses: Path | None = 
     for model in models:
         path = out_dir / f"{Path(model).name}.json"
         if run:
-            if hypotheses is None or not hypotheses.is_dir():
-                raise FileNotFoundError(f"{hypotheses}: no hypotheses directory (run from a clone, or pass "
-                                        "--hypotheses DIR)")
+            hypotheses = catalogue_dir(hypotheses)
             exit_codes[model] = run_catalogue(model, path, hypotheses, extra)
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no report for {model}")

@@ -134,3 +134,48 @@ def test_a_question_beyond_the_position_limit_is_one_line(capsys):
     assert main(["run", "tiny-random-gpt2", "--question", "seven " * 600, "--max-new-tokens", "4"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "positions" in err and "has 512" in err
+
+
+def test_version(capsys):
+    from codi_probe import __version__
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"codi-probe {__version__}"
+
+
+def test_an_output_path_under_a_file_is_one_line(tmp_path, capsys):
+    """Defect: ``expect --design M --out afile/p.toml`` raised a FileExistsError traceback."""
+    blocker = tmp_path / "afile"
+    blocker.write_text("")
+    assert main(["expect", "--design", "tiny-random-gpt2", "--out", str(blocker / "p.toml")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith("codi-probe: error: ") and "afile" in err
+
+
+def test_an_unknown_dtype_is_refused_by_the_parser(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["info", "tiny-random-gpt2", "--dtype", "fp64"])
+    assert exit_.value.code == 2 and "invalid choice: 'fp64'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("argv", "env", "expected"), [
+    (["--threads", "3"], {}, 3),
+    ([], {"OMP_NUM_THREADS": "1"}, 1),
+    ([], {}, None),  # this process's CPUs, not a fixed cap of 2
+])
+def test_info_threads_follow_the_shared_policy(argv, env, expected, monkeypatch, capsys):
+    import torch
+
+    from codi_probe.threads import cpu_count
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    before = torch.get_num_threads()
+    try:
+        assert main(["info", "tiny-random-gpt2", *argv]) == 0
+        assert torch.get_num_threads() == (expected or cpu_count())
+    finally:
+        torch.set_num_threads(before)
+    capsys.readouterr()

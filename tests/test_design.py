@@ -57,9 +57,3 @@ def test_design_for_spec(tmp_path) -> None:
     with pytest.raises(ValueError, match="unreadable codi_config.json"):
         design_for_spec(str(tmp_path))
 
-
-def test_the_torch_free_tiny_names_match_the_tiny_configs():
-    from codi_probe.defaults import TINY_MODELS
-    from codi_probe.tiny import TINY_CONFIGS
-
-    assert set(TINY_MODELS) == set(TINY_CONFIGS)

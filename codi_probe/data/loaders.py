@@ -24,11 +24,14 @@ Record = tuple[int | None, Any]
 
 
 def fixtures_dir() -> Path:
-    """The fixtures folder: ``$CODI_PROBE_FIXTURES`` if set, else ``<repo>/fixtures``."""
+    """The fixtures folder: ``$CODI_PROBE_FIXTURES`` if set; else the one installed inside the package
+    (``codi_probe/fixtures`` in a wheel); else ``<repo>/fixtures`` (a clone or an editable install)."""
     override = os.environ.get(ENV_VAR)
     if override:
         return Path(override).expanduser()
-    return Path(__file__).resolve().parents[2] / "fixtures"
+    package = Path(__file__).resolve().parents[1]
+    installed = package / "fixtures"
+    return installed if installed.is_dir() else package.parent / "fixtures"
 
 
 def data_file(*parts: str) -> Path:

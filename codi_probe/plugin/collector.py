@@ -38,7 +38,12 @@ def failure_message(report: pytest.TestReport) -> str | None:
 
 @dataclass
 class TestEntry:
-    """One test's outcome so far; ``finished`` once teardown (or a worker crash) reported."""
+    """One test's outcome so far; ``finished`` once teardown (or a worker crash) reported.
+
+    The outcome is pytest's own category for each report (``pytest_report_teststatus``, which plugins
+    extend): ``passed``/``failed``/``skipped``/``xfailed``/``xpassed`` from the call, ``error`` from a
+    failed setup or teardown. A ``rerun`` (pytest-rerunfailures) starts the test over and is counted.
+    """
 
     __test__ = False  # not a pytest test class
 
@@ -48,28 +53,41 @@ class TestEntry:
     message: str | None = None
     claim: dict[str, Any] | None = None
     finished: bool = False
+    reruns: int = 0
 
-    def update(self, report: pytest.TestReport) -> None:
+    def update(self, report: pytest.TestReport, category: str) -> None:
+        """Fold one phase's report in; ``category`` is its ``pytest_report_teststatus`` category."""
         self.duration_s += float(report.duration or 0.0)
         self.claim = claim_property(report) or self.claim
-        if report.passed:
-            if report.when == "call":
-                self.outcome = "xpassed" if hasattr(report, "wasxfail") else "passed"
-        elif report.skipped:
-            self.outcome = "xfailed" if hasattr(report, "wasxfail") else "skipped"
-            self.message = self.message or getattr(report, "wasxfail", None) or failure_message(report)
-        elif report.when in ("setup", "teardown"):
+        if category == "rerun":
+            self.reruns += 1
+            self.outcome, self.message = None, None
+        elif category == "error":
             if self.outcome in (None, "passed"):
-                self.outcome = "error"
-                self.message = failure_message(report)
-        else:  # call, or "???" for the test a crashed xdist worker was running
-            self.outcome = "failed"
-            self.message = failure_message(report)
-        self.finished = report.when in ("teardown", "???")
+                self.outcome, self.message = "error", failure_message(report)
+        elif category in ("skipped", "xfailed"):
+            self.outcome = category
+            self.message = self.message or getattr(report, "wasxfail", None) or failure_message(report)
+        elif category in ("passed", "xpassed"):
+            if report.when == "call":
+                self.outcome = category
+        elif category == "failed" or (category not in ("", None) and report.failed):
+            self.outcome, self.message = "failed", failure_message(report)
+        self.finished = report.when in ("teardown", "???") and category != "rerun"
 
     def to_dict(self) -> dict[str, Any]:
         return {"nodeid": self.nodeid, "outcome": self.outcome or "incomplete",
-                "duration_s": round(self.duration_s, 6), "message": self.message}
+                "duration_s": round(self.duration_s, 6), "message": self.message, "reruns": self.reruns}
+
+
+def report_category(config: pytest.Config, report: pytest.TestReport) -> str:
+    """pytest's category for a report (``""`` for a passing setup or teardown); a failing report that
+    no plugin categorises counts as ``failed`` (call) or ``error`` (setup, teardown)."""
+    status = config.hook.pytest_report_teststatus(report=report, config=config)
+    category = status[0] if status else ""
+    if not category and report.failed:
+        return "failed" if report.when in ("call", "???") else "error"
+    return str(category)
 
 
 class Collector:
@@ -79,9 +97,9 @@ class Collector:
         self.entries: dict[str, TestEntry] = {}
         self.journal: Path | None = None  # set once the run decides to write a report
 
-    def add(self, report: pytest.TestReport) -> TestEntry:
+    def add(self, report: pytest.TestReport, category: str) -> TestEntry:
         entry = self.entries.setdefault(report.nodeid, TestEntry(report.nodeid))
-        entry.update(report)
+        entry.update(report, category)
         if entry.finished and self.journal is not None:
             self.append_journal(entry)
         return entry

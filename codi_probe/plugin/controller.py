@@ -14,18 +14,22 @@ from typing import Any
 
 import pytest
 
-from .baseline import BASELINE_KEY
-from .collector import Collector
+from ..atomic import write_text_atomic
+from .baseline import BASELINE_KEY, save_run, storage_dir
+from .collector import Collector, failure_message, report_category
 from .files import write_json_atomic
 from .expectations import PROFILE_KEY, expectations_label
 from .metadata import WORKEROUTPUT_KEY, get_metadata
-from .options import OPTIONS_KEY, CodiOptions, cpu_count, torch_threads, worker_count
-from .report import base_environment, build_report
+from ..threads import cpu_count
+from .options import OPTIONS_KEY, CodiOptions, regression_rule, torch_threads, worker_count
+from .scope import codi_session
+from .report import base_environment, build_report, git_state, selection
 from .summary import summary_lines
 
 
 def report_paths(config: pytest.Config, options: CodiOptions) -> tuple[Path, Path | None]:
-    """The report path and the ``latest.json`` copy (only for the default location)."""
+    """The report path and the ``latest.json`` copy (only for the default location). ``--codi-report
+    none`` writes nothing (see :func:`report_off`)."""
     if options.report is not None:
         return Path(options.report), None
     folder = config.rootpath / "reports"
@@ -35,6 +39,18 @@ def report_paths(config: pytest.Config, options: CodiOptions) -> tuple[Path, Pat
         n += 1
         path = folder / f"{stamp}-{n}.json"
     return path, folder / "latest.json"
+
+
+def report_off(options: CodiOptions) -> bool:
+    """``--codi-report none``: no report, no ``latest.json``, no journal."""
+    return options.report is not None and options.report.lower() == "none"
+
+
+def settings_line(config: pytest.Config) -> str:
+    """``codi-probe: model=... dtype=... device=... expectations=...`` for the terminal."""
+    o, profile = config.stash[OPTIONS_KEY], config.stash[PROFILE_KEY]
+    return (f"codi-probe: model={o.model} dtype={o.dtype} device={o.device} "
+            f"expectations={expectations_label(profile.describe())}")
 
 
 def _last_line(error: object) -> str:
@@ -54,20 +70,27 @@ class Controller:
         self.path, self.latest = report_paths(config, self.options)
         self.journal = self.path.with_suffix(".partial.jsonl")
         self.interrupted = False
+        self.collection_errors: list[dict[str, Any]] = []
         self.written: Path | None = None
         self.report: dict[str, Any] | None = None
+        self.saved: Path | None = None  # --codi-autosave's numbered copy
+        self.updated_profile: Path | None = None  # --codi-update-expect's profile
 
     def wants_report(self) -> bool:
-        """A report is written when asked for (``--codi-report``) or when any claim ran."""
-        return self.options.report is not None or self.collector.has_claims()
+        """A report is written when asked for (``--codi-report PATH``), or when any claim ran, or when
+        collection failed in a run that collected codi tests; never with ``--codi-report none``."""
+        if report_off(self.options):
+            return False
+        return (self.options.report is not None or self.collector.has_claims()
+                or bool(self.collection_errors and codi_session(self.config)))
 
-    def pytest_report_header(self) -> str:
-        o, profile = self.options, self.config.stash[PROFILE_KEY]
-        return (f"codi-probe: model={o.model} dtype={o.dtype} device={o.device} "
-                f"expectations={expectations_label(profile.describe())}")
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        """A module (or class) that failed to collect: kept for the report (xdist relays workers')."""
+        if report.failed:
+            self.collection_errors.append({"nodeid": report.nodeid, "message": failure_message(report)})
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        self.collector.add(report)
+        self.collector.add(report, report_category(self.config, report))
         if self.collector.journal is None and self.wants_report():
             self.collector.start_journal(self.journal)
 
@@ -82,14 +105,28 @@ class Controller:
         if error is not None:
             metadata.warnings.append(f"worker {worker} went down: {_last_line(error)}")
 
-    def pytest_keyboard_interrupt(self) -> None:
+    def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+        """Ctrl-C or ``pytest.exit``: write what finished now. pytest stops a run with collection errors
+        by the same route (``Session.Interrupted``); that one is not an interruption (see sessionfinish)."""
+        if self.collection_errors and excinfo.errisinstance(pytest.Session.Interrupted):
+            return
         self.interrupted = True
         self.write("interrupted", None)
 
     @pytest.hookimpl(trylast=True)
-    def pytest_sessionfinish(self, exitstatus: int) -> None:
-        interrupted = self.interrupted or exitstatus == pytest.ExitCode.INTERRUPTED
-        self.write("interrupted" if interrupted else "complete", int(exitstatus))
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        """The status: ``interrupted`` (Ctrl-C or ``pytest.exit``), ``collection_error`` (a module failed to
+        collect, whether or not the run went on), ``incomplete`` (stopped early: ``-x``, ``--maxfail``),
+        else ``complete``."""
+        if self.interrupted:
+            status = "interrupted"
+        elif self.collection_errors:
+            status = "collection_error"
+        elif session.shouldfail or session.shouldstop:
+            status = "incomplete"
+        else:
+            status = "complete"
+        self.write(status, int(exitstatus), final=True)
 
     def pytest_unconfigure(self) -> None:
         if self.written is None:
@@ -99,29 +136,80 @@ class Controller:
         if self.report is None:
             return
         terminalreporter.write_sep("=", "codi-probe claims")
+        terminalreporter.write_line(settings_line(self.config))
         for line in summary_lines(self.report):
             terminalreporter.write_line(line)
+        for warning in self.report["warnings"]:
+            terminalreporter.write_line(f"codi-probe warning: {warning}")
         terminalreporter.write_line(f"codi-probe report: {self.written}")
+        if self.saved is not None:
+            terminalreporter.write_line(f"codi-probe saved run: {self.saved}")
+        if self.updated_profile is not None:
+            terminalreporter.write_line(f"codi-probe expectation profile written: {self.updated_profile}")
 
     def environment(self) -> dict[str, Any]:
         return {**base_environment(), "device": self.options.device, "cpu_count": cpu_count(),
                 "workers": worker_count(self.config),
                 "threads_per_process": torch_threads(self.config, self.options),
-                "invocation": [str(a) for a in self.config.invocation_params.args]}
+                "invocation": [str(a) for a in self.config.invocation_params.args],
+                "git": git_state(self.config.rootpath),
+                "selection": selection(self.config)}
 
-    def write(self, status: str, exitstatus: int | None) -> None:
-        """Build and write the report (atomically), its ``latest.json`` copy, and drop the journal."""
+    def entry_warnings(self, seen: set[str]) -> list[str]:
+        """Entries of the user's own files that match no claim of a whole run (a mistyped id would
+        otherwise fall back to "record" or the global tolerance without a word), and a forced comparison."""
+        warnings = []
+        whole = not selection(self.config)["subset"]
+        profile = self.config.stash[PROFILE_KEY]
+        if whole and profile.source == "option":
+            warnings += [f"expectation profile {profile.path}: entry {cid!r} matches no claim of this run"
+                         for cid in sorted(set(profile.claims) - seen)]
+        if whole:
+            warnings += [f"claim tolerance pattern {p!r} matches no claim of this run"
+                         for p in regression_rule(self.options).unused_patterns(seen)]
+        baseline = self.config.stash[BASELINE_KEY]
+        if baseline is not None and baseline.forced:
+            warnings.append(f"baseline {baseline.path} compared although not comparable (forced): "
+                            + "; ".join(baseline.forced))
+        return warnings
+
+    def write(self, status: str, exitstatus: int | None, *, final: bool = False) -> None:
+        """Build and write the report (atomically), its ``latest.json`` copy, and drop the journal. At the
+        end of the session (``final``) also save the numbered run (``--codi-autosave``) and write the
+        drafted profile (``--codi-update-expect``)."""
         if not self.wants_report():
             return
+        seen = {e.claim.get(key) for e in self.collector.entries.values() if e.claim
+                for key in ("id", "base_id") if e.claim.get(key)}  # a profile entry may name either
         self.report = build_report(
             entries=self.collector.entries, metadata=get_metadata(self.config),
             options=self.options.as_dict(), environment=self.environment(),
             expectations=self.config.stash[PROFILE_KEY].describe(), baseline=self.config.stash[BASELINE_KEY],
             status=status, exitstatus=exitstatus, created=self.created, duration_s=time.time() - self.started,
+            collection_errors=self.collection_errors, extra_warnings=self.entry_warnings(seen),
         )
+        if final:
+            self.finish_files()
         write_json_atomic(self.path, self.report)
         if self.latest is not None:
             write_json_atomic(self.latest, self.report)
         self.written = self.path
         self.journal.unlink(missing_ok=True)
         self.collector.journal = None
+
+    def finish_files(self) -> None:
+        """``--codi-autosave`` and ``--codi-update-expect``, with their outcome in the report's warnings
+        (a profile is written from a complete, whole run only)."""
+        assert self.report is not None
+        if self.options.update_expect:
+            from .expectations import profile_from_report
+
+            try:
+                text = profile_from_report(self.report)  # refuses a partial or subset run
+            except ValueError as exc:
+                self.report["warnings"].append(f"--codi-update-expect: {self.options.update_expect} not written: {exc}")
+            else:
+                write_text_atomic(Path(self.options.update_expect), text)
+                self.updated_profile = Path(self.options.update_expect)
+        if self.options.autosave:
+            self.saved = save_run(storage_dir(self.config, self.options), self.report)

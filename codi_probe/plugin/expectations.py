@@ -171,12 +171,16 @@ def profile_from_report(report: dict[str, Any], *, description: str = "") -> str
     """A draft profile (TOML text) from a JSON report, every entry with its why. A claim the model's design
     decides (the report's ``expectations.design``) is written from the design, whatever was measured;
     every other empirical claim is pinned to its measured verdict as a snapshot, and says so. Refuses a
-    report that did not complete (an interrupted or partial run would pin a subset)."""
+    report that is not a whole run (interrupted, stopped early, or a ``-k``/``-m``/test-id subset would pin
+    a subset; :func:`codi_probe.regression.baseline_problems`)."""
     from ..design import Design
 
-    if report.get("status") != "complete":
-        raise ValueError(f"the report's status is {report.get('status')!r}, not 'complete': "
-                         "pin verdicts from a finished run only")
+    from ..regression import baseline_problems
+
+    problems = baseline_problems(report)
+    if problems:
+        raise ValueError(f"not a whole run: {'; '.join(problems)}: pin verdicts from a complete run of the "
+                         "whole catalogue only")
     measured = {c["id"]: c["verdict"] for c in report.get("claims", [])
                 if c.get("kind") == "empirical" and c.get("verdict")}
     if not measured:

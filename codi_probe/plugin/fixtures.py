@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 
 from ..errors import first_line
-from .metadata import add_process_info, add_session_metadata
-from .options import OPTIONS_KEY, CodiOptions, torch_threads
+from .baseline import check_model
+from .metadata import add_process_info, add_session_metadata, set_torch_threads
+from .options import OPTIONS_KEY, CodiOptions
 from .recorder import ClaimRecorder
 from .records import RECORD_KEY, hypothesis_of
 
@@ -23,16 +24,6 @@ from .records import RECORD_KEY, hypothesis_of
 def codi_options(pytestconfig: pytest.Config) -> CodiOptions:
     """The resolved ``--codi-*`` options (command line > environment > ini > default)."""
     return pytestconfig.stash[OPTIONS_KEY]
-
-
-def set_torch_threads(config: pytest.Config, options: CodiOptions) -> int:
-    """``torch.set_num_threads`` for this process (``--codi-threads`` or cpu count / workers)."""
-    import torch
-
-    threads = torch_threads(config, options)
-    torch.set_num_threads(threads)
-    add_process_info(config, "torch_threads", threads)
-    return threads
 
 
 @pytest.fixture(scope="session")
@@ -52,8 +43,10 @@ def codi_model(pytestconfig: pytest.Config, codi_options: CodiOptions) -> Any:
         # one line that stops the run, instead of one error with a traceback per test that needs the model
         pytest.exit(f"codi-probe: cannot load model {codi_options.model!r}: {first}", returncode=pytest.ExitCode.USAGE_ERROR)
     add_process_info(pytestconfig, "model_load_s", round(time.perf_counter() - start, 3))
-    for key, value in model.fingerprint().items():
+    fingerprint = model.fingerprint()
+    for key, value in fingerprint.items():
         add_session_metadata(pytestconfig, key, value, section="model")
+    check_model(pytestconfig, fingerprint)  # a baseline of other weights stops the run here
     return model
 
 

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from .baseline import BASELINE_KEY, check_baseline, load_baseline
-from .controller import Controller
+from .controller import Controller, settings_line
+from .scope import USES_CODI_KEY, codi_session, uses_codi
 from .expectations import PROFILE_KEY, RECORD, check_expectation, load_profile
-from .fixtures import set_torch_threads
-from .metadata import WORKEROUTPUT_KEY, get_metadata
+from .metadata import WORKEROUTPUT_KEY, get_metadata, set_torch_threads
 from .options import OPTIONS_KEY, add_options, resolve_options
 from .records import KINDS, PROPERTY, RECORD_KEY, ClaimMarkerError, ClaimRecord, claim_from_item
 
@@ -36,7 +36,7 @@ def pytest_configure(config: pytest.Config) -> None:
     options = resolve_options(config)
     config.stash[OPTIONS_KEY] = options
     config.stash[PROFILE_KEY] = load_profile(options.expect, options.model)
-    config.stash[BASELINE_KEY] = load_baseline(options.baseline, options.tolerance)
+    config.stash[BASELINE_KEY] = load_baseline(config, options)
     if not hasattr(config, "workerinput"):
         config.pluginmanager.register(Controller(config), "codi_probe.controller")
 
@@ -44,8 +44,11 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Give each claim its kind as a marker too, so ``-m empirical`` selects it; and ``decided`` to an
-    empirical claim whose profile entry pins a verdict, so ``-m decided`` selects what the design decides."""
+    empirical claim whose profile entry pins a verdict, so ``-m decided`` selects what the design decides.
+    Note whether any test involves codi-probe (before deselection: a ``-k`` that keeps none still
+    collected some)."""
     profile = config.stash[PROFILE_KEY]
+    config.stash[USES_CODI_KEY] = any(uses_codi(item) for item in items)
     for item in items:
         marker = item.get_closest_marker("claim")
         kind = marker.kwargs.get("kind") if marker is not None else None
@@ -61,10 +64,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """If collecting imported torch already, set this process's torch threads now (it costs nothing);
-    ``codi_model`` sets them in any case before loading."""
-    if "torch" in sys.modules:
+    """In a run with codi tests, if collecting imported torch already, set this process's torch threads
+    now (it costs nothing); ``codi_model`` sets them in any case before loading. Other runs keep theirs."""
+    if codi_session(session.config) and "torch" in sys.modules:
         set_torch_threads(session.config, session.config.stash[OPTIONS_KEY])
+
+
+def pytest_report_collectionfinish(config: pytest.Config) -> list[str]:
+    """The run's codi-probe settings, after the collected count, in a run with codi tests (an xdist
+    controller collects nothing; its terminal summary carries the same line)."""
+    if not codi_session(config):
+        return []
+    return [settings_line(config)]
+
 
 
 def _sync(item: pytest.Item, record: ClaimRecord) -> None:
@@ -94,13 +106,17 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Generator[None, Any, Any]:
-    """After the test body returns: the expectation-profile and baseline checks."""
+    """After the test body returns: the expectation-profile and baseline checks. An invariant whose body
+    returned without recording a verdict is supported (so that a flip from refuted is seen here too)."""
     result = yield
     record = pyfuncitem.stash.get(RECORD_KEY, None)
     if record is not None:
-        tolerance = pyfuncitem.config.stash[OPTIONS_KEY].tolerance
+        if record.kind == "invariant" and record.verdict is None:
+            record.verdict = "supported"
+        baseline = pyfuncitem.config.stash[BASELINE_KEY]
         expectation = check_expectation(record)
-        record.failures = ([expectation] if expectation else []) + check_baseline(record, tolerance)
+        record.failures = ([expectation] if expectation else []) + (
+            check_baseline(record, baseline.rule) if baseline is not None else [])
         if record.failures:
             pytest.fail("\n".join(record.failures), pytrace=False)
     return result

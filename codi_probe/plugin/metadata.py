@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from .jsonable import to_plain
-from .options import worker_id
+from .options import CodiOptions, torch_threads, worker_id
 
 SECTIONS = ("model", "data", "session")
 WORKEROUTPUT_KEY = "codi_probe"
@@ -75,3 +75,15 @@ def add_process_info(config: pytest.Config, key: str, value: Any) -> None:
     """Record a per-process fact (threads, model load time) under this process's worker id."""
     get_metadata(config).processes.setdefault(worker_id(config), {})[str(key)] = to_plain(value)
     _publish(config)
+
+
+def set_torch_threads(config: pytest.Config, options: CodiOptions) -> int:
+    """``torch.set_num_threads`` for this process (:func:`~.options.torch_threads`); recorded as process info.
+    Lives here, not in ``fixtures``: a module in ``pytest_plugins`` imported by another first cannot be
+    assertion-rewritten, and pytest warns in every run."""
+    import torch
+
+    threads = torch_threads(config, options)
+    torch.set_num_threads(threads)
+    add_process_info(config, "torch_threads", threads)
+    return threads

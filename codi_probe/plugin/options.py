@@ -9,8 +9,7 @@ from typing import Any
 
 import pytest
 
-DTYPES = ("fp32", "bf16")
-DEPTHS = ("quick", "full")  # problem tiers of the empirical claims (hypotheses/conftest.py TIERS)
+DEPTHS = ("quick", "full")  # problem tiers of the empirical claims (codi_probe.plugin.catalogue.TIERS)
 OPTIONS_KEY = pytest.StashKey["CodiOptions"]()
 
 
@@ -27,12 +26,20 @@ class CodiOptions:
     problems: int | None = None  # None: the depth tier's number
     depth: str = "quick"  # "quick" (the default run) or "full" (every claim at its minimum n)
     seed: int = 0
-    threads: int | None = None  # None: cpu count / xdist workers (see ``torch_threads``)
+    threads: int | None = None  # None: OMP_NUM_THREADS, else cpu count / xdist workers (``torch_threads``)
     report: str | None = None  # None: reports/<timestamp>.json under the rootdir
-    baseline: str | None = None
+    baseline: str | None = None  # a report path (the same as ``compare`` given a path)
     expect: str | None = None  # a path, "none", or None (the profile the model's design decides)
-    tolerance: float = 0.0
+    tolerance: float = 0.0  # absolute widening of the baseline CI (codi_probe.regression.Tolerance)
     cache: str | None = None  # None or "none": no on-disk result cache
+    compare: str | None = None  # "latest", a saved run number, or a report path
+    autosave: bool = False  # save every run, numbered, under ``storage``
+    storage: str | None = None  # None: <rootdir>/reports/runs
+    rel_tolerance: float = 0.0  # relative widening: rel * |baseline value|
+    fail_on: str = "flip,moved"  # codi_probe.regression.parse_fail_on
+    force_compare: bool = False  # compare even when the runs are not comparable
+    update_expect: str | None = None  # write the profile drafted from this (complete) run here
+    claim_tolerances: tuple[str, ...] = ()  # "PATTERN abs=X rel=Y" per claim
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 
     def as_dict(self) -> dict[str, Any]:
@@ -46,9 +53,10 @@ class _Spec:
     parse: Callable[[str], Any] = str
     default: Any = None
     path: str | None = None  # "file": made absolute; "maybe": a name, or a path (ini-relative)
+    flag: bool = False  # a switch on the command line (``--codi-autosave``); "true"/"false" in env and ini
 
     @property
-    def flag(self) -> str:
+    def option(self) -> str:
         return "--codi-" + self.name.replace("_", "-")
 
     @property
@@ -74,6 +82,22 @@ def _non_negative_float(text: str) -> float:
     return number
 
 
+def _boolean(text: str) -> bool:
+    lowered = str(text).strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("must be true or false")
+
+
+def _fail_on(text: str) -> str:
+    from ..regression import parse_fail_on
+
+    names = parse_fail_on(text)
+    return ",".join(sorted(names)) or "none"
+
+
 def _depth(text: str) -> str:
     if text not in DEPTHS:
         raise ValueError(f"must be one of {', '.join(DEPTHS)}")
@@ -81,8 +105,10 @@ def _depth(text: str) -> str:
 
 
 def _dtype(text: str) -> str:
-    if text not in DTYPES:
-        raise ValueError(f"must be one of {', '.join(DTYPES)}")
+    from ..defaults import DTYPE_CHOICES
+
+    if text not in DTYPE_CHOICES:
+        raise ValueError(f"must be one of {', '.join(DTYPE_CHOICES)}")
     return text
 
 
@@ -94,17 +120,32 @@ SPECS = (
           "holds tokenizer files, else the model's own)", path="maybe"),
     _Spec("lora_alpha", "LoRA alpha of a checkpoint (not stored in the file; default: the sidecar's, else "
           "the official 32, reported as assumed)", _positive_int),
-    _Spec("dtype", "model dtype: fp32 or bf16 (default fp32)", _dtype, "fp32"),
+    _Spec("dtype", "model dtype, as the CLI's --dtype: fp32, bf16 (the released evaluation's numerics), fp16, "
+          "mixed (bf16 base, fp32 LoRA and prj) or native (the file's own dtypes); default fp32", _dtype, "fp32"),
     _Spec("device", "torch device (default cpu)", str, "cpu"),
     _Spec("problems", "number of problems per claim (default: the --codi-depth tier's)", _positive_int),
     _Spec("depth", "problem tier: quick (100 problems, the default run) or full (500: every claim reaches its "
           "minimum n, including the equivalence claims)", _depth, "quick"),
     _Spec("seed", "random seed (default 0)", int, 0),
-    _Spec("threads", "torch threads per process (default: cpu count / xdist workers, at least 1)",
-          _positive_int),
+    _Spec("threads", "torch threads per process (default: OMP_NUM_THREADS when set, else cpu count / xdist "
+          "workers, at least 1)", _positive_int),
     _Spec("report", "JSON report path (default: reports/<timestamp>.json, plus reports/latest.json)",
           path="file"),
-    _Spec("baseline", "previous report to compare verdicts and statistics with", path="file"),
+    _Spec("baseline", "a previous report to compare verdicts and statistics with (the same as --codi-compare "
+          "PATH)", path="file"),
+    _Spec("compare", "compare with a saved run: latest (the newest complete whole run in --codi-storage), its "
+          "number N, or a report PATH; refused when the runs are not comparable (see --codi-force-compare)"),
+    _Spec("autosave", "save this run's report, numbered, in --codi-storage", _boolean, False, flag=True),
+    _Spec("storage", "directory of saved runs (default: reports/runs under the rootdir)", path="file"),
+    _Spec("fail_on", "what fails a claim against its baseline: flip, moved, flip,moved (default) or none",
+          _fail_on, "flip,moved"),
+    _Spec("rel_tolerance", "relative widening of the baseline CI: rel x |baseline value| (default 0; the "
+          "larger of this and --codi-tolerance applies)", _non_negative_float, 0.0),
+    _Spec("force_compare", "compare even when the baseline is partial or the runs differ in model, problems, "
+          "seed, dtype, version or schema (the differences go to the report's warnings)", _boolean, False,
+          flag=True),
+    _Spec("update_expect", "write the expectation profile drafted from this run to PATH (only a complete, "
+          "whole run; planted truths come from the design)", path="file"),
     _Spec("expect", "expectation profile (TOML); 'none' records only (default: the profile the model's "
           "design decides, codi_probe.planted)", path="file"),
     _Spec("tolerance", "absolute widening of the baseline CI before a statistic counts as moved "
@@ -118,9 +159,19 @@ def add_options(parser: pytest.Parser) -> None:
     """Register every option on the command line and as an ini key."""
     group = parser.getgroup("codi-probe", "codi-probe claims")
     for spec in SPECS:
-        group.addoption(spec.flag, dest="codi_" + spec.name, default=None, metavar=spec.name.upper(),
-                        help=f"{spec.help} [env {spec.env}, ini {spec.ini}]")
+        if spec.flag:
+            group.addoption(spec.option, dest="codi_" + spec.name, default=None, action="store_const", const="true",
+                            help=f"{spec.help} [env {spec.env}, ini {spec.ini}]")
+        else:
+            group.addoption(spec.option, dest="codi_" + spec.name, default=None, metavar=spec.name.upper(),
+                            help=f"{spec.help} [env {spec.env}, ini {spec.ini}]")
         parser.addini(spec.ini, spec.help, default=None)
+    group.addoption("--codi-claim-tolerance", dest="codi_claim_tolerance", action="append", default=None,
+                    metavar="'PATTERN abs=X rel=Y'",
+                    help="a tolerance for the claims whose id matches PATTERN (fnmatch; repeatable; first match "
+                         "wins) [ini codi_claim_tolerances, one per line]")
+    parser.addini("codi_claim_tolerances", "per-claim tolerances, one 'PATTERN abs=X rel=Y' per line",
+                  type="linelist", default=[])
 
 
 def default_model() -> str:
@@ -172,13 +223,37 @@ def resolve_options(config: pytest.Config) -> CodiOptions:
         try:
             values[spec.name] = spec.parse(_locate(config, spec, raw, source))
         except ValueError as exc:
-            where = {"cli": spec.flag, "env": spec.env, "ini": f"ini {spec.ini}"}[source]
+            where = {"cli": spec.option, "env": spec.env, "ini": f"ini {spec.ini}"}[source]
             raise pytest.UsageError(f"{where}={raw!r}: {exc}") from None
     if values["model"] is None:
         values["model"] = default_model()
+    values["claim_tolerances"], sources["claim_tolerances"] = _claim_tolerances(config)
     if values["cache"] is not None and values["cache"].lower() == "none":
         values["cache"] = None
     return CodiOptions(**values, sources=sources)
+
+
+def _claim_tolerances(config: pytest.Config) -> tuple[tuple[str, ...], str]:
+    """The command line's ``--codi-claim-tolerance`` lines, else the ini's; each checked here."""
+    from ..regression import parse_claim_tolerance
+
+    cli = config.getoption("codi_claim_tolerance")
+    lines, source = (tuple(cli), "cli") if cli else (tuple(config.getini("codi_claim_tolerances")), "ini")
+    for line in lines:
+        try:
+            parse_claim_tolerance(line)
+        except ValueError as exc:
+            where = "--codi-claim-tolerance" if source == "cli" else "ini codi_claim_tolerances"
+            raise pytest.UsageError(f"{where}: {exc}") from None
+    return lines, (source if lines else "default")
+
+
+def regression_rule(options: CodiOptions):
+    """The :class:`codi_probe.regression.Rule` these options choose."""
+    from ..regression import Rule, Tolerance, parse_claim_tolerance, parse_fail_on
+
+    return Rule(parse_fail_on(options.fail_on), Tolerance(options.tolerance, options.rel_tolerance),
+                tuple(parse_claim_tolerance(line) for line in options.claim_tolerances))
 
 
 def worker_count(config: pytest.Config) -> int:
@@ -191,16 +266,12 @@ def worker_count(config: pytest.Config) -> int:
     return 1
 
 
-def cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
 def torch_threads(config: pytest.Config, options: CodiOptions) -> int:
-    """Torch threads for this process: ``--codi-threads``, else cpu count / workers (at least 1)."""
-    return options.threads or max(1, cpu_count() // worker_count(config))
+    """Torch threads for this process (:func:`codi_probe.threads.default_threads`): ``--codi-threads``,
+    else the user's ``OMP_NUM_THREADS``, else cpu count / workers (at least 1)."""
+    from ..threads import default_threads
+
+    return default_threads(options.threads, processes=worker_count(config))
 
 
 def worker_id(config: pytest.Config) -> str:

@@ -1,10 +1,11 @@
-"""Assemble the JSON report (schema 1.1) from the collected tests and the session metadata."""
+"""Assemble the JSON report (schema 1.3) from the collected tests and the session metadata."""
 
 from __future__ import annotations
 
 import importlib.metadata
 import json
 import platform
+import subprocess
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -13,9 +14,9 @@ from .collector import OUTCOMES, TestEntry
 from .metadata import SessionMetadata
 from .records import KINDS, VERDICTS
 
-SCHEMA_VERSION = "1.2"  # 1.1: invalid verdicts, declared hypotheses, min_n, evidence, p_refute, family; 1.2: design-derived expectations with why
+SCHEMA_VERSION = "1.3"  # 1.1: invalid verdicts, declared hypotheses, min_n, evidence, p_refute, family; 1.2: design-derived expectations with why; 1.3: collection errors, status collection_error, reruns, the git state, the selection, every dtype
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schema" / "report.schema.json"
-PACKAGES = ("torch", "transformers", "peft", "numpy", "scipy", "pytest", "pytest-xdist")
+PACKAGES = ("codi-probe", "torch", "transformers", "peft", "numpy", "scipy", "pytest", "pytest-xdist")
 
 
 def load_schema() -> dict[str, Any]:
@@ -58,7 +59,7 @@ def _claims(entries: list[TestEntry]) -> list[dict[str, Any]]:
     return claims
 
 
-def _summary(entries: list[TestEntry], claims: list[dict[str, Any]]) -> dict[str, Any]:
+def _summary(entries: list[TestEntry], claims: list[dict[str, Any]], collection_errors: int) -> dict[str, Any]:
     outcomes = Counter(e.to_dict()["outcome"] for e in entries)
     verdicts = Counter(c.get("verdict") or "none" for c in claims)
     return {
@@ -68,6 +69,7 @@ def _summary(entries: list[TestEntry], claims: list[dict[str, Any]]) -> dict[str
         "kinds": {k: sum(c["kind"] == k for c in claims) for k in KINDS},
         "verdicts": {v: verdicts[v] for v in (*VERDICTS, "none")},
         "check_failures": sum(bool(c.get("failures")) for c in claims),
+        "collection_errors": collection_errors,
     }
 
 
@@ -79,11 +81,15 @@ def _warnings(claims: list[dict[str, Any]], metadata: SessionMetadata) -> list[s
 
 def build_report(*, entries: dict[str, TestEntry], metadata: SessionMetadata, options: dict[str, Any],
                  environment: dict[str, Any], expectations: dict[str, Any], baseline: Any,
-                 status: str, exitstatus: int | None, created: str, duration_s: float) -> dict[str, Any]:
+                 status: str, exitstatus: int | None, created: str, duration_s: float,
+                 collection_errors: list[dict[str, Any]] | None = None,
+                 extra_warnings: list[str] | None = None) -> dict[str, Any]:
     """The report dict; tests sorted by nodeid so serial and xdist runs agree.
 
-    ``baseline`` is a :class:`~.baseline.Baseline` or ``None``.
+    ``baseline`` is a :class:`~.baseline.Baseline` or ``None``; ``collection_errors``: ``{nodeid,
+    message}`` per module that failed to collect.
     """
+    errors = sorted(collection_errors or [], key=lambda e: e["nodeid"])
     ordered = [entries[k] for k in sorted(entries)]
     claims = _claims(ordered)
     processes = [{"worker": wid, **info} for wid, info in sorted(metadata.processes.items())]
@@ -102,10 +108,11 @@ def build_report(*, entries: dict[str, TestEntry], metadata: SessionMetadata, op
         "baseline": baseline.describe({c["id"] for c in claims}) if baseline is not None else None,
         "multiple_testing": {"method": "benjamini-hochberg", "family": "all claims with a p-value",
                              "m": sum(c["q_value"] is not None for c in claims)},
-        "summary": _summary(ordered, claims),
+        "summary": _summary(ordered, claims, len(errors)),
+        "collection_errors": errors,
         "claims": claims,
         "other_tests": [e.to_dict() for e in ordered if not e.claim],
-        "warnings": _warnings(claims, metadata),
+        "warnings": _warnings(claims, metadata) + list(extra_warnings or []),
     }
 
 
@@ -113,3 +120,29 @@ def base_environment() -> dict[str, Any]:
     """Interpreter, platform and package versions."""
     return {"python": platform.python_version(), "implementation": platform.python_implementation(),
             "platform": platform.platform(), "machine": platform.machine(), "packages": package_versions()}
+
+
+def git_state(root: Path) -> dict[str, Any] | None:
+    """The git commit of the code under ``root`` (the pytest rootdir) and whether tracked files differ
+    from it; ``None`` outside a git checkout or without git."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10,
+                              check=True).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "HEAD")
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {"commit": commit, "dirty": dirty}
+
+
+def selection(config: Any) -> dict[str, Any]:
+    """How the run chose its tests. ``subset``: a ``-k``/``-m`` expression, ``--lf``/``--ff``-style
+    reselection or explicit test ids narrowed it, so its claims are not the whole catalogue."""
+    keyword = config.getoption("keyword", "") or None
+    markexpr = config.getoption("markexpr", "") or None
+    last_failed = bool(config.getoption("lf", False))
+    nodeids = [str(a) for a in config.args if "::" in str(a)]
+    return {"keyword": keyword, "markexpr": markexpr, "last_failed": last_failed, "nodeids": nodeids,
+            "subset": bool(keyword or markexpr or last_failed or nodeids)}

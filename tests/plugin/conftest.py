@@ -38,9 +38,10 @@ class Run:
 
 @pytest.fixture(autouse=True)
 def _no_codi_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The caller's CODI_* settings must not leak into the runs under test."""
+    """The caller's CODI_* and OMP_NUM_THREADS settings must not leak into the runs under test."""
     for spec in SPECS:
         monkeypatch.delenv(spec.env, raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)  # the thread default follows it (codi_probe.threads)
 
 
 @pytest.fixture(autouse=True)

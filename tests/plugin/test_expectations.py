@@ -130,3 +130,32 @@ def test_bad_profiles_are_one_line_usage_errors(text, problem, pytester: pytest.
     assert run.result.ret == pytest.ExitCode.USAGE_ERROR
     errors = [line for line in run.result.stderr.lines if line.startswith("ERROR:")]
     assert len(errors) == 1 and problem in errors[0] and option.split("=", 1)[1] in errors[0], errors
+
+
+def test_a_profile_entry_that_matches_no_claim_warns(pytester: pytest.Pytester, run_claims) -> None:
+    """Defect: a mistyped claim id fell back to "record" without a word."""
+    pytester.makepyfile(test_claims=CLAIMS)
+    run = run_claims(profile(pytester, '[claims]\n"IMP-01" = "refuted"\n"IMP-10" = "refuted"\n'))
+    run.result.assert_outcomes(passed=4)
+    warning = f"expectation profile {pytester.path / 'profile.toml'}: entry 'IMP-10' matches no claim of this run"
+    assert run.report["warnings"] == [warning]  # IMP-01 names the marker id: matched
+    assert f"codi-probe warning: {warning}" in run.output
+    subset = run_claims(profile(pytester, '[claims]\n"IMP-10" = "refuted"\n'), "-k", "att")
+    assert subset.report["warnings"] == []  # a subset run cannot tell a typo from a claim it did not select
+
+
+def test_update_expect_writes_the_profile_of_a_whole_complete_run(pytester: pytest.Pytester, run_claims) -> None:
+    from codi_probe.plugin.expectations import parse_profile
+
+    pytester.makepyfile(test_claims=CLAIMS)
+    target = pytester.path / "pinned.toml"
+    run = run_claims("-k", "imp", f"--codi-update-expect={target}")
+    assert not target.exists()
+    assert any(w.startswith(f"--codi-update-expect: {target} not written: not a whole run: it ran a subset")
+               for w in run.report["warnings"])
+    run = run_claims(f"--codi-update-expect={target}")
+    assert f"codi-probe expectation profile written: {target}" in run.output
+    pinned = parse_profile(target, "option")
+    assert pinned.claims == {"IMP-01[P3]": "refuted", "IMP-01[P5]": "refuted", "ATT-01": "inconclusive"}
+    again = run_claims(f"--codi-expect={target}")  # the pinned profile passes the run it came from
+    again.result.assert_outcomes(passed=4)

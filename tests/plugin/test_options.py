@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-from codi_probe.plugin.options import cpu_count, default_model
+from codi_probe.plugin.options import default_model
+from codi_probe.threads import cpu_count
 
 pytest_plugins = ["pytester"]
 
@@ -78,6 +79,15 @@ def test_threads_default_to_cpu_count_per_process(run_claims) -> None:
     assert report["environment"]["threads_per_process"] == max(1, cpu_count())
 
 
+def test_a_users_omp_num_threads_is_respected(monkeypatch: pytest.MonkeyPatch, run_claims) -> None:
+    """Defect: the plugin set torch to the cpu count against the user's OMP_NUM_THREADS=1."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    report = run_claims().report
+    assert report["environment"]["threads_per_process"] == 1
+    monkeypatch.setenv("CODI_THREADS", "2")  # an explicit request still wins
+    assert run_claims().report["environment"]["threads_per_process"] == 2
+
+
 def test_ini_paths_are_relative_to_the_ini_file(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     pytester.makeini("[pytest]\ncodi_report = out/r.json\n")
     monkeypatch.chdir(pytester.mkdir("sub"))  # invoked from a subfolder: the ini folder still anchors
@@ -86,7 +96,7 @@ def test_ini_paths_are_relative_to_the_ini_file(pytester: pytest.Pytester, monke
 
 
 @pytest.mark.parametrize(("args", "env", "message"), [
-    (["--codi-dtype=fp64"], {}, "--codi-dtype='fp64': must be one of fp32, bf16"),
+    (["--codi-dtype=fp64"], {}, "--codi-dtype='fp64': must be one of fp32, bf16, fp16, mixed, native"),
     (["--codi-problems=0"], {}, "--codi-problems='0': must be at least 1"),
     ([], {"CODI_SEED": "abc"}, "CODI_SEED='abc': invalid literal for int()"),
     ([], {"CODI_TOLERANCE": "-1"}, "CODI_TOLERANCE='-1': must be a number >= 0"),

@@ -145,13 +145,14 @@ def test_benjamini_hochberg_q_values(rich) -> None:
 def test_terminal_summary(rich) -> None:
     lines = rich.result.stdout.lines
     start = next(i for i, line in enumerate(lines) if " codi-probe claims " in line)
-    assert lines[start + 1:start + 4] == [
+    assert lines[start + 1].startswith("codi-probe: model=codi-tiny-arith dtype=fp32 device=cpu expectations=")
+    assert lines[start + 2:start + 5] == [
         "E-FAIL      refuted       acc=0.1 CI95[0, 0.2] p=0.03 n=3 q=0.05333  failed",
         "I-FAIL      refuted       no statistic recorded  failed",
         "I-PASS      supported     no statistic recorded  passed",
     ]
-    assert lines[start + 11].startswith("10 claims (4 supported, 3 refuted, 1 inconclusive, 2 none); expectations: ")
-    assert lines[start + 12] == f"codi-probe report: {rich.path}"
+    assert lines[start + 12].startswith("10 claims (4 supported, 3 refuted, 1 inconclusive, 2 none); expectations: ")
+    assert lines[start + 13] == f"codi-probe report: {rich.path}"
 
 
 def test_default_location_latest_copy_and_no_leftovers(pytester: pytest.Pytester, run_claims) -> None:

@@ -1,7 +1,15 @@
-"""Session fixtures shared by the claims: the engine, the problem set and the clean traces.
+"""The catalogue's session fixtures: the engine, the problem sets, the clean traces and the CCTA grid.
 
-The model itself (``codi_model``), the options and the ``claim`` recorder come from the codi-probe
-pytest plugin. Everything here is built once per process (once per xdist worker).
+Part of the plugin, so that the shipped catalogue (``hypotheses/``, installed as ``codi_probe.hypotheses``)
+and a researcher's own claim files in their own repository use the same ones. Each is lazy: a run that
+asks for none builds none. Built once per process (once per xdist worker); the model (``codi_model``),
+the options and the ``claim`` recorder are in :mod:`codi_probe.plugin.fixtures`.
+
+- ``codi_engine``: a :class:`~codi_probe.engine.CodiEngine` on the session's model;
+- ``codi_problems``/``codi_questions``/``clean_trace``: the invariants' few GSM8K problems and their traced run;
+- ``empirical_n``: problems per empirical claim (the ``--codi-depth`` tier, or ``--codi-problems``);
+- ``answer_problems``/``template_problems``: the model's problem family (answer-scored and templated);
+- ``answer_attention_trace``/``template_trace``: their clean runs; ``ccta``: the corruption grid.
 """
 
 import pytest
