@@ -153,6 +153,14 @@ def test_an_output_path_under_a_file_is_one_line(tmp_path, capsys):
     assert err.count("\n") == 0 and err.startswith("codi-probe: error: ") and "afile" in err
 
 
+def test_help_names_each_commands_own_dtype_default(capsys):
+    """Defect: ``info --help`` said fp32 was the default while info loads the file's own dtypes."""
+    for command, default in (("info", "native"), ("run", "fp32")):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        assert f"default {default}" in " ".join(capsys.readouterr().out.split())
+
+
 def test_an_unknown_dtype_is_refused_by_the_parser(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["info", "tiny-random-gpt2", "--dtype", "fp64"])
