@@ -159,7 +159,8 @@ def save_run(storage: Path, report: dict[str, Any]) -> Path:
     storage.mkdir(parents=True, exist_ok=True)
     model = (report.get("model") or {}).get("name") or Path(str(report["options"]["model"])).name
     name = re.sub(r"[^A-Za-z0-9_.-]+", "-", str(model)).strip("-.")
-    number = (saved_runs(storage)[-1][0] + 1) if saved_runs(storage) else 1
+    saved = saved_runs(storage)
+    number = saved[-1][0] + 1 if saved else 1
     while True:
         path = storage / f"{number:04d}_{name or 'model'}.json"
         try:

@@ -126,16 +126,14 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Generator[None, Any, Any]
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
     """Refresh the record in ``user_properties`` just before each phase's report is made.
 
-    An invariant without a recorded verdict gets one from its outcome: supported when it passed,
-    refuted when it failed an assertion.
+    An invariant whose body failed an assertion without recording a verdict is refuted (one whose body
+    returned is made supported in ``pytest_pyfunc_call``, before the baseline check).
     """
     record = item.stash.get(RECORD_KEY, None)
     if record is not None:
-        if call.when == "call" and record.kind == "invariant" and record.verdict is None:
-            if call.excinfo is None:
-                record.verdict = "supported"
-            elif call.excinfo.errisinstance(AssertionError):
-                record.verdict = "refuted"
+        if (call.when == "call" and record.kind == "invariant" and record.verdict is None
+                and call.excinfo is not None and call.excinfo.errisinstance(AssertionError)):
+            record.verdict = "refuted"
         _sync(item, record)
     return (yield)
 
