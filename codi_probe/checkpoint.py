@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import pickle
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -177,7 +178,8 @@ def save_checkpoint(model: CodiModel, path: str | os.PathLike, *, sidecar: bool 
     ``lm_head.weight`` is stored as its own tensor, as in the released GPT-2 file, so that the file is
     loadable by both the official code and safetensors. Writes are atomic (temp file, then rename).
     A ``codi_config.json`` sidecar records what the official format leaves out (base config, LoRA
-    alpha, tokenizer); the official code ignores it.
+    alpha, tokenizer, loop variant); the official code ignores it. A variant whose tokenizer defines its
+    special tokens (bcywinski) gets that tokenizer saved beside the weights, so the round trip keeps it.
     """
     p = Path(path)
     if p.suffix not in (".bin", ".safetensors"):
@@ -194,8 +196,15 @@ def save_checkpoint(model: CodiModel, path: str | os.PathLike, *, sidecar: bool 
         atomic_write(p, lambda tmp: save_file(sd, str(tmp)))
     else:
         torch_save_atomic(p, sd)
+    config = model.config
+    if model.variant.tokenizer == "checkpoint":  # the variant's tokenizer defines BOT/EOT: it travels along
+        if model.tokenizer is None:
+            raise CheckpointError(f"{p}: the {model.variant.name} variant keeps its tokenizer beside the weights, "
+                                  f"and this model has none attached")
+        model.tokenizer.save_pretrained(str(p.parent))
+        config = replace(config, tokenizer=None)
     if sidecar:
-        text = json.dumps(model.config.to_json(), indent=2, sort_keys=True)
+        text = json.dumps(config.to_json(), indent=2, sort_keys=True)
         write_text_atomic(p.parent / SIDECAR, text)
     return p
 

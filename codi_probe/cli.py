@@ -1,4 +1,4 @@
-"""The ``codi-probe`` command: ``info``, ``run``, ``train``, ``report`` and ``compare``.
+"""The ``codi-probe`` command: ``info``, ``run``, ``train``, ``report``, ``compare``, ``validate`` and ``expect``.
 
 Errors print one line and exit with status 2."""
 
@@ -17,7 +17,7 @@ def _model_args(p: argparse.ArgumentParser, dtype_default: str) -> None:
     p.add_argument("checkpoint", help="checkpoint file or directory, or tiny-random-gpt2 / tiny-random-llama")
     p.add_argument("--base", help="local HF base directory with config.json, or a bundled base name")
     p.add_argument("--tokenizer", help="local tokenizer directory (default: the --base directory when it holds "
-                   "tokenizer files, else the model's own)")
+                   "tokenizer files, else the model's own; a bcywinski checkpoint's own tokenizer comes first)")
     p.add_argument("--lora-alpha", type=int, default=None,
                    help="LoRA alpha of the checkpoint (not stored in the file; default: the sidecar's, else the "
                         "official 32, reported as assumed)")
@@ -63,8 +63,10 @@ def cmd_info(args) -> int:
         ("dtype mix      " + ", ".join(f"{k} {v}" for k, v in sorted(fp["dtype_mix"].items()))),
         f"special ids    PAD {fp['special_ids']['pad']}  BOT {fp['special_ids']['bot']}  "
         f"EOT {fp['special_ids']['eot']}  EOS {fp['special_ids']['eos']}",
+        f"loop variant   {model.variant.describe()}",
         f"weights sha256 {fp['sha256']}",
     ]
+    lines += [f"assumed        {name}: {why}" for name, why in fp["assumed"].items()]
     if fp["file_sha256"]:
         lines.append(f"file sha256    {fp['file_sha256']}")
     print("\n".join(lines))
@@ -95,7 +97,7 @@ def cmd_run(args) -> int:
     if args.json:
         fp = model.fingerprint()
         info = {k: fp[k] for k in ("name", "path", "architecture", "lora_r", "lora_alpha", "lora_alpha_assumed",
-                                   "prj_dim", "dtype", "sha256")}
+                                   "prj_dim", "dtype", "sha256", "variant", "assumed")}
         print(json.dumps({"model": info, "results": results}))
         return 0
     if model.source.get("lora_alpha_assumed"):
@@ -242,8 +244,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"codi-probe: error: {first_line(e)}", file=sys.stderr)
         return 2
     except OSError as e:  # a missing file, a directory given for a file, a file in the way of a folder, ...
-        where = f"{e.filename}: " if e.filename else ""
-        print(f"codi-probe: error: {where}{e.strerror or first_line(e)}", file=sys.stderr)
+        text = e.strerror or first_line(e)
+        where = f"{e.filename}: " if e.filename and not text.startswith(str(e.filename)) else ""
+        print(f"codi-probe: error: {where}{text}", file=sys.stderr)
         return 2
 
 

@@ -10,6 +10,12 @@ file: it comes from ``lora_alpha=``, else the sidecar, else it is *assumed* to b
 ``model.source["lora_alpha_assumed"]`` says so (``info``, ``run --json`` and the report show it).
 The tokenizer comes from ``tokenizer=``, else from the ``base`` directory when it holds tokenizer
 files (as HF model directories do), else the one the sidecar or the base family names.
+
+The loop variant (:mod:`codi_probe.variants`) is detected: the bcywinski checkpoints (a tokenizer with
+``<|bocot|>``/``<|eocot|>`` in the checkpoint directory, every tensor bf16, no config.json) load as the
+``bcywinski`` variant, their tokenizer and special ids from the checkpoint directory (a tokenizer in
+``base`` does not replace it; ``tokenizer=`` does). ``model.source["assumed"]`` lists every value the
+loader assumed (variant, LoRA alpha, six latents, base config, prj layout) with its reason.
 """
 
 from __future__ import annotations
@@ -20,12 +26,13 @@ from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 
-from .checkpoint import (CHECKPOINT_NAMES, CheckpointError, detect_bcywinski, file_sha256, load_state_into, read_sidecar,
+from .checkpoint import (CHECKPOINT_NAMES, SIDECAR, CheckpointError, detect_bcywinski, file_sha256, load_state_into, read_sidecar,
                          read_state_dict, resolve_file)
 from .arch import arch_for_keys
 from .defaults import DEFAULT_MODEL
 from .data.loaders import fixtures_dir
 from .model import CodiConfig, CodiModel, attach_tokenizer, check_precision
+from .variants import BCYWINSKI, OFFICIAL, LoopVariant, variant
 from .tiny import TINY_CONFIGS, build_tiny
 
 BUNDLED_CONFIGS = {
@@ -70,7 +77,8 @@ def has_tokenizer(folder: str | os.PathLike | None) -> bool:
     return folder is not None and Path(folder).is_dir() and any((Path(folder) / f).is_file() for f in TOKENIZER_FILES)
 
 
-def _infer_config(sd, origin: str, base, prj_dim, lora_alpha, sidecar: CodiConfig | None) -> CodiConfig:
+def _infer_config(sd, origin: str, base, prj_dim, lora_alpha, sidecar: CodiConfig | None,
+                  loop: LoopVariant) -> CodiConfig:
     if base is not None:
         base_cfg = _base_config(base)
     elif sidecar is not None:
@@ -79,8 +87,7 @@ def _infer_config(sd, origin: str, base, prj_dim, lora_alpha, sidecar: CodiConfi
         arch = arch_for_keys(sd.keys())
         if arch is None:
             raise CheckpointError(f"{origin}: not a CODI checkpoint (no codi.base_model.model.* decoder keys)")
-        name = "gpt2" if arch.name == "gpt2" else "meta-llama/Llama-3.2-1B-Instruct"
-        base_cfg = bundled_base_config(name)
+        base_cfg = bundled_base_config(_bundled_name(arch))
     lora_a = next((t for k, t in sd.items() if ".lora_A." in k), None)
     prj1 = sd.get("prj.1.weight")
     eos = tuple(sidecar.eos_token_ids) if sidecar else ()
@@ -91,10 +98,12 @@ def _infer_config(sd, origin: str, base, prj_dim, lora_alpha, sidecar: CodiConfi
         prj_dim=int(prj_dim or (prj1.shape[0] if prj1 is not None else base_cfg.get("n_embd") or
                                 base_cfg.get("hidden_size"))),
         lora_r=int(lora_a.shape[0]) if lora_a is not None else (sidecar.lora_r if sidecar else 128),
-        lora_alpha=int(lora_alpha or (sidecar.lora_alpha if sidecar else 32)),
+        lora_alpha=int(lora_alpha or (sidecar.lora_alpha if sidecar else loop.lora_alpha)),
         eos_token_ids=eos,
         tokenizer=sidecar.tokenizer if sidecar else ("gpt2" if base_cfg.get("model_type") == "gpt2" else None),
         name=_display_name(Path(origin)),
+        answer_format=loop.answer_format,
+        variant=loop.name,
     )
     if sidecar is not None:  # what the official format cannot hold comes from codi-probe's own sidecar
         cfg = replace(cfg, answer_format=sidecar.answer_format, problems=sidecar.problems,
@@ -102,22 +111,64 @@ def _infer_config(sd, origin: str, base, prj_dim, lora_alpha, sidecar: CodiConfi
     return cfg
 
 
+def _bundled_name(arch) -> str:
+    return "gpt2" if arch.name == "gpt2" else "meta-llama/Llama-3.2-1B-Instruct"
+
+
+def _detect_variant(path, sd, sidecar: CodiConfig | None) -> tuple[LoopVariant, str]:
+    """The checkpoint's loop variant and why: the sidecar's word, else the bcywinski signs, else official."""
+    if sidecar is not None:
+        return variant(sidecar.variant), f"{SIDECAR} says so"
+    why = detect_bcywinski(path, sd)
+    return (BCYWINSKI, why) if why else (OFFICIAL, "no bcywinski sign (tokenizer or all-bf16 prj and LoRA)")
+
+
+def _tokenizer_ids(cfg: CodiConfig, loop: LoopVariant, tok_dir: Path, sd, origin: str) -> CodiConfig:
+    """PAD/BOT/EOT, the stop id and the resized vocabulary from the variant's own tokenizer (in ``tok_dir``)."""
+    if not has_tokenizer(tok_dir):
+        raise CheckpointError(f"{origin}: the {loop.name} variant reads its special ids from the tokenizer in the "
+                              f"checkpoint directory, and {tok_dir} has none (expected tokenizer.json or "
+                              f"tokenizer_config.json defining {loop.bot_token}/{loop.eot_token})")
+    try:
+        tok = load_tokenizer(tok_dir)
+    except (OSError, ValueError, TypeError, KeyError) as e:
+        raise CheckpointError(f"{origin}: the {loop.name} variant's tokenizer in {tok_dir} does not load "
+                              f"({type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''})") from None
+    ids = {"[PAD]": tok.pad_token_id, loop.bot_token: tok.convert_tokens_to_ids(loop.bot_token),
+           loop.eot_token: tok.convert_tokens_to_ids(loop.eot_token)}
+    missing = [text for text, i in ids.items() if i is None or i == tok.unk_token_id]
+    if missing or tok.eos_token_id is None:
+        raise CheckpointError(f"{origin}: the tokenizer in {tok_dir} does not define "
+                              f"{', '.join(missing or ['an eos token'])}, which the {loop.name} variant needs")
+    rows = next((t.shape[0] for k, t in sd.items() if k.endswith(".embed_tokens.weight") or k.endswith(".wte.weight")), None)
+    if loop.resize == "tokenizer" and rows is not None and rows != len(tok):
+        raise CheckpointError(f"{origin}: the embedding has {rows} rows but the checkpoint's tokenizer has "
+                              f"{len(tok)} tokens; the {loop.name} variant resizes to len(tokenizer)")
+    pad, bot, eot = ids.values()
+    return replace(cfg, special_ids=(int(pad), int(bot), int(eot)), vocab_size=len(tok),
+                   eos_token_ids=(int(tok.eos_token_id),), tokenizer=str(tok_dir))
+
+
 def _display_name(file: Path) -> str:
     return file.parent.name if file.name in CHECKPOINT_NAMES else file.stem
 
 
 def load_checkpoint(path: str | os.PathLike, *, base: str | os.PathLike | None = None,
-                    prj_dim: int | None = None, lora_alpha: int | None = None) -> CodiModel:
-    """Build the module graph for ``path`` and load it strictly (tensors keep the file's dtypes)."""
+                    prj_dim: int | None = None, lora_alpha: int | None = None,
+                    tokenizer: str | os.PathLike | None = None) -> CodiModel:
+    """Build the module graph for ``path`` and load it strictly (tensors keep the file's dtypes).
+
+    The loop variant (:mod:`codi_probe.variants`) comes from the sidecar, else from the bcywinski signs
+    (a tokenizer defining ``<|bocot|>``/``<|eocot|>``, or prj and LoRA all bf16). A variant whose special
+    ids come from its tokenizer reads them from ``tokenizer`` when given, else from the checkpoint
+    directory. Only the weights file is read: a ``training_args.bin`` beside it is never opened."""
     file = resolve_file(path)
     sd = read_state_dict(file)
-    why = detect_bcywinski(path, sd)
-    if why:
-        raise CheckpointError(
-            f"{path}: this is the bcywinski CODI variant (<|bocot|>/<|eocot|>, remove_eos=False prefix, "
-            f"bf16 prj; codi-spec section 7), which codi-probe does not load: {why}")
     sidecar = read_sidecar(str(file))
-    cfg = _infer_config(sd, str(file), base, prj_dim, lora_alpha, sidecar)
+    loop, why = _detect_variant(path, sd, sidecar)
+    cfg = _infer_config(sd, str(file), base, prj_dim, lora_alpha, sidecar, loop)
+    if loop.special_ids == "tokenizer":
+        cfg = _tokenizer_ids(cfg, loop, Path(tokenizer) if tokenizer is not None else file.parent, sd, str(file))
     try:
         model = CodiModel(cfg, skip_init=True)
     except (ValueError, TypeError, KeyError) as e:
@@ -125,8 +176,26 @@ def load_checkpoint(path: str | os.PathLike, *, base: str | os.PathLike | None =
     _match_dtypes(model, sd)
     load_state_into(model, sd, str(file))
     model.source = {"name": cfg.name, "path": str(file), "file_sha256": file_sha256(file),
-                    "lora_alpha_assumed": lora_alpha is None and sidecar is None}
+                    "lora_alpha_assumed": lora_alpha is None and sidecar is None,
+                    "assumed": _assumed(cfg, loop, why, sd, base, lora_alpha, sidecar)}
     return model
+
+
+def _assumed(cfg: CodiConfig, loop: LoopVariant, why: str, sd, base, lora_alpha, sidecar) -> dict[str, str]:
+    """Every value the loader did not read from the file, the sidecar or the user, and why it holds."""
+    if sidecar is not None:
+        return {}
+    out = {"variant": f"{loop.name} ({why})"}
+    if lora_alpha is None:
+        out["lora_alpha"] = f"{cfg.lora_alpha} (not stored in the file; pass --lora-alpha if it was trained with another)"
+    out["num_latent"] = f"{cfg.num_latent} (not stored; the released checkpoints feed six latents)"
+    if base is None:
+        arch = arch_for_keys(sd.keys())
+        out["base_config"] = (f"bundled {_bundled_name(arch)} (no config.json ships with the checkpoint; "
+                              f"--base DIR for another)" if arch else "unknown")
+    out["prj"] = (f"Dropout, Linear({cfg.base.get('hidden_size') or cfg.base.get('n_embd')}->{cfg.prj_dim}), GELU, "
+                  f"Linear, LayerNorm 'ln' (prj_dim from the file's prj.1.weight)")
+    return out
 
 
 def _match_dtypes(model: CodiModel, sd) -> None:
@@ -157,16 +226,17 @@ def load_codi(spec: str | os.PathLike | None = None, *, base: str | os.PathLike 
         model = build_tiny(spec)
         model.source = {"name": spec, "path": None, "file_sha256": None, "lora_alpha_assumed": False}
     elif shipped.is_dir() and not Path(spec).exists():
-        model = load_checkpoint(shipped, base=base, prj_dim=prj_dim, lora_alpha=lora_alpha)
+        model = load_checkpoint(shipped, base=base, prj_dim=prj_dim, lora_alpha=lora_alpha, tokenizer=tokenizer)
     elif Path(spec).exists():
-        model = load_checkpoint(spec, base=base, prj_dim=prj_dim, lora_alpha=lora_alpha)
+        model = load_checkpoint(spec, base=base, prj_dim=prj_dim, lora_alpha=lora_alpha, tokenizer=tokenizer)
     else:
         names = [*TINY_CONFIGS, *shipped_models()]
         raise CheckpointError(f"{spec}: no such checkpoint path or model name (names: {', '.join(names)})")
     if dtype != "native":
         model.set_precision(dtype)
     model.to(device)
-    tok = tokenizer or (base if has_tokenizer(base) else None) or model.config.tokenizer
+    own = model.config.tokenizer if model.variant.tokenizer == "checkpoint" else None  # it defines BOT/EOT
+    tok = tokenizer or own or (base if has_tokenizer(base) else None) or model.config.tokenizer
     if tok is not None:
         attach_tokenizer(model, load_tokenizer(tok))
     return model

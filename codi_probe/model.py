@@ -4,7 +4,8 @@ The module graph mirrors the official ``CODI`` class (codi-spec.md section 1.2) 
 ``CodiModel.state_dict()`` has exactly the official key names: ``codi.base_model.model.*`` for the
 LoRA-wrapped base and ``prj.1.*``, ``prj.3.*``, ``prj.ln.*`` for the projection.
 
-Special ids are appended after the base vocabulary V (codi-spec 1.3): PAD = V, BOT = V+1, EOT = V+2.
+Special ids are appended after the base vocabulary V (codi-spec 1.3): PAD = V, BOT = V+1, EOT = V+2; a loop
+variant whose ids come from its tokenizer (:mod:`codi_probe.variants`) stores them in ``CodiConfig.special_ids``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import torch.nn as nn
 
 from .arch import ArchSpec, arch_for_model_type
 from .defaults import DTYPE_CHOICES, PRECISIONS
+from .variants import LoopVariant, variant
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 NUM_LATENT = 6  # the released checkpoints feed six latents (codi-spec 3.3)
@@ -53,6 +55,9 @@ class CodiConfig:
     answer_format: str = "The answer is: {}"  # what the model was trained to emit after EOT
     problems: str | None = None  # the problem family the model was trained on (None: GSM8K-style)
     design: dict[str, Any] | None = None  # what the latents do by construction (codi_probe.design.Design)
+    variant: str = "official"  # the loop variant (codi_probe.variants): "official" or "bcywinski"
+    special_ids: tuple[int, int, int] | None = None  # (PAD, BOT, EOT) from the tokenizer; None: V, V+1, V+2
+    vocab_size: int | None = None  # the resized vocabulary (len(tokenizer)); None: V + 3
 
     @property
     def model_type(self) -> str:
@@ -62,9 +67,16 @@ class CodiConfig:
     def base_vocab(self) -> int:
         return int(self.base["vocab_size"])
 
+    @property
+    def resized_vocab(self) -> int:
+        """Rows of the embedding after resizing: ``vocab_size`` when set (the variant's tokenizer), else V + 3."""
+        return int(self.vocab_size) if self.vocab_size is not None else self.base_vocab + 3
+
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
         out["eos_token_ids"] = list(self.eos_token_ids)
+        if self.special_ids is not None:
+            out["special_ids"] = list(self.special_ids)
         return out
 
     @classmethod
@@ -75,6 +87,8 @@ class CodiConfig:
             raise ValueError(f"unknown CodiConfig fields: {sorted(unknown)}")
         data = dict(data)
         data["eos_token_ids"] = tuple(data.get("eos_token_ids", ()))
+        if data.get("special_ids") is not None:
+            data["special_ids"] = tuple(int(i) for i in data["special_ids"])
         return cls(**data)
 
 
@@ -119,13 +133,14 @@ class CodiModel(nn.Module):
 
         self.config = config
         self.arch: ArchSpec = arch_for_model_type(config.model_type)
+        self.variant: LoopVariant
         hf_cfg = _hf_config(config.base)
         if seed is not None:
             torch.manual_seed(seed)
         ctx = _no_init() if skip_init else _nullcontext()
         with ctx:
             lm = AutoModelForCausalLM.from_config(hf_cfg, attn_implementation="sdpa")
-            lm.resize_token_embeddings(config.base_vocab + 3, mean_resizing=not skip_init)
+            lm.resize_token_embeddings(config.resized_vocab, mean_resizing=not skip_init)
             lora = LoraConfig(
                 task_type="CAUSAL_LM",
                 inference_mode=False,
@@ -138,7 +153,12 @@ class CodiModel(nn.Module):
             self.codi = get_peft_model(lm, lora)
             self.prj = build_prj(hf_cfg.hidden_size, config.prj_dim)
         eos = config.eos_token_ids or _as_tuple(hf_cfg.eos_token_id)
-        self.special = SpecialIds.for_vocab(config.base_vocab, eos)
+        if config.special_ids is None:
+            self.special = SpecialIds.for_vocab(config.base_vocab, eos)
+        else:
+            pad, bot, eot = config.special_ids
+            self.special = SpecialIds(pad=pad, bot=bot, eot=eot, eos=tuple(eos))
+        self.variant = variant(config.variant)
         self.tokenizer = None  # attached by codi_probe.loading
         self.source: dict[str, Any] = {"name": config.name}
         self.eval()
@@ -190,7 +210,7 @@ class CodiModel(nn.Module):
 
     @property
     def vocab_size(self) -> int:
-        """Resized vocabulary (base + 3)."""
+        """Resized vocabulary (base + 3, or ``len(tokenizer)`` for a tokenizer-sized variant)."""
         return self.embed.weight.shape[0]
 
     @property
@@ -267,6 +287,8 @@ class CodiModel(nn.Module):
             "lora_alpha": self.config.lora_alpha,
             "lora_alpha_assumed": bool(self.source.get("lora_alpha_assumed", False)),
             "num_latent": self.config.num_latent,
+            "variant": self.config.variant,
+            "assumed": dict(self.source.get("assumed", {})),
             "params": self.param_counts(),
             "dtype": str(self.base_dtype).removeprefix("torch."),
             "dtype_mix": self.dtype_mix(),
@@ -307,6 +329,10 @@ def attach_tokenizer(model: CodiModel, tokenizer) -> CodiModel:
             f"tokenizer pad id {tokenizer.pad_token_id} != model PAD id {model.special.pad}: "
             "the tokenizer does not belong to this base (its vocabulary size differs)"
         )
+    for role, text in (("bot", model.variant.bot_token), ("eot", model.variant.eot_token)):
+        if text is not None and tokenizer.convert_tokens_to_ids(text) != getattr(model.special, role):
+            raise ValueError(f"tokenizer maps {text} to {tokenizer.convert_tokens_to_ids(text)}, but the model's "
+                             f"{role.upper()} id is {getattr(model.special, role)}: not this checkpoint's tokenizer")
     model.tokenizer = tokenizer
     return model
 

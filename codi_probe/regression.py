@@ -41,6 +41,7 @@ MODEL_SHAPE = (
     ("LoRA rank", ("model", "lora_r")),
     ("prj width", ("model", "prj_dim")),
     ("latents", ("model", "num_latent")),
+    ("loop variant", ("model", "variant")),
     ("special token ids", ("model", "special_ids")),
 )
 COMPARED = (

@@ -154,12 +154,13 @@ def test_pickle_with_non_tensor_object_is_refused(gpt2_file, tmp_path, capsys):
     assert "pwned" not in capsys.readouterr().out
 
 
-def test_bcywinski_variant_is_refused_by_name(gpt2_file, tmp_path):
+def test_bcywinski_variant_without_a_usable_tokenizer_is_a_one_line_error(gpt2_file, tmp_path):
+    """The variant is detected from the tokenizer files and needs that tokenizer: a broken one is named."""
     folder = tmp_path / "bcy"
     folder.mkdir()
     (folder / "pytorch_model.bin").write_bytes(gpt2_file.read_bytes())
     (folder / "tokenizer_config.json").write_text(json.dumps({"additional_special_tokens": ["<|bocot|>", "<|eocot|>"]}))
-    _one_line_error(folder, "bcywinski CODI variant")
+    _one_line_error(folder, "bcywinski variant's tokenizer")
 
 
 def test_not_a_codi_checkpoint(tmp_path):

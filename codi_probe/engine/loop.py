@@ -7,6 +7,7 @@ question (its row whose first intervention comes last) runs from P0, and every o
 batch at its first intervened step with a copy of the trunk's KV cache rows, state and records
 (rows without interventions join after the last latent step):
 
+    prompt: the question, then the loop variant's tokens after it (codi_probe.variants; bcywinski: eos)
     P0: feed the BOT embedding                      → h_0 (last-layer, post-final-norm)
     P1..P6: feed e_k = prj(h_{k-1})                 → h_k        (exactly 6 fed latents)
     EOT: feed the EOT embedding, then greedy decoding over logits[:, :V-1] (only EOT excluded),
@@ -75,8 +76,19 @@ class CodiEngine:
 
     # ------------------------------------------------------------------ helpers
     def encode(self, questions: Sequence[str]) -> list[list[int]]:
+        """The prompt ids of each question, as the model's loop variant feeds them before the BOT step:
+        the question (normalised or as given) with the tokenizer's own special tokens, then the variant's
+        ``after_question`` tokens (the bcywinski variant: ``eos``)."""
         tok = self.model.tokenizer
-        return [tok(normalize_question(q), add_special_tokens=True)["input_ids"] for q in questions]
+        loop = self.model.variant
+        after = [self._role_id(role) for role in loop.after_question]
+        return [tok(normalize_question(q) if loop.normalize_question else q, add_special_tokens=True)["input_ids"]
+                + after for q in questions]
+
+    def _role_id(self, role: str) -> int:
+        if role == "eos":
+            return self.model.special.eos[0]
+        raise ValueError(f"loop variant {self.model.variant.name}: unknown prompt token role {role!r}")
 
     def _embed_ids(self, ids: torch.Tensor) -> torch.Tensor:
         return self.model.embed(ids.to(self.model.device))

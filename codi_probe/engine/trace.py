@@ -35,7 +35,7 @@ class Trace:
     interventions: list[tuple]
     prefix_len: int
     n_pad: list[int]
-    question_ids: list[list[int]]
+    question_ids: list[list[int]]  # the prompt ids: the question, then the variant's tokens (bcywinski: eos)
     padding: str
     num_latent: int = 6
     sites: dict[tuple[str, int], torch.Tensor] = field(default_factory=dict)

@@ -187,7 +187,7 @@ def _cache_config(engine: CodiEngine, problems, layer, site, positions, methods,
             "positions": list(positions), "methods": list(methods), "seed": seed, "max_new_tokens": max_new_tokens,
             "padding": engine.padding, "num_latent": engine.num_latent, "dtype": str(model.base_dtype),
             "device": model.device.type, "special": repr(model.special), "answer_format": model.config.answer_format,
-            "tokenizer_vocab": vocab, "problems": problem_set.hexdigest()}
+            "variant": model.config.variant, "tokenizer_vocab": vocab, "problems": problem_set.hexdigest()}
 
 
 def _grid(engine: CodiEngine, problems, index: Sequence[int], clean_rows: Sequence[int], clean,

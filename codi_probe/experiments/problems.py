@@ -39,6 +39,23 @@ def family_problems(family: str, n: int, *, seed: int = 0, model_dir: str | None
     raise ValueError(f"unknown problem family {family!r}: use gsm8k, cyw, ao or a problem file")
 
 
+def for_variant(ps: ProblemSet, model) -> ProblemSet:
+    """The problem set as the model's loop variant's own evaluation poses it. The bcywinski evaluation
+    (CYW ``test.py``) strips each GSM8K-style question, replaces double spaces and appends
+    ``problem_suffix`` (" Output only the answer and nothing else."); template problems (CYW, AO) already end
+    with their own answer-only sentence and are left as they are. Logged in ``ps.filters``."""
+    from dataclasses import replace
+
+    suffix = model.variant.problem_suffix
+    if not suffix:
+        return ps
+    templated = ("cyw", "ao")
+    out = [p if p.family in templated else replace(p, question=p.question.strip().replace("  ", " ") + suffix)
+           for p in ps]
+    return ps.derive(out, {"filter": "variant_prompt", "variant": model.variant.name, "suffix": suffix,
+                           "changed": sum(p.family not in templated for p in ps)})
+
+
 def model_families(model) -> tuple[str, str]:
     """(family for answer-level claims, family with intermediates for lens/patching claims)."""
     own = getattr(model.config, "problems", None)

@@ -70,10 +70,10 @@ def empirical_n(pytestconfig, codi_options):
 
 
 def _family_set(pytestconfig, model, key, family, n, seed):
-    from codi_probe.experiments.problems import family_problems, model_dir
+    from codi_probe.experiments.problems import family_problems, for_variant, model_dir
     from codi_probe.plugin.metadata import add_session_metadata
 
-    ps = family_problems(family, n, seed=seed, model_dir=model_dir(model))
+    ps = for_variant(family_problems(family, n, seed=seed, model_dir=model_dir(model)), model)
     add_session_metadata(pytestconfig, key, {"family": family, "n": len(ps), "fingerprint": ps.fingerprint(),
                                              "filters": ps.filters}, section="data")
     return ps

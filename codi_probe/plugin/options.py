@@ -117,7 +117,7 @@ SPECS = (
           "(default: codi_probe.loading.DEFAULT_MODEL)", path="maybe"),
     _Spec("base", "base model config/directory for a checkpoint", path="maybe"),
     _Spec("tokenizer", "tokenizer directory or fixtures name (default: the --codi-base directory when it "
-          "holds tokenizer files, else the model's own)", path="maybe"),
+          "holds tokenizer files, else the model's own; a bcywinski checkpoint's own tokenizer comes first)", path="maybe"),
     _Spec("lora_alpha", "LoRA alpha of a checkpoint (not stored in the file; default: the sidecar's, else "
           "the official 32, reported as assumed)", _positive_int),
     _Spec("dtype", "model dtype, as the CLI's --dtype: fp32, bf16 (the released evaluation's numerics), fp16, "
