@@ -1,4 +1,5 @@
-"""The ``codi-probe`` command: ``info``, ``run``, ``train``, ``report``, ``compare``, ``validate`` and ``expect``.
+"""The ``codi-probe`` command: ``info``, ``run``, ``train``, ``report``, ``compare``, ``validate``, ``expect`` and
+``pairs audit``.
 
 Errors print one line and exit with status 2."""
 
@@ -182,6 +183,26 @@ def cmd_validate(args) -> int:
     return 0
 
 
+def cmd_pairs_audit(args) -> int:
+    """Re-derive every corrupted answer of a pair file and classify each pair (codi_probe.data.audit)."""
+    from pathlib import Path
+
+    from .atomic import write_text_atomic
+    from .data.audit import audit_pairs, solutions_by_question
+    from .data.loaders import load_gsm8k, load_pairs
+
+    pairs = load_pairs(args.file)
+    lookup = {} if args.no_lookup else solutions_by_question([*load_gsm8k("test"), *load_gsm8k("train")])
+    result = audit_pairs(pairs, lookup)
+    if args.out:
+        write_text_atomic(Path(args.out), json.dumps({"file": str(args.file), **result.to_json()}, indent=2) + "\n")
+    if args.json:
+        print(json.dumps({"file": str(args.file), **result.to_json()}))
+    else:
+        print("\n".join(result.summary_lines(str(args.file), every=args.all)))
+    return 1 if args.check and result.counts["disagree"] else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="codi-probe", description=__doc__)
     parser.add_argument("--version", action="version", version=f"codi-probe {__version__}")
@@ -226,6 +247,18 @@ def build_parser() -> argparse.ArgumentParser:
     val.add_argument("--no-run", action="store_true", help="tabulate the reports already in --out")
     val.add_argument("--check", action="store_true", help="exit 1 when a floor is missed or a run failed")
     val.set_defaults(func=cmd_validate)
+    pairs = sub.add_parser("pairs", help="clean/corrupted pair files: audit the corrupted answers")
+    pairs_sub = pairs.add_subparsers(dest="pairs_command", required=True)
+    audit = pairs_sub.add_parser("audit", help="re-derive each corrupted answer from the clean solution's calculator "
+                                               "annotations: agree, disagree or unverifiable (with the reason)")
+    audit.add_argument("file", help="a pair file in either schema (nested clean/corrupted objects, or flat rows)")
+    audit.add_argument("--json", action="store_true", help="print the whole audit as one JSON object")
+    audit.add_argument("--out", help="also write the JSON audit to this path")
+    audit.add_argument("--all", action="store_true", help="list every pair, not only the disagreeing ones")
+    audit.add_argument("--no-lookup", action="store_true",
+                       help="do not look up solutions in the bundled GSM8K for rows that carry none")
+    audit.add_argument("--check", action="store_true", help="exit 1 when any pair disagrees")
+    audit.set_defaults(func=cmd_pairs_audit)
     expect = sub.add_parser("expect", help="print the expectation profile a model's design decides, or draft one "
                                            "from a report")
     expect.add_argument("report", nargs="?", help="a JSON report of `pytest hypotheses` to draft from")

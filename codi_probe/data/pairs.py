@@ -84,7 +84,7 @@ def _changeable(number: QuestionNumber, question: str) -> bool:
     )
 
 
-def _hidden_use(value: Fraction, question: str) -> bool:
+def hidden_use(value: Fraction, question: str) -> bool:
     """Whether ``value`` may also enter the solution unwritten (number word or implicit constant)."""
     if value == 1:
         return True
@@ -152,7 +152,7 @@ def _ambiguous(value: Fraction, chain: list[Annotation], question: str, *, as_re
     written = sum(n.value == value for n in question_numbers(question))
     results = sum(step.stated == value for step in chain)
     expected = (0, 1) if as_result else (1, 0)
-    return (written, results) != expected or _hidden_use(value, question)
+    return (written, results) != expected or hidden_use(value, question)
 
 
 def _corrupt(problem: Problem, chain: list[Annotation], number: QuestionNumber, delta: int) -> ProblemPair:
