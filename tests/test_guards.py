@@ -1,0 +1,167 @@
+"""The flaw guards bite: each catalogue guard of ``hypotheses/test_guards.py`` passes on the engine and
+fails when its flaw is planted into the engine itself (monkeypatched), run on the tiny random models.
+
+The guard functions are called directly with the fixtures they take in the catalogue; ``Claim`` stands in
+for the plugin's recorder (the verdict is what ``check`` receives).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from codi_probe.engine import CodiEngine, Record
+from codi_probe.engine.hooks import HookSession
+from codi_probe.engine.trace import Trace
+from codi_probe.guards import fed_projection_deviation, run_beside_clean
+from codi_probe.hypotheses import test_guards as guards
+
+
+class Claim:
+    """The recorder's two calls a guard makes; ``holds`` is the verdict it reached."""
+
+    holds: bool | None = None
+
+    def record(self, *args, **kwargs) -> "Claim":
+        return self
+
+    def check(self, holds: bool) -> bool:
+        self.holds = bool(holds)
+        return self.holds
+
+
+@pytest.fixture(scope="module")
+def qs(questions):
+    """The guards use up to four questions (``SMALL``)."""
+    return [*questions, "Ann has 3 cats and 4 dogs. How many pets does she have?",
+            "A box holds 12 eggs. How many eggs are in 5 boxes?"][:max(len(questions), guards.SMALL)]
+
+
+def _clean(engine, questions):
+    return engine.run(questions, record=Record(sites=("resid_post", "attn_out", "mlp_out"), attention=True),
+                      max_new_tokens=8)
+
+
+def _verdict(fn, **fixtures) -> bool:
+    claim = Claim()
+    try:
+        fn(claim=claim, **fixtures)
+    except AssertionError:
+        assert claim.holds is False  # the guard's own assert, on its recorded verdict
+    return bool(claim.holds)
+
+
+GUARDS = {
+    "F-01": guards.test_pad_placeholders_are_detected,
+    "F-13": guards.test_five_latents_are_detected,
+    "F-21": guards.test_double_final_norm_is_detected,
+    "F-08": guards.test_after_the_forward_edits_are_detected,
+    "F-09": guards.test_shifted_swap_is_detected,
+    "F-12": guards.test_shifted_attention_slice_is_detected,
+    "F-11": guards.test_adapters_and_prj_are_loaded,
+    "F-10": guards.test_first_token_readout_is_detected,
+}
+
+
+def _fixtures(fn, engine, questions):
+    import inspect
+
+    given = {"codi_engine": engine, "codi_questions": questions, "codi_model": engine.model}
+    wants = inspect.signature(fn).parameters
+    if "answer_problems" in wants:
+        from codi_probe.experiments.problems import family_problems
+
+        given["answer_problems"] = family_problems("gsm8k", 8)
+    if "clean_trace" in wants:
+        given["clean_trace"] = _clean(engine, questions)
+    return {k: v for k, v in given.items() if k in wants}
+
+
+@pytest.mark.parametrize("flaw", list(GUARDS))
+def test_each_guard_holds_on_the_engine(engine, qs, flaw):
+    fn = GUARDS[flaw]
+    assert _verdict(fn, **_fixtures(fn, engine, qs)) is True
+
+
+def _plant(flaw: str, monkeypatch, engine):
+    """Put the flaw into the engine (or its reader) and return the engine the guard then runs on."""
+    if flaw == "F-01":  # PAD placeholders fed at P1..P6 instead of prj(h)
+        monkeypatch.setattr(CodiEngine, "_project",
+                            lambda self, h: self.model.embed.weight[self.model.special.pad].detach().expand_as(h).clone())
+    elif flaw == "F-13":  # five latents
+        return CodiEngine(engine.model, num_latent=5)
+    elif flaw == "F-21":  # the lens normalises h_k once more
+        original = CodiEngine.logit_lens
+
+        def double(self, trace, layer, position):
+            logits = original(self, trace, layer, position)
+            if layer == self.model.n_layers - 1:
+                k = ["P0", "P1", "P2", "P3", "P4", "P5", "P6"].index(position)
+                h = trace.latent_pre[:, k].to(self.model.device, self.model.base_dtype)
+                return self.logits(self.model.final_norm(h)).float().cpu()
+            return logits
+
+        monkeypatch.setattr(CodiEngine, "logit_lens", double)
+    elif flaw == "F-08":  # edits land in the record, but the forward continues with the unedited state
+        original = HookSession._make_hook
+
+        def copy_only(self, site, layer):
+            hook = original(self, site, layer)
+
+            def wrapped(module, args, output):
+                hook(module, args, output)
+                return None
+
+            return wrapped
+
+        monkeypatch.setattr(HookSession, "_make_hook", copy_only)
+    elif flaw == "F-09":  # a latent-site op lands one step early (the swap position shift)
+        original = CodiEngine._apply_latent
+
+        def shifted(self, plan, site, pos, x, active, keys):
+            return original(self, plan, site, f"P{int(pos[1:]) + 1}", x, active, keys)
+
+        monkeypatch.setattr(CodiEngine, "_apply_latent", shifted)
+    elif flaw == "F-11":  # a strict=False load that missed the adapters and the prj LayerNorm
+        import copy
+
+        model = copy.deepcopy(engine.model)
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                if ".lora_B." in name and ".mlp." in name:
+                    p.zero_()
+            model.prj.ln.reset_parameters()
+        return CodiEngine(model)
+    elif flaw == "F-10":  # every answer target read at the first token after EOT
+        from codi_probe.experiments import common
+
+        monkeypatch.setattr(common, "answer_readout_index", lambda tokenizer, ids, number: 0)
+    elif flaw == "F-12":  # the latent attention read one key column to the right
+        def shifted_columns(self):
+            cols = [self.key_column(p) + 1 for p in ("P0", "P1", "P2", "P3", "P4", "P5", "P6")]
+            return self.attn[:, :, :, :7][..., cols]
+
+        monkeypatch.setattr(Trace, "latent_attention", shifted_columns)
+    return engine
+
+
+@pytest.mark.parametrize("flaw", list(GUARDS))
+def test_each_guard_fails_when_its_flaw_is_planted(engine, qs, flaw, monkeypatch):
+    planted = _plant(flaw, monkeypatch, engine)
+    fn = GUARDS[flaw]
+    assert _verdict(fn, **_fixtures(fn, planted, qs)) is False
+
+
+def test_fed_projection_deviation_reads_prj_not_the_feeding_path(engine, questions, monkeypatch):
+    """The F-01/SAN-10 statistic must not share the code path it checks: with the engine's projection
+    replaced, the recorded fed latents stand far from prj(h)."""
+    clean = engine.run(questions[:2], max_new_tokens=1)
+    assert (fed_projection_deviation(engine, clean) <= 1.0).all()
+    monkeypatch.setattr(CodiEngine, "_project", lambda self, h: torch.zeros_like(h))
+    broken = engine.run(questions[:2], max_new_tokens=1)
+    assert (fed_projection_deviation(engine, broken) > 1.0).all()
+
+
+def test_run_beside_clean_appends_one_clean_row_per_question(engine, questions):
+    out, ref = run_beside_clean(engine, questions[:2], [(1, ()), (0, ())], max_new_tokens=1)
+    assert out.n_rows == 4 and ref == [3, 2] and out.row_question == [1, 0, 0, 1]
