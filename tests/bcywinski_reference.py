@@ -138,8 +138,9 @@ def load_reference(ckpt: Path, base_dir: Path, *, alpha: int = ALPHA, ln_at_inde
 
 @torch.no_grad()
 def cyw_loop(codi, prj, tok, question: str, *, num_latent: int = 6, use_prj: bool = True, full_vocab: bool = False,
-             eos_in_prompt: bool = True, max_new_tokens: int = 10) -> tuple[list[int], list[int], torch.Tensor]:
-    """Batch 1: ``(logit-lens top-1 at P0..P_n, greedy answer ids (eos kept), h [n+1, D])``."""
+             eos_in_prompt: bool = True, max_new_tokens: int = 10) -> CywRun:
+    """Batch 1: the logit-lens top-1 at P0..P_n, the greedy answer ids (eos kept), h_0..h_n and the logits
+    behind each choice (as :class:`CywRun`; it unpacks as ``(lens, answer, h)``)."""
     eos = tok.eos_token_id
     prompt = tok(question)["input_ids"] + ([eos] if eos_in_prompt else []) + [tok.convert_tokens_to_ids("<|bocot|>")]
     head = codi.get_output_embeddings()
@@ -152,15 +153,26 @@ def cyw_loop(codi, prj, tok, question: str, *, num_latent: int = 6, use_prj: boo
         out = codi(inputs_embeds=z.unsqueeze(1), use_cache=True, output_hidden_states=True,
                    **cache_arg(codi, output_cache(out)))
         hs.append(out.hidden_states[-1][:, -1])
-    lens = [int(head(h).argmax(-1)) for h in hs]
+    lens_logits = torch.cat([head(h) for h in hs]).float()
     cur = embed(torch.tensor([[tok.convert_tokens_to_ids("<|eocot|>")]]))
     cut = None if full_vocab else len(tok) - 1
     answer: list[int] = []
+    answer_logits = []
     for _ in range(max_new_tokens):
         out = codi(inputs_embeds=cur, use_cache=True, **cache_arg(codi, output_cache(out)))
-        nxt = int(out.logits[0, -1, :cut].argmax())
+        answer_logits.append(out.logits[0, -1, :cut].float())
+        nxt = int(answer_logits[-1].argmax())
         answer.append(nxt)
         if nxt == eos:
             break
         cur = embed(torch.tensor([[nxt]]))
-    return lens, answer, torch.cat(hs).float()
+    return CywRun(lens_logits.argmax(-1).tolist(), answer, torch.cat(hs).float(), lens_logits, torch.stack(answer_logits))
+
+
+class CywRun(tuple):
+    """``(lens, answer, h)`` plus ``lens_logits`` [n+1, V] and ``answer_logits`` [steps, V'] for the tie rule."""
+
+    def __new__(cls, lens, answer, h, lens_logits, answer_logits):
+        run = super().__new__(cls, (lens, answer, h))
+        run.lens_logits, run.answer_logits = lens_logits, answer_logits
+        return run

@@ -20,7 +20,7 @@ from codi_probe.checkpoint import CheckpointError, save_checkpoint
 from codi_probe.data.loaders import fixtures_dir
 from codi_probe.engine import CodiEngine, Record
 from codi_probe.loading import load_codi
-from codi_probe.tolerance import tolerance
+from codi_probe.tolerance import tokens_agree, tolerance
 from codi_probe.variants import BCYWINSKI, OFFICIAL, VARIANTS, variant
 
 QUESTIONS = [
@@ -82,17 +82,24 @@ def test_storage_dtype_kept_natively_and_fp32_on_request(cyw, loaded):
     assert all(torch.equal(a.float(), b) for a, b in zip(native.state_dict().values(), loaded.state_dict().values()))
 
 
+def _same_tokens(ids, run, which: str) -> bool:
+    """Token for token, as the suite compares greedy tokens: exactly, a genuine tie in the oracle's logits
+    (a top-two gap within the fp32 logit tolerance, decided by round-off) excepted (codi_probe.tolerance)."""
+    ref_ids, logits = (run[0], run.lens_logits) if which == "lens" else (run[1], run.answer_logits)
+    return tokens_agree(ids, ref_ids, logits, tolerance(torch.float32)).agree
+
+
 def test_engine_reproduces_the_cyw_loop_token_for_token(loaded, reference):
     """Batched (left-padded, exact positions) against each question alone in the oracle: logit-lens top-1 at
-    P0..P6 and greedy answer ids exactly, the latent states within the fp32 tolerance."""
+    P0..P6 and greedy answer ids token for token, the latent states within the fp32 tolerance."""
     engine = CodiEngine(loaded)
     trace = engine.run(QUESTIONS, record=Record(sites=()), max_new_tokens=10)
     tol = tolerance(torch.float32)
     for r, q in enumerate(QUESTIONS):
-        lens, answer, h = reference[q]
-        assert engine.logits(trace.latent_pre[r]).argmax(-1).tolist() == lens
-        assert trace.answer_ids[r] == answer
-        assert tol.close(trace.latent_pre[r], h), tol.deviation(trace.latent_pre[r], h)
+        run = reference[q]
+        assert _same_tokens(engine.logits(trace.latent_pre[r]).argmax(-1).tolist(), run, "lens")
+        assert _same_tokens(trace.answer_ids[r], run, "answer")
+        assert tol.close(trace.latent_pre[r], run[2]), tol.deviation(trace.latent_pre[r], run[2])
 
 
 def test_question_is_fed_exactly_as_given_then_eos(loaded):
@@ -211,10 +218,9 @@ def test_cli_run_json_matches_the_reference(cyw, reference, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["model"]["variant"] == "bcywinski"
     for res, q in zip(out["results"], QUESTIONS):
-        lens, answer, _ = reference[q]
         assert res["question"] == q
-        assert [lat["top"][0]["id"] for lat in res["latents"]] == lens
-        assert res["answer_token_ids"] == answer
+        assert _same_tokens([lat["top"][0]["id"] for lat in res["latents"]], reference[q], "lens")
+        assert _same_tokens(res["answer_token_ids"], reference[q], "answer")
 
 
 def test_info_names_the_variant_and_the_assumptions(cyw, capsys):
