@@ -8,7 +8,7 @@ import pytest
 from codi_probe import stats
 from codi_probe.engine.positions import LATENT_POSITIONS, TRACE_POSITIONS
 from codi_probe.experiments.common import depth_to_layer
-from codi_probe.hypothesis import Hypothesis, Prediction, combine
+from codi_probe.hypothesis import Hypothesis, Prediction, combine, decide
 
 DEPTHS = {"early": 0.25, "middle": 0.5, "late": 0.875}
 EOT_QUERY = TRACE_POSITIONS.index("EOT")
@@ -33,6 +33,12 @@ def correlation_evidence(att: np.ndarray, imp: np.ndarray, hypothesis: Hypothesi
         return [], len(rhos)
     return [stats.mean_evidence(rhos, hypothesis.predictions[0], seed=seed),
             stats.permutation_spearman(att, imp, hypothesis.predictions[1], seed=seed)], len(rhos)
+
+
+def last_position_excluded(att: np.ndarray, imp: np.ndarray, seed: int) -> tuple[list, int]:
+    """ATT-02's guard against the between-position artifact (F-06): the last latent position, where the seeds'
+    attention and importance are both high for every problem, is dropped before the within-problem statistic."""
+    return correlation_evidence(att[:, :-1], imp[:, :-1], ATT02, seed)
 
 
 def eot_attention(trace, layer: int) -> np.ndarray:
@@ -81,7 +87,29 @@ def test_attention_predicts_importance(attention_importance, ccta, claim, depth)
                    reported=0.235, hypothesis=ATT02)
 def test_correlation_is_not_the_last_position(codi_engine, answer_attention_trace, ccta, codi_options, claim):
     layer = depth_to_layer(0.5, codi_engine.model.n_layers)
-    att = eot_attention(answer_attention_trace, layer)[:, :-1]
-    imp = ccta.per_position("kl", "zero")[:, :-1]
-    ev, n = correlation_evidence(att, imp, ATT02, codi_options.seed)
+    att = eot_attention(answer_attention_trace, layer)
+    imp = ccta.per_position("kl", "zero")
+    ev, n = last_position_excluded(att, imp, codi_options.seed)
     claim.decide(ev, n=n)
+
+
+@pytest.mark.claim(id="F-06", kind="invariant",
+                   statement="ATT-02's statistic is not fooled by a between-position effect: on 100 planted problems "
+                             "whose attention and importance are both high at the last position and unrelated elsewhere, "
+                             "pooled Pearson reads a strong correlation and ATT-02's procedure does not support one, "
+                             "while a planted within-problem association is supported",
+                   source="claims.md 7 F-06 (between-position pooling; the 'T5' correlation of 6 effective points)")
+def test_between_position_pooling_is_detected(codi_options, claim):
+    rng = np.random.default_rng(codi_options.seed)
+    n = 100
+    att, imp = rng.uniform(size=(n, 7)), rng.uniform(size=(n, 7))
+    att[:, -1] += 3.0
+    imp[:, -1] += 3.0  # the artifact: one position high on both, for everyone
+    pooled = float(np.corrcoef(att.ravel(), imp.ravel())[0, 1])
+    artifact = decide(combine(ATT02, *last_position_excluded(att, imp, codi_options.seed))).verdict
+    related = att + rng.normal(0, 0.1, size=att.shape)  # the positive control: a real within-problem relation
+    control = decide(combine(ATT02, *last_position_excluded(att, related, codi_options.seed))).verdict
+    ok = pooled > 0.5 and artifact != "supported" and control == "supported"
+    claim.record("pooled Pearson r on the planted artifact", pooled, threshold=0.5, n=n,
+                 details={"ATT-02 verdict on the artifact": artifact, "ATT-02 verdict on the planted relation": control})
+    assert claim.check(ok)

@@ -165,3 +165,17 @@ def test_fed_projection_deviation_reads_prj_not_the_feeding_path(engine, questio
 def test_run_beside_clean_appends_one_clean_row_per_question(engine, questions):
     out, ref = run_beside_clean(engine, questions[:2], [(1, ()), (0, ())], max_new_tokens=1)
     assert out.n_rows == 4 and ref == [3, 2] and out.row_question == [1, 0, 0, 1]
+
+
+def test_f06_guard_fails_when_the_last_position_is_kept(monkeypatch):
+    """F-06 planted into ATT-02's procedure: without dropping the last position, the planted between-position
+    artifact reads as a supported within-problem correlation, and the F-06 claim fails."""
+    from types import SimpleNamespace
+
+    from codi_probe.hypotheses import test_attention as attention
+
+    options = SimpleNamespace(seed=0)
+    assert _verdict(attention.test_between_position_pooling_is_detected, codi_options=options) is True
+    monkeypatch.setattr(attention, "last_position_excluded",
+                        lambda att, imp, seed: attention.correlation_evidence(att, imp, attention.ATT02, seed))
+    assert _verdict(attention.test_between_position_pooling_is_detected, codi_options=options) is False

@@ -46,11 +46,13 @@ def for_variant(ps: ProblemSet, model) -> ProblemSet:
     with their own answer-only sentence and are left as they are. Logged in ``ps.filters``."""
     from dataclasses import replace
 
+    from ..engine.loop import normalize_question
+
     suffix = model.variant.problem_suffix
     if not suffix:
         return ps
     templated = ("cyw", "ao")
-    out = [p if p.family in templated else replace(p, question=p.question.strip().replace("  ", " ") + suffix)
+    out = [p if p.family in templated else replace(p, question=normalize_question(p.question) + suffix)
            for p in ps]
     return ps.derive(out, {"filter": "variant_prompt", "variant": model.variant.name, "suffix": suffix,
                            "changed": sum(p.family not in templated for p in ps)})

@@ -22,6 +22,7 @@ from typing import Sequence
 import torch
 
 from ..data import Problem, ProblemSet
+from ..engine.loop import normalize_question
 from ..data.templates import CYW_FAMILIES, CYW_SCENARIOS, cyw_combos, cyw_problem, cyw_template_problems
 
 ANSWER_PREFIX = "The answer is:"
@@ -29,11 +30,6 @@ EOS_TOKEN = "<eos>"
 UNK_TOKEN = "[UNK]"
 MAX_NUMBER = 200  # every integer 0..MAX_NUMBER is one token, so the logit lens can name it
 COT_STYLES = ("numbers", "annotations")
-
-
-def normalize_question(text: str) -> str:
-    """The engine's (official) preprocessing: strip, then replace double spaces by single ones."""
-    return text.strip().replace("  ", " ")
 
 
 def _fmt(x: float) -> str:
