@@ -92,15 +92,14 @@ def _weights_only_detail(e: BaseException) -> str:
 
 
 def detect_bcywinski(path: str | os.PathLike, sd: dict[str, torch.Tensor]) -> str | None:
-    """Return why ``path`` looks like the bcywinski variant (codi-spec section 7), or None."""
+    """Return why ``path`` looks like the bcywinski variant (codi-spec section 7), or None. A checkpoint with
+    codi-probe's sidecar is not asked: the sidecar names its variant (``loading._detect_variant``)."""
     p = Path(path)
     folder = p if p.is_dir() else p.parent
     for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json"):
         f = folder / name
         if f.is_file() and any(tok in f.read_text(errors="ignore") for tok in BCYWINSKI_TOKENS):
             return f"its tokenizer ({name}) defines {'/'.join(BCYWINSKI_TOKENS)}"
-    if (folder / SIDECAR).is_file():
-        return None  # written by codi-probe's own save_checkpoint, whatever dtype it was saved in
     prj = [t for k, t in sd.items() if k.startswith("prj.")]
     lora = [t for k, t in sd.items() if ".lora_" in k]
     if prj and lora and all(t.dtype == torch.bfloat16 for t in prj + lora):

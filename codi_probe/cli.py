@@ -192,7 +192,8 @@ def cmd_pairs_audit(args) -> int:
     from .data.loaders import load_gsm8k, load_pairs
 
     pairs = load_pairs(args.file)
-    lookup = {} if args.no_lookup else solutions_by_question([*load_gsm8k("test"), *load_gsm8k("train")])
+    unsolved = any(not p.clean.meta.get("annotations") for p in pairs)  # only those need the lookup
+    lookup = solutions_by_question([*load_gsm8k("test"), *load_gsm8k("train")]) if unsolved and not args.no_lookup else {}
     result = audit_pairs(pairs, lookup)
     if args.out:
         write_text_atomic(Path(args.out), json.dumps({"file": str(args.file), **result.to_json()}, indent=2) + "\n")

@@ -123,8 +123,9 @@ def _detect_variant(path, sd, sidecar: CodiConfig | None) -> tuple[LoopVariant, 
     return (BCYWINSKI, why) if why else (OFFICIAL, "no bcywinski sign (tokenizer or all-bf16 prj and LoRA)")
 
 
-def _tokenizer_ids(cfg: CodiConfig, loop: LoopVariant, tok_dir: Path, sd, origin: str) -> CodiConfig:
-    """PAD/BOT/EOT, the stop id and the resized vocabulary from the variant's own tokenizer (in ``tok_dir``)."""
+def _tokenizer_ids(cfg: CodiConfig, loop: LoopVariant, tok_dir: Path, sd, origin: str):
+    """PAD/BOT/EOT, the stop id and the resized vocabulary from the variant's own tokenizer (in ``tok_dir``).
+    Returns ``(config, tokenizer)``: the tokenizer is attached once the model is built, not loaded again."""
     if not has_tokenizer(tok_dir):
         raise CheckpointError(f"{origin}: the {loop.name} variant reads its special ids from the tokenizer in the "
                               f"checkpoint directory, and {tok_dir} has none (expected tokenizer.json or "
@@ -140,13 +141,15 @@ def _tokenizer_ids(cfg: CodiConfig, loop: LoopVariant, tok_dir: Path, sd, origin
     if missing or tok.eos_token_id is None:
         raise CheckpointError(f"{origin}: the tokenizer in {tok_dir} does not define "
                               f"{', '.join(missing or ['an eos token'])}, which the {loop.name} variant needs")
-    rows = next((t.shape[0] for k, t in sd.items() if k.endswith(".embed_tokens.weight") or k.endswith(".wte.weight")), None)
+    arch = arch_for_keys(sd.keys())
+    embed = sd.get(f"codi.base_model.model.{arch.embed}.weight") if arch else None
+    rows = embed.shape[0] if embed is not None else None
     if loop.resize == "tokenizer" and rows is not None and rows != len(tok):
         raise CheckpointError(f"{origin}: the embedding has {rows} rows but the checkpoint's tokenizer has "
                               f"{len(tok)} tokens; the {loop.name} variant resizes to len(tokenizer)")
     pad, bot, eot = ids.values()
     return replace(cfg, special_ids=(int(pad), int(bot), int(eot)), vocab_size=len(tok),
-                   eos_token_ids=(int(tok.eos_token_id),), tokenizer=str(tok_dir))
+                   eos_token_ids=(int(tok.eos_token_id),), tokenizer=str(tok_dir)), tok
 
 
 def _display_name(file: Path) -> str:
@@ -167,8 +170,9 @@ def load_checkpoint(path: str | os.PathLike, *, base: str | os.PathLike | None =
     sidecar = read_sidecar(str(file))
     loop, why = _detect_variant(path, sd, sidecar)
     cfg = _infer_config(sd, str(file), base, prj_dim, lora_alpha, sidecar, loop)
+    tok = None
     if loop.special_ids == "tokenizer":
-        cfg = _tokenizer_ids(cfg, loop, Path(tokenizer) if tokenizer is not None else file.parent, sd, str(file))
+        cfg, tok = _tokenizer_ids(cfg, loop, Path(tokenizer) if tokenizer is not None else file.parent, sd, str(file))
     try:
         model = CodiModel(cfg, skip_init=True)
     except (ValueError, TypeError, KeyError) as e:
@@ -178,6 +182,8 @@ def load_checkpoint(path: str | os.PathLike, *, base: str | os.PathLike | None =
     model.source = {"name": cfg.name, "path": str(file), "file_sha256": file_sha256(file),
                     "lora_alpha_assumed": lora_alpha is None and sidecar is None,
                     "assumed": _assumed(cfg, loop, why, sd, base, lora_alpha, sidecar)}
+    if tok is not None:  # the variant's own tokenizer, already read for its special ids
+        attach_tokenizer(model, tok)
     return model
 
 
@@ -235,9 +241,8 @@ def load_codi(spec: str | os.PathLike | None = None, *, base: str | os.PathLike 
     if dtype != "native":
         model.set_precision(dtype)
     model.to(device)
-    own = model.config.tokenizer if model.variant.tokenizer == "checkpoint" else None  # it defines BOT/EOT
-    tok = tokenizer or own or (base if has_tokenizer(base) else None) or model.config.tokenizer
-    if tok is not None:
+    tok = tokenizer or (base if has_tokenizer(base) else None) or model.config.tokenizer
+    if model.tokenizer is None and tok is not None:  # a variant's own tokenizer is attached by load_checkpoint
         attach_tokenizer(model, load_tokenizer(tok))
     return model
 

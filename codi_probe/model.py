@@ -133,7 +133,6 @@ class CodiModel(nn.Module):
 
         self.config = config
         self.arch: ArchSpec = arch_for_model_type(config.model_type)
-        self.variant: LoopVariant
         hf_cfg = _hf_config(config.base)
         if seed is not None:
             torch.manual_seed(seed)
@@ -158,7 +157,7 @@ class CodiModel(nn.Module):
         else:
             pad, bot, eot = config.special_ids
             self.special = SpecialIds(pad=pad, bot=bot, eot=eot, eos=tuple(eos))
-        self.variant = variant(config.variant)
+        self.variant: LoopVariant = variant(config.variant)
         self.tokenizer = None  # attached by codi_probe.loading
         self.source: dict[str, Any] = {"name": config.name}
         self.eval()
