@@ -11,7 +11,8 @@ The rules (sites as in ``codi_probe.design``: ``P_k`` is the fed latent ``e_k``)
 - planted carrier ``s`` at ``P_k``: ``CARRY-DECODE[s@Pk]`` and ``CARRY-PATCH[s@Pk]`` are supported
   (the decoding loss puts the value in ``e_k``; the interchange loss makes a donor's ``e_k`` move the
   answer to the donor-implied one). Non-carrier sites are not decided: a copy of a value may or may
-  not sit elsewhere. ``PATCH-02`` at the step-2 carrier is *not* decided either: its second prediction
+  not sit elsewhere. ``NEW-08`` (every fed latent set to its mean over problems keeps accuracy) cannot
+  be supported: the carriers' values are what the answer follows. ``PATCH-02`` at the step-2 carrier is *not* decided either: its second prediction
   (moved more than 10x a random-direction control) depends on how the network reads a random vector,
   which no design fixes (on codi-tiny-planted 5% of random directions at e_4 gave the implied answer,
   a ratio of 13 that n = 100 cannot separate from 10).
@@ -19,9 +20,11 @@ The rules (sites as in ``codi_probe.design``: ``P_k`` is the fed latent ``e_k``)
   value for all problems (accuracy = that value's share, far below 50%) and any latent-replacing patch
   writes the same vector back (no answer moves): ``CARRY-DECODE``, ``CARRY-PATCH`` and ``PATCH-02`` are
   refuted; ``PATCH-01``'s positive control (a different group's mean drops accuracy) cannot hold, so
-  it is never supported (inconclusive below its minimum n, invalid above it).
-- random: no value is computed, so no decoding, value patch, lens read-out or most-important position
-  can be supported (refuted or inconclusive; a failed control may make it invalid).
+  it is never supported (inconclusive below its minimum n, invalid above it). ``NEW-08`` (every fed latent
+  set to its across-problem mean) writes that same vector back, so it can never be refuted.
+- random: no value is computed, so no decoding, value patch, lens read-out (LENS-02, 05, 08; NEW-06's
+  candidates) or most-important position can be supported (refuted or inconclusive; a failed control may
+  make it invalid).
 - not planted: nothing is decided.
 """
 
@@ -59,6 +62,9 @@ def planted_truths(design: Design) -> dict[str, Truth]:
             out[f"CARRY-PATCH[{s}@P{k}]"] = Truth(
                 ("supported",), f"planted: interchange training makes a donor's e_{k} move the answer to the "
                                 f"donor's {s}-implied one")
+        out["NEW-08"] = Truth(NOT_SUPPORTED, "planted: the answer follows the values the carriers hold, so setting "
+                                             "every fed latent to its across-problem mean cannot keep accuracy",
+                              content=False)
     elif design.mechanism == "pause":
         why = "pause control: e_k is one learned vector for every problem (prj.ln weight 0), so it carries no value"
         for s, k in _sites():
@@ -69,6 +75,9 @@ def planted_truths(design: Design) -> dict[str, Truth]:
             out[f"PATCH-01[P{k}]"] = Truth(("inconclusive", "invalid"),
                                            why + ": a different group's mean is that vector, so the positive "
                                                  "control cannot drop accuracy")
+        out["NEW-08"] = Truth(("supported", "inconclusive", "invalid"),
+                              why + ": the across-problem mean of the fed latents is that vector, so no answer can "
+                                    "move and the accuracy change cannot be refuted", content=False)
     elif design.mechanism == "random":
         why = "random weights: no intermediate is computed, so"
         for s, k in _sites():
@@ -78,6 +87,9 @@ def planted_truths(design: Design) -> dict[str, Truth]:
             out[f"PATCH-02[P{k}]"] = Truth(NOT_SUPPORTED, f"{why} no step-2 latent gives the implied answer")
         for key in ("step1-P2", "step2-P4"):
             out[f"LENS-02[{key}]"] = Truth(NOT_SUPPORTED, f"{why} the lens reads no intermediate")
+        out["LENS-05"] = Truth(NOT_SUPPORTED, f"{why} no intermediate is in the lens top-5 at any thought")
+        out["LENS-08"] = Truth(NOT_SUPPORTED, f"{why} the final answer is in no latent's lens top-10")
+        out["NEW-06"] = Truth(NOT_SUPPORTED, f"{why} no latent's lens holds two values of the chain")
         for k in range(7):
             out[f"IMP-01[P{k}]"] = Truth(NOT_SUPPORTED, f"{why} no position is the most important one",
                                          content=False)

@@ -113,3 +113,44 @@ def test_between_position_pooling_is_detected(codi_options, claim):
     claim.record("pooled Pearson r on the planted artifact", pooled, threshold=0.5, n=n,
                  details={"ATT-02 verdict on the artifact": artifact, "ATT-02 verdict on the planted relation": control})
     assert claim.check(ok)
+
+
+ATT03 = Hypothesis(Prediction("P5's share of the EOT query's attention over P0..P6", "greater", 0.40))
+
+
+@pytest.mark.claim(id="ATT-03", kind="empirical",
+                   statement="at middle depth the EOT query gives P5 >= 40% of its attention over the latent positions "
+                             "(head mean, one share per problem; columns aligned, F-07)",
+                   source="GS 10-25 (claims.md 4.D ATT-03): T5 49.8% of CT attention mass at L14, 44.8% at L8; the "
+                          "seeds' T5 column was the EOT query's self-attention (F-07)",
+                   reported={"L8": 0.448, "L14": 0.498}, hypothesis=ATT03)
+def test_eot_attends_to_p5(codi_engine, answer_attention_trace, codi_options, claim):
+    layer = depth_to_layer(0.5, codi_engine.model.n_layers)
+    att = eot_attention(answer_attention_trace, layer)
+    share = att / np.clip(att.sum(1, keepdims=True), 1e-30, None)
+    claim.record(details={"share_by_position": dict(zip(LATENT_POSITIONS, share.mean(0).tolist())), "layer": layer})
+    claim.decide([stats.mean_evidence(share[:, LATENT_POSITIONS.index("P5")], ATT03.predictions[0],
+                                      seed=codi_options.seed)], n=len(share))
+
+
+ATT04 = Hypothesis(Prediction("EOT attention (all layers and heads) to number-decoding minus other latents", "greater", 0.0))
+
+
+@pytest.mark.claim(id="ATT-04", kind="empirical",
+                   statement="the paper's 'attended tokens' (EOT attention averaged over all layers and heads) favour "
+                             "the latents that hold intermediate results: per problem, the mean attention to latents "
+                             "whose lens top-1 is a number exceeds that to the others",
+                   source="NX (claims.md 4.D ATT-04): CODI's dashboards average attention over all layers and heads; "
+                          "intermediate results show as lens top-1 on odd GPT-2 thoughts, even ones look random",
+                   reported="n/r", hypothesis=ATT04)
+def test_attended_latents_hold_numbers(answer_attention_trace, answer_lens, codi_options, claim):
+    cols = [answer_attention_trace.key_column(p) for p in LATENT_POSITIONS]
+    att = answer_attention_trace.attn[:, :, :, EOT_QUERY][..., cols].mean((1, 2)).numpy()  # [n, 7]
+    number = answer_lens.number_top1()
+    both = number.any(1) & ~number.all(1)  # problems with latents of both kinds
+    diff = np.array([att[i, number[i]].mean() - att[i, ~number[i]].mean() for i in np.flatnonzero(both)])
+    claim.record(details={"problems with number and non-number latents": int(both.sum()),
+                          "number_top1_rate_by_position": dict(zip(LATENT_POSITIONS, number.mean(0).tolist())),
+                          "mean_attention_all_layers_heads": dict(zip(LATENT_POSITIONS, att.mean(0).tolist()))})
+    ev = [] if len(diff) < 2 else [stats.mean_evidence(diff, ATT04.predictions[0], seed=codi_options.seed)]
+    claim.decide(ev, n=len(diff))

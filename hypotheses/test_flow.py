@@ -103,3 +103,63 @@ def test_blocking_first_latent(codi_engine, answer_problems, claim):
     ev = [stats.paired_binary_evidence(noop, runs.correct("block_P1", gold), FLOW06.predictions[0]),
           stats.paired_binary_evidence(noop, runs.correct("block_P6", gold), FLOW06.predictions[1])]
     claim.decide(ev, n=len(qs), controls={FLOW06.controls[0]: noop_is_identity})
+
+
+FLOW04 = Hypothesis(Prediction("P1's incoming attention / mean over P0..P5", "greater", 1.5))
+
+
+@pytest.mark.claim(id="FLOW-04", kind="empirical",
+                   statement="P1 is the hub: its source-count-normalised incoming attention (layer and head mean) is "
+                             "> 1.5x the mean over P0..P5",
+                   source="GS (claims.md 4.G FLOW-04): GPT-2 hub at position 1 (1.63x); critical heads L0H3 / L4H5",
+                   reported=1.63, hypothesis=FLOW04)
+def test_p1_is_the_hub(flow, codi_options, claim):
+    inc = incoming(flow)  # [n, 6] keys P0..P5
+    claim.record(details={"mean normalised incoming attention": dict(zip(LATENT_POSITIONS[:6], inc.mean(0).tolist()))})
+    ev = stats.rows_evidence(inc, lambda m: m[..., 1] / np.clip(m.mean(-1), 1e-30, None), FLOW04.predictions[0],
+                             seed=codi_options.seed)
+    claim.decide([ev], n=len(inc))
+
+
+FLOW05 = Hypothesis((Prediction("mean self-attention of P1..P6", "less", 0.10),
+                     Prediction("mean attention P_i -> P_(i-1)", "less", 0.05)))
+
+
+@pytest.mark.claim(id="FLOW-05", kind="empirical", hypothesis=FLOW05,
+                   statement="latent attention is parallel, not sequential: a latent's attention to itself is < 0.1 "
+                             "and to its predecessor < 0.05 (layer and head mean)",
+                   source="GS 10-31 (claims.md 4.G FLOW-05, PAD pipeline F-01): self 0.0915, sequential 0.0341",
+                   reported={"self": 0.0915, "sequential": 0.0341})
+def test_latent_attention_is_parallel(flow, codi_options, claim):
+    self_att = np.array([np.mean([a[i, i] for i in range(1, 7)]) for a in flow])
+    seq = np.array([np.mean([a[i, i - 1] for i in range(1, 7)]) for a in flow])
+    claim.decide([stats.mean_evidence(self_att, FLOW05.predictions[0], seed=codi_options.seed),
+                  stats.mean_evidence(seq, FLOW05.predictions[1], seed=codi_options.seed)], n=len(flow))
+
+
+FLOW07 = Hypothesis((Prediction("accuracy change, later positions cannot see P0", "less", -0.10),
+                     Prediction("accuracy change, P0 cannot see the question", "greater", -0.02)),
+                    controls=("the no-op mask reproduces the baseline answers",))
+
+
+@pytest.mark.claim(id="FLOW-07", kind="empirical",
+                   statement="P0 (the BOT position) is a passive hub: blocking every later latent and EOT from "
+                             "attending to it costs > 10pp accuracy against a no-op mask, while blocking P0 from "
+                             "the question costs < 2pp",
+                   source="GS CT0 bidirectional blocking (claims.md 4.G FLOW-07): others-can't-see-CT0 -16pp, "
+                          "CT0-can't-see-question 0pp; n=100",
+                   reported={"others cannot see P0": -0.16, "P0 cannot see the question": 0.0}, hypothesis=FLOW07)
+def test_bot_is_a_passive_hub(codi_engine, answer_problems, claim):
+    problems = list(answer_problems)
+    qs = [p.question for p in problems]
+    conds = {"noop": [[knockout(("P1",), "P6")] for _ in qs],  # a future key: blocks nothing
+             "hidden": [[knockout((*FED_POSITIONS, "EOT"), "P0")] for _ in qs],
+             "blind": [[knockout(("P0",), "Q")] for _ in qs]}
+    runs = run_conditions(codi_engine, qs, conds)
+    gold = golds(problems)
+    noop = runs.correct("noop", gold)
+    noop_is_identity = all(a == b for a, b in zip(runs.answers("noop"), runs.answers("baseline")))
+    claim.record(details={"accuracy": {k: float(runs.correct(k, gold).mean()) for k in ("noop", "hidden", "blind")}})
+    ev = [stats.paired_binary_evidence(noop, runs.correct("hidden", gold), FLOW07.predictions[0]),
+          stats.paired_binary_evidence(noop, runs.correct("blind", gold), FLOW07.predictions[1])]
+    claim.decide(ev, n=len(qs), controls={FLOW07.controls[0]: noop_is_identity})

@@ -249,3 +249,39 @@ def test_first_token_readout_is_detected(codi_engine, answer_problems, claim):
     claim.record("targets whose readout starts the number", sum(ours), threshold=len(problems), n=len(problems),
                  statistics={"first-token readouts that start the number": sum(planted)})
     assert claim.check(ok)
+
+
+@pytest.mark.claim(id="SAN-12", kind="invariant",
+                   statement="answer extraction: the last number wins, thousands commas and signs parse, '' and text "
+                             "without a number match nothing, and every answer the engine reports is the extraction "
+                             "of its own decoded text",
+                   source="claims.md 4.E SAN-12 (unit tests of answer extraction); F-20 covers substring matching")
+def test_answer_extraction(codi_engine, clean_trace, claim):
+    from codi_probe.data import answers_match, extract_answer
+
+    cases = [extract_answer("3 apples, then 5") == 5.0, extract_answer("The answer is: 1,200.") == 1200.0,
+             extract_answer("-7") == -7.0, extract_answer("no number") is None, answers_match(None, None) is False,
+             answers_match(extract_answer(""), None) is False]
+    engine_path = [extract_answer(t) == a or (a is None and extract_answer(t) is None)
+                   for t, a in zip(clean_trace.answer_text, clean_trace.answer)]
+    ok = all(cases) and all(engine_path)
+    claim.record("passing cases", sum(cases), threshold=len(cases), n=clean_trace.n_rows,
+                 statistics={"engine answers equal to the extraction of their text": sum(engine_path)})
+    assert claim.check(ok)
+
+
+@pytest.mark.claim(id="SAN-13", kind="invariant",
+                   statement="LoRA is loaded as configured: every adapter's scaling is lora_alpha / r of the model's "
+                             "config (the seeds rebuilt it with alpha=16 on q/k/v/o only) and prj holds both of its "
+                             "Linear layers with trained (non-initial) LayerNorm",
+                   source="claims.md 4.E SAN-13 / 7 F-11 (strict=False, alpha 16, no projection)")
+def test_lora_scaling_and_prj(codi_model, claim):
+    want = codi_model.config.lora_alpha / codi_model.config.lora_r
+    scalings = [s for m in codi_model.lm.modules() if hasattr(m, "lora_A") and isinstance(m.scaling, dict)
+                for s in m.scaling.values()]  # peft's LoRA layers: {adapter: alpha / r}
+    off = [s for s in scalings if abs(s - want) > 1e-12]
+    linears = [m for m in codi_model.prj.modules() if isinstance(m, torch.nn.Linear)]
+    ok = bool(scalings) and not off and len(linears) == 2
+    claim.record("adapters with another scaling", len(off), threshold=0, n=len(scalings),
+                 statistics={"configured scaling (alpha / r)": want, "prj Linear layers": len(linears)})
+    assert claim.check(ok)

@@ -89,3 +89,95 @@ def test_final_answer_not_in_latents(lens_matches, claim):
                           "rate_by_layer_position": layer_grid(grid)},
                  statistics={"position with the highest rate": LATENT_POSITIONS[worst]})
     claim.decide([ev[worst]] + [e for j, e in enumerate(ev) if j != worst], n=m.shape[0])
+
+
+# ---- the lens at the last block, read once per run (template_lens / answer_lens fixtures) ------------------
+
+LENS03 = Hypothesis((Prediction("share of problems whose P(step1) peaks at P2", "greater", 0.5),
+                     Prediction("share of problems whose P(step2) peaks at P4", "greater", 0.5)))
+
+
+@pytest.mark.claim(id="LENS-03", kind="empirical",
+                   statement="the lens probability of step1 peaks at P2 and that of step2 at P4, for most problems "
+                             "(> 50%, the mode over prompts); rows whose value is not one token are left out",
+                   source="CYW exp 2 (claims.md 4.H LENS-03): P(step1/step2/answer) under softmax(h_k E^T), k=0..6; "
+                          "numbers n/r",
+                   reported="n/r", hypothesis=LENS03)
+def test_value_probability_peaks(template_lens, claim):
+    ev, counts = [], {}
+    for pred, name, pos in zip(LENS03.predictions, ("step1", "step2"), ("P2", "P4")):
+        prob = template_lens.probability[name]
+        ok = ~np.isnan(prob).any(1)
+        peak = prob[ok].argmax(1) == LATENT_POSITIONS.index(pos)
+        counts[name] = int(ok.sum())
+        ev.append(stats.proportion_evidence(int(peak.sum()), max(int(ok.sum()), 1), pred))
+    claim.record(details={f"mean P({name}) by position": dict(zip(LATENT_POSITIONS, np.nanmean(
+                     template_lens.probability[name], 0).tolist())) for name in ("step1", "step2", "answer")},
+                 statistics={f"problems with a one-token {k}": v for k, v in counts.items()})
+    claim.decide(ev if min(counts.values()) else [], n=min(counts.values()))
+
+
+EVEN_THOUGHTS = ("P0", "P2", "P4", "P6")  # the GS reproduction's thoughts {0, 2, 4, 6} = h_0, h_2, h_4, h_6
+LENS05 = Hypothesis((Prediction("step1 in the top-5 of an even thought (correct problems)", "greater", 0.70),
+                     Prediction("step2 in the top-5 of an even thought (correct problems)", "greater", 0.70)))
+
+
+@pytest.mark.claim(id="LENS-05", kind="empirical",
+                   statement="intermediate results are decodable from even thoughts: on correctly answered problems "
+                             "step1 and step2 are each in the lens top-5 at P0, P2, P4 or P6 for > 70%",
+                   source="CODI paper Table 3 (claims.md 4.H LENS-05): 97.1/83.9/75.0% for 1/2/3-step (top-5, "
+                          "correct only); GS reproduction 50.0/44.7/56.3%",
+                   reported={"1-step": 0.971, "2-step": 0.839, "3-step": 0.75}, hypothesis=LENS05)
+def test_intermediates_at_even_thoughts(template_problems, template_trace, template_lens, claim):
+    from codi_probe.data import answers_match
+
+    problems = list(template_problems)
+    correct = np.array([answers_match(a, p.answer) for a, p in zip(template_trace.answer, problems)], dtype=bool)
+    even = [LATENT_POSITIONS.index(p) for p in EVEN_THOUGHTS]
+    ev, rates = [], {}
+    for pred, j in zip(LENS05.predictions, (0, 1)):
+        hit = template_lens.in_top([p.intermediates[j] for p in problems], 5)[:, even].any(1)[correct]
+        rates[f"step{j + 1}"] = float(hit.mean()) if len(hit) else None
+        ev.append(stats.proportion_evidence(int(hit.sum()), max(len(hit), 1), pred))
+    claim.record(details={"correct problems": int(correct.sum()), "rate": rates, "even thoughts": list(EVEN_THOUGHTS)})
+    claim.decide(ev if correct.any() else [], n=int(correct.sum()))
+
+
+LENS06 = Hypothesis(Prediction("number top-1 rate, highest - lowest position", "greater", 0.30))
+
+
+@pytest.mark.claim(id="LENS-06", kind="empirical",
+                   statement="positions differ in whether they decode to a number: the share of problems whose lens "
+                             "top-1 at P_k is a number differs by > 30pp between the highest and lowest position",
+                   source="GS final-layer decoding (claims.md 4.H LENS-06): M-L1B positions 1 & 4 >= 85%, 3 4.7% "
+                          "(chi2=745); M-GPT2 0,2,4 14-29%, 1,3,5 0%",
+                   reported={"M-L1B max": 0.85, "M-L1B min": 0.047}, hypothesis=LENS06)
+def test_number_decoding_differs_by_position(answer_lens, codi_options, claim):
+    number = answer_lens.number_top1().astype(float)  # [n, 7]
+    claim.record(details={"number_top1_rate_by_position": dict(zip(LATENT_POSITIONS, number.mean(0).tolist()))},
+                 statistics={"cochran_q_p": stats.cochran_q(number.astype(int))})
+    ev = stats.rows_evidence(number, lambda m: m.max(-1) - m.min(-1), LENS06.predictions[0], seed=codi_options.seed)
+    claim.decide([ev], n=len(number))
+
+
+LENS08 = Hypothesis((Prediction("answer detection (top-10), even P2/P4 minus odd P3/P5", "greater", 0.0),
+                     Prediction("lens entropy (nats), odd P3/P5 minus even P2/P4", "greater", 0.0)))
+
+
+@pytest.mark.claim(id="LENS-08", kind="empirical",
+                   statement="compute/store alternation: the final answer is in the lens top-10 at the even latents "
+                             "P2/P4 more often than at the odd P3/P5 (exact McNemar), and the lens entropy is higher "
+                             "at the odd ones (RB's 'latent k' read as P_k)",
+                   source="RB sprints 1-2 (claims.md 4.H LENS-08): tuned-lens answer detection peaks at even latents "
+                          "2 and 4, entropy peaks at odd 3 and 5; M-CYW, GSM8K",
+                   reported="n/r", hypothesis=LENS08)
+def test_even_odd_alternation(answer_problems, answer_lens, codi_options, claim):
+    top = answer_lens.in_top([p.answer for p in answer_problems], 10)
+    idx = {p: LATENT_POSITIONS.index(p) for p in ("P2", "P3", "P4", "P5")}
+    even, odd = top[:, [idx["P2"], idx["P4"]]].any(1), top[:, [idx["P3"], idx["P5"]]].any(1)
+    ent = answer_lens.entropy
+    gap = ent[:, [idx["P3"], idx["P5"]]].mean(1) - ent[:, [idx["P2"], idx["P4"]]].mean(1)
+    claim.record(details={"answer_top10_rate_by_position": dict(zip(LATENT_POSITIONS, top.mean(0).tolist())),
+                          "mean_entropy_by_position": dict(zip(LATENT_POSITIONS, ent.mean(0).tolist()))})
+    claim.decide([stats.paired_binary_evidence(odd, even, LENS08.predictions[0]),
+                  stats.mean_evidence(gap, LENS08.predictions[1], seed=codi_options.seed)], n=len(gap))

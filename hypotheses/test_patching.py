@@ -175,3 +175,32 @@ def test_step2_latent_transfer(step2_transfer, claim, position):
     ev, info, outcome = step2_transfer[position]
     claim.record(statistics=info)
     claim.decide(ev, n=outcome.n, family={p: o for p, (*_, o) in step2_transfer.items()}, member=position)
+
+
+PATCH06 = Hypothesis(Prediction("share of problems given the donor's answer", "less", 0.05))
+
+
+@pytest.mark.claim(id="PATCH-06", kind="empirical",
+                   statement="a whole-latent transplant does not transfer answers: feeding another problem's six fed "
+                             "latents (e_1..e_6) gives that donor's answer for < 5% of problems whose answer differs",
+                   source="CDS pointer-chase, Qwen3-8B (claims.md 4.I PATCH-06): donor cross-patch transfers the donor "
+                          "answer ~0.01, shuffle ~0.00; a hypothesis on CODI here",
+                   reported=0.01, hypothesis=PATCH06)
+def test_latent_transplant_transfers_little(codi_engine, answer_problems, answer_attention_trace, codi_options, claim):
+    from codi_probe.engine import Patch
+
+    problems = list(answer_problems)
+    rng = np.random.default_rng(codi_options.seed)
+    donors = []  # a donor whose gold answer differs (its own greedy answer is read from the same batch)
+    for i, p in enumerate(problems):
+        cands = [j for j, q in enumerate(problems) if q.answer != p.answer]
+        donors.append(int(cands[int(rng.integers(len(cands)))]) if cands else i)
+    runs = run_conditions(codi_engine, [p.question for p in problems], {"transplant": [
+        [Intervention("latent_post_prj", FED_POSITIONS, Patch(answer_attention_trace, d))] for d in donors]})
+    own, got = runs.answers("baseline"), runs.answers("transplant")
+    rows = [i for i, d in enumerate(donors) if own[d] is not None and own[d] != own[i]]
+    took = np.array([got[i] == own[donors[i]] for i in rows], dtype=bool)
+    claim.record(statistics={"answer changed by the transplant": float(runs.changed("transplant").mean())},
+                 details={"problems whose donor answers differently": len(rows)})
+    ev = [stats.proportion_evidence(int(took.sum()), len(rows), PATCH06.predictions[0])] if rows else []
+    claim.decide(ev, n=len(rows))

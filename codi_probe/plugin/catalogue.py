@@ -9,7 +9,8 @@ the options and the ``claim`` recorder are in :mod:`codi_probe.plugin.fixtures`.
 - ``codi_problems``/``codi_questions``/``clean_trace``: the invariants' few GSM8K problems and their traced run;
 - ``empirical_n``: problems per empirical claim (the ``--codi-depth`` tier, or ``--codi-problems``);
 - ``answer_problems``/``template_problems``: the model's problem family (answer-scored and templated);
-- ``answer_attention_trace``/``template_trace``: their clean runs; ``ccta``: the corruption grid.
+- ``answer_attention_trace``/``template_trace``: their clean runs; ``ccta``: the corruption grid;
+- ``answer_lens``/``template_lens``: the logit lens of those runs at P0..P6.
 """
 
 import pytest
@@ -123,3 +124,23 @@ def template_trace(codi_engine, template_problems):
     from codi_probe.engine import Record
 
     return codi_engine.run([p.question for p in template_problems], record=Record(sites=("resid_post",), logits=False))
+
+
+@pytest.fixture(scope="session")
+def template_lens(codi_engine, template_problems, template_trace):
+    """The lens at P0..P6 of the template problems' clean run, with the probabilities of step1, step2 and
+    the answer (:class:`~codi_probe.experiments.lens.LensReadout`)."""
+    from codi_probe.experiments.lens import lens_readout
+
+    ps = list(template_problems)
+    return lens_readout(codi_engine, template_trace, {"step1": [p.intermediates[0] for p in ps],
+                                                      "step2": [p.intermediates[1] for p in ps],
+                                                      "answer": [p.answer for p in ps]})
+
+
+@pytest.fixture(scope="session")
+def answer_lens(codi_engine, answer_problems, answer_attention_trace):
+    """The lens at P0..P6 of the answer problems' clean run (the attention trace's latents)."""
+    from codi_probe.experiments.lens import lens_readout
+
+    return lens_readout(codi_engine, answer_attention_trace)

@@ -1,0 +1,95 @@
+"""Logit-lens read-outs of the latents h_0..h_6 (positions P0..P6), shared by the lens and dynamics claims.
+
+The lens at P_k is ``lm_head(h_k)`` with ``h_k = trace.latent_pre[:, k]``, the last block's post-final-norm
+state (the final norm applied exactly once: SAN-09, F-21). A decoded token matches a value only as an
+exact string (F-20): ``number_text(v)`` against the stripped token text, never a substring.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+import torch
+
+from ..engine.positions import LATENT_POSITIONS
+from .common import number_text
+
+NUMBER = re.compile(r"[-+]?\d[\d,]*(\.\d+)?")
+TOP_K = 10  # the widest top-k any lens claim reads (LENS-08 detection is robust for top-k 1..10)
+
+
+def is_number(word: str) -> bool:
+    """The stripped token text is a number (digits, optional sign, thousands commas and decimals)."""
+    return bool(NUMBER.fullmatch(word.strip()))
+
+
+@dataclass
+class LensReadout:
+    """The lens at P0..P6 for every row of a trace.
+
+    - ``words[i][k]``: the top ``TOP_K`` decoded tokens (stripped text, best first) of row ``i`` at P_k;
+    - ``entropy``: ``[n, 7]`` entropy of the lens distribution in nats;
+    - ``probability[name]``: ``[n, 7]`` lens probability of each row's value ``name`` (summed over its
+      single-token spellings; NaN where the value has none, so its probability is undefined).
+    """
+
+    words: list[list[list[str]]]
+    entropy: np.ndarray
+    probability: dict[str, np.ndarray]
+
+    @property
+    def n(self) -> int:
+        return len(self.words)
+
+    def in_top(self, values: Sequence[float | str | None], k: int) -> np.ndarray:
+        """``[n, 7]`` bool: the row's value is among the top-``k`` tokens at P_k (exact text; a missing value
+        never matches)."""
+        if not 1 <= k <= TOP_K:
+            raise ValueError(f"top-k must lie in 1..{TOP_K}, got {k}")
+        return np.array([[v is not None and number_text(v) in row[:k] for row in rows]
+                         for rows, v in zip(self.words, values)], dtype=bool)
+
+    def number_top1(self) -> np.ndarray:
+        """``[n, 7]`` bool: the top-1 token at P_k is a number."""
+        return np.array([[is_number(row[0]) for row in rows] for rows in self.words], dtype=bool)
+
+
+def lens_readout(engine, trace, values: Mapping[str, Sequence[float | str | None]] | None = None) -> LensReadout:
+    """The lens of every row of ``trace`` at P0..P6 (one lm_head call per position); ``values`` names the
+    per-row values whose probabilities to keep (e.g. ``{"step1": [...]}``)."""
+    model = engine.model
+    values = dict(values or {})
+    ids = {name: [[] if v is None else value_token_ids(model.tokenizer, v) for v in vals]
+           for name, vals in values.items()}
+    words, ent = [], []
+    prob = {name: np.full((trace.n_rows, len(LATENT_POSITIONS)), np.nan) for name in values}
+    for k in range(len(LATENT_POSITIONS)):
+        h = trace.latent_pre[:, k].to(model.device, model.base_dtype)
+        lp = torch.log_softmax(engine.logits(h).float().cpu(), -1)
+        ent.append(-(lp.exp() * lp).sum(-1).numpy())
+        top = lp.topk(TOP_K, -1).indices
+        words.append([[engine.decode([int(t)]).strip() for t in row] for row in top])
+        for name, per_row in ids.items():
+            for i, tok in enumerate(per_row):
+                if tok:
+                    prob[name][i, k] = float(lp[i, tok].exp().sum())
+    return LensReadout(words=[[words[k][i] for k in range(len(LATENT_POSITIONS))] for i in range(trace.n_rows)],
+                       entropy=np.stack(ent, 1), probability=prob)
+
+
+def value_token_ids(tokenizer, value: float | str) -> list[int]:
+    """The single-token spellings of a value (``"8"`` and ``" 8"``, where each is one token); empty when the
+    value never is one token (its probability under the lens is then undefined)."""
+    text = number_text(value)
+    out = []
+    for spelling in (text, " " + text):
+        tok = tokenizer.encode(spelling, add_special_tokens=False)
+        if len(tok) == 1 and tok[0] not in out:
+            out.append(tok[0])
+    return out
+
+
+__all__ = ["LensReadout", "NUMBER", "TOP_K", "is_number", "lens_readout", "value_token_ids"]
