@@ -38,6 +38,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 
 ALPHA = 0.025  # one-sided level of every deciding test; two one-sided tests make a 95% interval
 DIRECTIONS = ("greater", "less", "equivalent")
@@ -183,18 +184,28 @@ def combine(hypothesis: Hypothesis, evidence: Sequence[Evidence], n: int,
     return Outcome(ps, pr, n, raw=(ps, pr))
 
 
-def adjust_family(outcomes: Mapping[str, Outcome], correction: str = "holm") -> dict[str, Outcome]:
-    """Adjust the ``p_support`` and the ``p_refute`` of a family's members (those that tested) over
-    the family, each with ``correction`` (statsmodels ``multipletests``: ``holm`` or ``fdr_bh``)."""
+@lru_cache(maxsize=1024)
+def adjusted_p_values(p_values: tuple[float, ...], correction: str = "holm") -> tuple[float, ...]:
+    """``p_values`` adjusted for multiplicity with ``correction`` (statsmodels ``multipletests``: ``holm``
+    or ``fdr_bh``). Cached: every member of a family asks for the same adjustment, and statsmodels' Holm
+    runs a full garbage collection on each call (about 0.3 s in a process holding a model)."""
     from statsmodels.stats.multitest import multipletests
 
+    if not p_values:
+        return ()
+    return tuple(float(x) for x in multipletests(list(p_values), method=correction)[1])
+
+
+def adjust_family(outcomes: Mapping[str, Outcome], correction: str = "holm") -> dict[str, Outcome]:
+    """Adjust the ``p_support`` and the ``p_refute`` of a family's members (those that tested) over
+    the family, each with ``correction`` (:func:`adjusted_p_values`)."""
     tested = [k for k, o in outcomes.items() if o.verdict is None]
     out = dict(outcomes)
     if len(tested) < 2:
         return out
     adj = {}
     for which in ("p_support", "p_refute"):
-        adj[which] = multipletests([getattr(outcomes[k], which) for k in tested], method=correction)[1]
+        adj[which] = adjusted_p_values(tuple(float(getattr(outcomes[k], which)) for k in tested), correction)
     for i, k in enumerate(tested):
         o = outcomes[k]
         out[k] = Outcome(float(adj["p_support"][i]), float(adj["p_refute"][i]), o.n, raw=o.raw)
@@ -237,4 +248,4 @@ def invariant_verdict(holds: bool) -> str:
 
 __all__ = ["ALPHA", "COMBINE", "CORRECTIONS", "DIRECTIONS", "EQUIVALENCE_MIN_N", "EQUIVALENCE_MIN_N_SOURCE",
            "Evidence", "Hypothesis", "MIN_N_SIGNIFICANCE", "MIN_N_SOURCE", "Outcome", "Prediction", "Verdict",
-           "adjust_family", "any_shown", "combine", "decide", "invariant_verdict", "shown"]
+           "adjust_family", "adjusted_p_values", "any_shown", "combine", "decide", "invariant_verdict", "shown"]

@@ -353,9 +353,8 @@ def page_evidence(matrix: np.ndarray, prediction: Prediction) -> Evidence:
 
 
 def holm(p_values: Sequence[float]) -> list[float]:
-    """Holm-adjusted p-values (statsmodels ``multipletests``)."""
-    from statsmodels.stats.multitest import multipletests
+    """Holm-adjusted p-values (statsmodels ``multipletests``, via the cached
+    :func:`~codi_probe.hypothesis.adjusted_p_values`)."""
+    from .hypothesis import adjusted_p_values
 
-    if len(p_values) == 0:
-        return []
-    return [float(x) for x in multipletests(list(p_values), method="holm")[1]]
+    return list(adjusted_p_values(tuple(float(p) for p in p_values), "holm"))

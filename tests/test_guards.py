@@ -179,3 +179,58 @@ def test_f06_guard_fails_when_the_last_position_is_kept(monkeypatch):
     monkeypatch.setattr(attention, "last_position_excluded",
                         lambda att, imp, seed: attention.correlation_evidence(att, imp, attention.ATT02, seed))
     assert _verdict(attention.test_between_position_pooling_is_detected, codi_options=options) is False
+
+
+def test_f19_guard_fails_when_probes_are_scored_in_sample(monkeypatch):
+    """F-19 planted into the probe: held-out predictions replaced by the in-sample fit (PROBE-01's training
+    accuracy reported as probe accuracy); the overfit case then reads as supported and F-19 fails."""
+    from types import SimpleNamespace
+
+    from codi_probe.experiments import probes
+    from codi_probe.hypotheses import test_probes
+
+    options = SimpleNamespace(seed=0)
+    assert _verdict(test_probes.test_probe_controls_bite, codi_options=options) is True
+    monkeypatch.setattr(probes, "_held_out", lambda x, y, groups, seed, components=None:
+                        probes.make_probe(seed, components).fit(x, y).predict(x) == y)
+    assert _verdict(test_probes.test_probe_controls_bite, codi_options=options) is False
+
+
+def test_san05_guard_fails_without_the_per_key_null(monkeypatch):
+    """SAN-05 planted: a hub is any key above the mean incoming score (no shuffled-key null), so earlier keys
+    win on uniform causal attention and the null cases report hubs."""
+    from types import SimpleNamespace
+
+    from codi_probe.experiments import attention_flow
+    from codi_probe.hypotheses import test_invariants
+
+    options = SimpleNamespace(seed=0)
+    assert _verdict(test_invariants.test_hub_score_null, codi_options=options) is True
+    monkeypatch.setattr(attention_flow, "hub_hits", lambda a, rng, **kw: attention_flow.incoming(a) > attention_flow.incoming(
+        a).mean(-1, keepdims=True))
+    assert _verdict(test_invariants.test_hub_score_null, codi_options=options) is False
+
+
+def test_san12_guard_fails_with_first_number_extraction(engine, questions, monkeypatch):
+    """SAN-12 planted: the first number wins instead of the last."""
+    import re
+
+    import codi_probe.data as data
+
+    clean = engine.run(questions, max_new_tokens=8)
+    assert _verdict(guards.test_answer_extraction, codi_engine=engine, clean_trace=clean) is True
+    monkeypatch.setattr(data, "extract_answer", lambda text: (lambda m: float(m[0]) if m else None)(
+        re.findall(r"-?\d+\.?\d*", text.replace(",", ""))))
+    assert _verdict(guards.test_answer_extraction, codi_engine=engine, clean_trace=clean) is False
+
+
+def test_san13_guard_fails_with_alpha_16(engine):
+    """SAN-13 planted: the adapters rebuilt with alpha=16 (the seeds' layer-patching pipelines)."""
+    import copy
+
+    assert _verdict(guards.test_lora_scaling_and_prj, codi_model=engine.model) is True
+    model = copy.deepcopy(engine.model)
+    for m in model.lm.modules():
+        if hasattr(m, "lora_A") and isinstance(m.scaling, dict):
+            m.scaling = {k: 16 / model.config.lora_r for k in m.scaling}
+    assert _verdict(guards.test_lora_scaling_and_prj, codi_model=model) is False

@@ -1,0 +1,205 @@
+"""Linear probes with their controls (claims.md 4.J OP, 4.M PROBE, claims-2026 NEW-09; the F-19 guard),
+fitted with scikit-learn.
+
+One probe = a standardised multinomial logistic regression (``StandardScaler`` + ``LogisticRegression``).
+Everything a verdict reads is *held out*:
+
+- ``correct``: each problem predicted by a probe that never saw its group (``StratifiedGroupKFold``): hold
+  out whole templates, operand combinations or problems, so that wording or a memorised input cannot
+  pass for the property (F-19);
+- ``balanced_accuracy``: the mean of per-class recalls of those predictions (a majority-class probe scores
+  ``1 / classes``, whatever the imbalance);
+- ``shuffled``: the same held-out procedure on labels permuted across problems (the label-shuffle
+  control: it must stay near chance, or the split leaks);
+- ``selectivity`` (Hewitt & Liang 2019): the task's accuracy minus a *control task*'s on one random
+  split, where the control gives every input type (e.g. every operand pair) a random label of the same
+  distribution: a probe that memorises inputs scores on both, one that reads the property only on the task;
+- ``train_balanced_accuracy``: the in-sample fit, recorded only to show what a training accuracy would have
+  claimed (PROBE-01's 97.6% was one).
+
+Features are ``[n, d]`` float arrays (latents, or a baseline such as the question's mean token embedding).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+N_FOLDS = 5
+SHUFFLES = 2  # label-shuffle repetitions: a control's mean (near chance), not a permutation test
+
+
+def make_probe(seed: int = 0, components: int | None = None):
+    """Standardise, optionally project on the top ``components`` principal components (fitted inside each
+    training fold, so the held-out rows never shape them), then multinomial logistic regression (L2, C=1)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    steps = [StandardScaler()]
+    if components is not None:
+        steps.append(_FoldPCA(components, seed))
+    return make_pipeline(*steps, LogisticRegression(max_iter=2000, random_state=seed))
+
+
+class _FoldPCA:
+    """PCA with at most ``components`` components, capped by the training fold's rows and features."""
+
+    def __init__(self, components: int, seed: int):
+        self.components, self.seed = components, seed
+
+    def fit(self, x, y=None):
+        from sklearn.decomposition import PCA
+
+        self.pca_ = PCA(n_components=min(self.components, x.shape[0] - 1, x.shape[1]), random_state=self.seed).fit(x)
+        return self
+
+    def transform(self, x):
+        return self.pca_.transform(x)
+
+    def fit_transform(self, x, y=None):
+        return self.fit(x).transform(x)
+
+    def get_params(self, deep=True):
+        return {"components": self.components, "seed": self.seed}
+
+    def set_params(self, **params):
+        for k, v in params.items():
+            setattr(self, k, v)
+        return self
+
+
+def balanced_rows(correct: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """``[n, 2C]`` per-problem rows whose column means give the balanced accuracy (``balanced_from_means``):
+    ``correct & class c`` then ``class c`` for each of the C classes, so a bootstrap over problems (whole
+    rows) resamples the statistic as it is computed."""
+    classes = np.unique(labels)
+    hit = np.stack([correct & (labels == c) for c in classes], 1)
+    of = np.stack([labels == c for c in classes], 1)
+    return np.concatenate([hit, of], 1).astype(float)
+
+
+def balanced_from_means(m: np.ndarray) -> np.ndarray:
+    """Balanced accuracy from the column means of :func:`balanced_rows` (``m[..., 2C]``); a class absent from
+    a resample is left out of the mean."""
+    c = m.shape[-1] // 2
+    hit, of = m[..., :c], m[..., c:]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        recall = np.where(of > 0, hit / np.where(of > 0, of, 1.0), np.nan)
+    return np.nanmean(recall, axis=-1)
+
+
+def _balanced(correct: np.ndarray, labels: np.ndarray) -> float:
+    return float(balanced_from_means(balanced_rows(correct, labels).mean(0)))
+
+
+def _held_out(x: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: int, components: int | None = None) -> np.ndarray:
+    """Per problem: predicted right by a probe trained on the other groups' folds. Folds keep every class
+    in training where the groups allow (``StratifiedGroupKFold``)."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    folds = min(N_FOLDS, len(np.unique(groups)))
+    if folds < 2:
+        raise ValueError("a held-out probe needs at least 2 groups")
+    cv = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    correct = np.zeros(len(y), dtype=bool)
+    with warnings.catch_warnings():  # value probes have classes rarer than the folds: expected, and scored
+        warnings.simplefilter("ignore", UserWarning)
+        splits = list(cv.split(x, y, groups))
+    for train, test in splits:
+        if len(np.unique(y[train])) < 2:  # nothing to separate: every test problem gets the one class seen
+            correct[test] = y[test] == y[train][0]
+            continue
+        correct[test] = make_probe(seed, components).fit(x[train], y[train]).predict(x[test]) == y[test]
+    return correct
+
+
+def _random_split(x: np.ndarray, y: np.ndarray, seed: int, components: int | None = None) -> float:
+    """Balanced accuracy on one stratified random 70/30 split (types may repeat across it)."""
+    from sklearn.model_selection import train_test_split
+
+    values, counts = np.unique(y, return_counts=True)
+    strat = y if counts.min() >= 2 else None
+    tr, te = train_test_split(np.arange(len(y)), test_size=0.3, random_state=seed, stratify=strat)
+    if len(np.unique(y[tr])) < 2:
+        return _balanced(y[te] == y[tr][0], y[te])
+    return _balanced(make_probe(seed, components).fit(x[tr], y[tr]).predict(x[te]) == y[te], y[te])
+
+
+@dataclass
+class ProbeResult:
+    """A probe's held-out result and its controls (module docstring). Accuracies are fractions."""
+
+    correct: np.ndarray
+    labels: np.ndarray
+    balanced_accuracy: float
+    train_balanced_accuracy: float
+    shuffled: list[float] = field(default_factory=list)
+    task_random_split: float | None = None
+    control_random_split: float | None = None
+
+    @property
+    def chance(self) -> float:
+        return 1.0 / len(np.unique(self.labels))
+
+    @property
+    def selectivity(self) -> float | None:
+        if self.task_random_split is None or self.control_random_split is None:
+            return None
+        return self.task_random_split - self.control_random_split
+
+    def rows(self) -> np.ndarray:
+        return balanced_rows(self.correct, self.labels)
+
+    def summary(self) -> dict:
+        return {"held-out balanced accuracy": self.balanced_accuracy, "chance": self.chance,
+                "label-shuffled (mean)": float(np.mean(self.shuffled)) if self.shuffled else None,
+                "selectivity (task - control task, random split)": self.selectivity,
+                "training balanced accuracy (in-sample, not a result)": self.train_balanced_accuracy,
+                "n": int(len(self.labels)), "classes": int(len(np.unique(self.labels)))}
+
+
+def probe(features: np.ndarray, labels: Sequence, groups: Sequence, *, types: Sequence | None = None,
+          seed: int = 0, shuffles: int = SHUFFLES, components: int | None = None) -> ProbeResult:
+    """Fit and score a linear probe of ``labels`` from ``features`` with every control.
+
+    ``groups``: what is held out together (template, operand pair, problem). ``types``: the input identity
+    the control task labels at random (default: ``groups``). ``components``: probe the top principal
+    components only (fitted per training fold)."""
+    x = np.asarray(features, dtype=float)
+    y = np.asarray(labels)
+    g = np.asarray(groups)
+    if x.ndim != 2 or len(x) != len(y) or len(y) != len(g):
+        raise ValueError(f"features [n, d], labels [n] and groups [n] must agree, got {x.shape}, {y.shape}, {g.shape}")
+    if len(np.unique(y)) < 2:
+        raise ValueError("a probe needs at least 2 label classes")
+    correct = _held_out(x, y, g, seed, components)
+    fitted = make_probe(seed, components).fit(x, y)
+    rng = np.random.default_rng(seed)
+    shuffled = [_balanced(_held_out(x, yy, g, seed, components), yy)
+                for yy in (rng.permutation(y) for _ in range(shuffles))]
+    t = np.asarray(types if types is not None else g)
+    kinds = {k: i for i, k in enumerate(dict.fromkeys(t.tolist()))}
+    control_of = rng.choice(y, size=len(kinds))  # each type a random label, drawn from the label distribution
+    control = np.array([control_of[kinds[k]] for k in t.tolist()])
+    return ProbeResult(correct, y, _balanced(correct, y), _balanced(fitted.predict(x) == y, y), shuffled,
+                       _random_split(x, y, seed, components),
+                       _random_split(x, control, seed, components) if len(np.unique(control)) > 1 else None)
+
+
+def question_embedding(model, question_ids: Sequence[Sequence[int]]) -> np.ndarray:
+    """``[n, D]`` the mean input embedding of each question's tokens: the surface baseline a latent probe
+    must beat (it sees the wording, nothing computed)."""
+    import torch
+
+    emb = model.lm.get_input_embeddings()
+    with torch.no_grad():
+        return np.stack([emb(torch.tensor(ids, device=model.device)).float().mean(0).cpu().numpy()
+                         for ids in question_ids])
+
+
+__all__ = ["N_FOLDS", "ProbeResult", "SHUFFLES", "balanced_from_means", "balanced_rows", "make_probe", "probe",
+           "question_embedding"]

@@ -1,0 +1,336 @@
+"""Probes with controls (claims.md 4.J OP-01..05, 4.M PROBE-01/02, 4.H LENS-01; claims-2026 NEW-09; F-19).
+
+Every probe is a scikit-learn linear probe scored on held-out groups (``codi_probe.experiments.probes``):
+whole templates for the operation (so wording cannot pass for it), whole operand pairs for values, whole
+problems for correctness and step index. Each claim records the label-shuffle control, the selectivity
+against a Hewitt-Liang control task and the probe on the question's own token embeddings (the surface
+baseline a latent must beat), beside the held-out balanced accuracy that decides it.
+"""
+
+import numpy as np
+import pytest
+
+from codi_probe import stats
+from codi_probe.engine.positions import FED_POSITIONS
+from codi_probe.experiments.carriers import operand_group
+from codi_probe.experiments.probes import balanced_from_means, balanced_rows, probe, question_embedding
+from codi_probe.hypothesis import Hypothesis, Prediction
+
+SHUFFLE_CEILING = 0.6  # claims.md OP-01: the same probe on shuffled labels must stay <= 60%
+LEAK = f"label-shuffled probes stay at chance (mean balanced accuracy <= {SHUFFLE_CEILING})"
+
+
+def evidence(result, prediction, seed):
+    return stats.rows_evidence(result.rows(), balanced_from_means, prediction, seed=seed)
+
+
+def difference_evidence(a, b, prediction, seed):
+    """Probe ``a``'s held-out balanced accuracy minus probe ``b``'s on the same problems (paired bootstrap)."""
+    c = a.rows().shape[1]
+    return stats.rows_evidence(np.concatenate([a.rows(), b.rows()], 1),
+                               lambda m: balanced_from_means(m[..., :c]) - balanced_from_means(m[..., c:]),
+                               prediction, seed=seed)
+
+
+def no_leak(*results) -> bool:
+    return all(np.mean(r.shuffled) <= SHUFFLE_CEILING for r in results)
+
+
+@pytest.fixture(scope="module")
+def templates(template_problems):
+    ps = list(template_problems)
+    return {"operation": np.array([p.operation for p in ps]), "template": np.array([p.template for p in ps]),
+            "operands": np.array([repr(operand_group(p)) for p in ps]),
+            "step1": np.array([p.intermediates[0] for p in ps]), "step2": np.array([p.intermediates[1] for p in ps]),
+            "X": np.array([p.meta.get("X") for p in ps])}
+
+
+@pytest.fixture(scope="module")
+def operation_probes(template_trace, templates, codi_options):
+    """The operation from each fed latent e_k (P1..P6), held out by template."""
+    return {p: probe(template_trace.latent_post[:, k].numpy(), templates["operation"], templates["template"],
+                     types=templates["operands"], seed=codi_options.seed) for k, p in enumerate(FED_POSITIONS)}
+
+
+@pytest.fixture(scope="module")
+def question_operation(codi_model, template_trace, templates, codi_options):
+    """The surface baseline: the operation from the question's mean token embedding, held out by template."""
+    return probe(question_embedding(codi_model, template_trace.question_ids), templates["operation"],
+                 templates["template"], types=templates["operands"], seed=codi_options.seed, shuffles=0)
+
+
+OP01 = Hypothesis(tuple(Prediction(f"operation, held-out-template balanced accuracy at {p}", "greater", 0.90)
+                        for p in FED_POSITIONS), combine="any", controls=(LEAK,))
+
+
+@pytest.mark.claim(id="OP-01", kind="empirical",
+                   statement="the operation (add vs sub) is linearly readable from some fed latent e_k: held-out-"
+                             "template balanced accuracy > 90% at one of P1..P6 (Holm over the six)",
+                   source="CYW operation_probe_latent_vectors.py (claims.md 4.J OP-01): difference-of-means probe on "
+                          "e_1..e_7, 70/30 split by entry; numbers n/r",
+                   reported="n/r", hypothesis=OP01)
+def test_operation_in_a_fed_latent(operation_probes, question_operation, codi_options, claim):
+    ev = [evidence(r, pred, codi_options.seed) for r, pred in zip(operation_probes.values(), OP01.predictions)]
+    best = max(range(len(ev)), key=lambda j: ev[j].value)
+    claim.record(details={p: r.summary() for p, r in operation_probes.items()},
+                 statistics={"question-embedding baseline (held-out templates)": question_operation.balanced_accuracy})
+    n = len(operation_probes[FED_POSITIONS[0]].labels)
+    claim.decide([ev[best]] + [e for j, e in enumerate(ev) if j != best], n=n,
+                 controls={LEAK: no_leak(*operation_probes.values())})
+
+
+OPERATION_WORDS = {"add": ("add", "plus", "+", "more", "sum", "addition"),
+                   "sub": ("subtract", "minus", "-", "less", "fewer", "difference", "subtraction")}
+OP02 = Hypothesis((Prediction("operation by logit lens at h_2, balanced accuracy", "less", 0.65),
+                   Prediction("operation by linear probe at h_2 (held-out templates), balanced accuracy", "greater",
+                              0.90)), controls=(LEAK,))
+
+
+@pytest.mark.claim(id="OP-02", kind="empirical",
+                   statement="the logit lens cannot read the operation at z2 (h_2, P2: balanced accuracy < 65% from "
+                             "the summed probability of operation words) while a linear probe can (> 90%, held-out "
+                             "templates)",
+                   source="AO (claims.md 4.J OP-02): logit lens 60.1% vs Activation Oracle 99.5%; no linear-probe "
+                          "baseline was reported",
+                   reported={"logit lens": 0.601, "activation oracle": 0.995}, hypothesis=OP02)
+def test_lens_cannot_read_the_operation(codi_engine, template_trace, templates, codi_options, claim):
+    import torch
+
+    from codi_probe.experiments.probes import _balanced
+
+    vocab = [codi_engine.decode([i]).strip().lower() for i in range(codi_engine.model.lm_head.weight.shape[0])]
+    ids = {op: [i for i, w in enumerate(vocab) if w in words] for op, words in OPERATION_WORDS.items()}
+    h2 = template_trace.latent_pre[:, 2].to(codi_engine.model.device, codi_engine.model.base_dtype)
+    prob = torch.softmax(codi_engine.logits(h2).float().cpu(), -1)
+    mass = np.stack([prob[:, ids[op]].sum(-1).numpy() for op in OPERATION_WORDS], 1)
+    ops = np.array(list(OPERATION_WORDS))
+    lens_right = ops[mass.argmax(1)] == templates["operation"]
+    lens_rows = balanced_rows(lens_right, templates["operation"])
+    lin = probe(template_trace.latent_pre[:, 2].numpy(), templates["operation"], templates["template"],
+                types=templates["operands"], seed=codi_options.seed)
+    claim.record(details={"probe": lin.summary(), "operation-word tokens": {k: len(v) for k, v in ids.items()},
+                          "mean operation-word mass": float(mass.sum(1).mean())},
+                 statistics={"logit-lens balanced accuracy": _balanced(lens_right, templates["operation"])})
+    claim.decide([stats.rows_evidence(lens_rows, balanced_from_means, OP02.predictions[0], seed=codi_options.seed),
+                  evidence(lin, OP02.predictions[1], codi_options.seed)],
+                 n=len(lens_right), controls={LEAK: no_leak(lin)})
+
+
+@pytest.fixture(scope="module")
+def value_probes(template_trace, templates, codi_options):
+    """Values from the pre-projection latents, held out by operand pair: step1 and X at h_2, step2 at h_4,
+    the answer at h_6 (rows whose value no training fold holds are scored wrong, as a probe cannot name it)."""
+    h = template_trace.latent_pre.numpy()
+    out = {}
+    for name, k in (("step1", 2), ("X", 2), ("step2", 4)):
+        out[name] = probe(h[:, k], templates[name].astype(str), templates["operands"], seed=codi_options.seed,
+                          shuffles=1)
+    return out
+
+
+OP03 = Hypothesis((Prediction("step1 from h_2, held-out balanced accuracy", "greater", 0.90),
+                   Prediction("step1 minus the first operand X from h_2, balanced accuracy", "greater", 0.30)))
+
+
+@pytest.mark.claim(id="OP-03", kind="empirical",
+                   statement="z2 encodes the result, not the operands: a linear probe reads step1 from h_2 (held-out "
+                             "operand pairs, > 90% balanced accuracy) and reads it > 30pp better than the first "
+                             "operand X",
+                   source="AO other tasks (claims.md 4.J OP-03): step1 from z2 97.5%, first operand 42.5%, "
+                          "'z2 encodes (operation, result), not operands'",
+                   reported={"step1@z2": 0.975, "first operand": 0.425}, hypothesis=OP03)
+def test_result_not_operands(value_probes, codi_options, claim):
+    s1, x = value_probes["step1"], value_probes["X"]
+    claim.record(details={k: r.summary() for k, r in value_probes.items()})
+    claim.decide([evidence(s1, OP03.predictions[0], codi_options.seed),
+                  difference_evidence(s1, x, OP03.predictions[1], codi_options.seed)], n=len(s1.labels))
+
+
+OP04 = Hypothesis((Prediction("operation from all fed latents, held-out-template balanced accuracy", "greater", 0.80),
+                   Prediction("latent minus question-embedding probe, balanced accuracy", "greater", 0.10)),
+                  controls=(LEAK,))
+
+
+@pytest.mark.claim(id="OP-04", kind="empirical",
+                   statement="latents carry the operation beyond the prompt: a probe on e_1..e_6 reads it (> 80%, held-"
+                             "out templates) and beats the same probe on the question's token embeddings by >= 10pp",
+                   source="GS operation circuits (claims.md 4.J OP-04): logistic regression 83.3% (chance 33%); "
+                          "difficulty and wording not controlled",
+                   reported=0.833, hypothesis=OP04)
+def test_operation_beyond_the_prompt(template_trace, templates, question_operation, codi_options, claim):
+    feats = template_trace.latent_post.flatten(1).numpy()
+    lat = probe(feats, templates["operation"], templates["template"], types=templates["operands"],
+                seed=codi_options.seed)
+    claim.record(details={"latents": lat.summary(), "question embedding": question_operation.summary()})
+    claim.decide([evidence(lat, OP04.predictions[0], codi_options.seed),
+                  difference_evidence(lat, question_operation, OP04.predictions[1], codi_options.seed)],
+                 n=len(lat.labels), controls={LEAK: no_leak(lat)})
+
+
+OP05 = Hypothesis(Prediction("answer-change rate, P1 set to the other operation's mean", "less", 0.10),
+                  controls=("a norm-matched random vector at the same site changes > 10% of answers",))
+
+
+@pytest.mark.claim(id="OP-05", kind="empirical",
+                   statement="the operation encoding is correlational: setting P1's residual (relative depth 0.5) to the "
+                             "mean of the other operation's problems changes < 10% of answers, while a norm-matched "
+                             "random vector there changes more (the site is live)",
+                   source="GS operation intervention (claims.md 4.J OP-05): T1@L8 other-operation mean 8.3% changes, "
+                          "random 46.7%; their 'L8' vector was the next latent input (F-08)",
+                   reported={"other operation's mean": 0.083, "random": 0.467}, hypothesis=OP05)
+def test_operation_swap_changes_little(codi_engine, template_problems, template_trace, templates, codi_options, claim):
+    from codi_probe.engine import Intervention, Randomize, Set
+    from codi_probe.experiments.common import depth_to_layer, run_conditions
+
+    layer = depth_to_layer(0.5, codi_engine.model.n_layers)
+    resid = template_trace.resid(layer)[:, 1]  # P1
+    ops = templates["operation"]
+    means = {op: resid[ops == op].mean(0) for op in np.unique(ops)}
+    other = {op: next(o for o in means if o != op) for op in means} if len(means) > 1 else {}
+    problems = list(template_problems)
+    conds = {"swap": [[Intervention("resid_post", ("P1",), Set(means[other[op]]), layer=layer)] if other else []
+                      for op in ops],
+             "random": [[Intervention("resid_post", ("P1",), Randomize(codi_options.seed * 1000 + i), layer=layer)]
+                        for i in range(len(problems))]}
+    runs = run_conditions(codi_engine, [p.question for p in problems], conds)
+    swap, rand = runs.changed("swap"), runs.changed("random")
+    control = stats.proportion_evidence(int(rand.sum()), len(rand), Prediction("random change rate", "greater", 0.10))
+    claim.record(statistics={"answer-change rate, random (control)": control.value}, details={"layer": layer})
+    claim.decide([stats.proportion_evidence(int(swap.sum()), len(swap), OP05.predictions[0])] if other else [],
+                 n=len(swap) if other else 0, controls={OP05.controls[0]: control.p_support < 0.025})
+
+
+BOTH = "both outcomes occur on >= 10 problems"
+PROBE01 = Hypothesis(Prediction("correctness from h_1..h_6, held-out balanced accuracy", "greater", 0.90),
+                     controls=(BOTH, LEAK))
+PROBE02 = Hypothesis(Prediction("errors from the top 32 principal components of h_1..h_6, held-out balanced accuracy",
+                                "greater", 0.70), controls=(BOTH, LEAK))
+
+
+@pytest.fixture(scope="module")
+def correctness(answer_attention_trace, ccta, codi_options):
+    """Correctness of each answer problem (the CCTA grid's baseline) and its probes on the fed positions'
+    latents h_1..h_6, held out by problem: all features, and their top 32 principal components."""
+    feats = answer_attention_trace.latent_pre[:, 1:].flatten(1).numpy()
+    y = ccta.baseline_correct
+    both = min(int(y.sum()), int((~y).sum())) >= 10
+    ids = np.arange(len(y))
+    if not both:
+        return y, None, None
+    return (y, probe(feats, y, ids, seed=codi_options.seed),
+            probe(feats, y, ids, seed=codi_options.seed, components=32))
+
+
+@pytest.mark.claim(id="PROBE-01", kind="empirical",
+                   statement="a linear probe on the latents predicts answer correctness: held-out balanced accuracy "
+                             "> 90% (the in-sample fit is recorded, never used)",
+                   source="GS (claims.md 4.M PROBE-01): 97.61% reported was training accuracy; 5-fold CV 46-53%",
+                   reported={"reported (training)": 0.9761, "5-fold CV": [0.46, 0.53]}, hypothesis=PROBE01)
+def test_correctness_probe(correctness, codi_options, claim):
+    y, full, _ = correctness
+    claim.record(details={"probe": full.summary() if full else None, "correct problems": int(y.sum())})
+    ok = full is not None
+    claim.decide([evidence(full, PROBE01.predictions[0], codi_options.seed)] if ok else [], n=len(y),
+                 controls={BOTH: ok, LEAK: ok and no_leak(full)})
+
+
+@pytest.mark.claim(id="PROBE-02", kind="empirical",
+                   statement="errors are predictable from a few latent features: a probe on the top 32 principal "
+                             "components of h_1..h_6 (fitted per training fold) reaches > 70% held-out balanced "
+                             "accuracy (PCA stands in for the source's SAE features)",
+                   source="GS SAE (claims.md 4.M PROBE-02): error prediction 70% from SAE features (GPT-2 75.5%, "
+                          "train 100%)",
+                   reported={"Llama": 0.70, "GPT-2": 0.755}, hypothesis=PROBE02)
+def test_error_probe_on_components(correctness, codi_options, claim):
+    y, _, pcs = correctness
+    claim.record(details={"probe": pcs.summary() if pcs else None})
+    ok = pcs is not None
+    claim.decide([evidence(pcs, PROBE02.predictions[0], codi_options.seed)] if ok else [], n=len(y),
+                 controls={BOTH: ok, LEAK: ok and no_leak(pcs)})
+
+
+LENS01 = Hypothesis((Prediction("step1 from h_2, held-out balanced accuracy", "greater", 0.90),
+                     Prediction("step2 from h_4, held-out balanced accuracy", "greater", 0.60)))
+
+
+@pytest.mark.claim(id="LENS-01", kind="empirical",
+                   statement="the third and fifth latent vectors store the intermediates: step1 is linearly readable "
+                             "from h_2 (> 90%) and step2 from h_4 (> 60%), held out by operand pair",
+                   source="AF TL;DR (claims.md 4.H LENS-01): M-CYW stores the two intermediates in the third and "
+                          "fifth of six latent vectors (h_2, h_4); numbers n/r",
+                   reported="n/r", hypothesis=LENS01)
+def test_intermediates_stored_at_h2_h4(value_probes, codi_options, claim):
+    claim.record(details={k: value_probes[k].summary() for k in ("step1", "step2")})
+    claim.decide([evidence(value_probes["step1"], LENS01.predictions[0], codi_options.seed),
+                  evidence(value_probes["step2"], LENS01.predictions[1], codi_options.seed)],
+                 n=len(value_probes["step1"].labels))
+
+
+NEW09 = Hypothesis((Prediction("step index (which P_k) from h_k, held-out balanced accuracy", "greater", 0.95),
+                    Prediction("final answer from h_6, held-out balanced accuracy", "less", 0.50)))
+
+
+@pytest.mark.claim(id="NEW-09", kind="empirical",
+                   statement="a latent's step index is linearly readable (> 95%, held-out problems) while the final "
+                             "answer is not (< 50% from h_6, held-out operand pairs)",
+                   source="syvb/cocoracle (claims-2026 NEW-09): step index 100% (Coconut GPT-2, layer 6), answer "
+                          "exact 42%",
+                   reported={"step index": 1.0, "answer": 0.42}, hypothesis=NEW09)
+def test_step_index_not_answer(template_trace, templates, template_problems, codi_options, claim):
+    h = template_trace.latent_pre[:, 1:].numpy()  # [n, 6, D] h_1..h_6
+    n = h.shape[0]
+    step = probe(h.reshape(n * 6, -1), np.tile(np.arange(1, 7), n), np.repeat(np.arange(n), 6),
+                 seed=codi_options.seed, shuffles=0)
+    answer = probe(h[:, 5], np.array([str(p.answer) for p in template_problems]), templates["operands"],
+                   seed=codi_options.seed, shuffles=0)
+    claim.record(details={"step index": step.summary(), "answer": answer.summary()})
+    claim.decide([stats.rows_evidence(step.rows().reshape(n, 6, -1).mean(1), balanced_from_means,
+                                      NEW09.predictions[0], seed=codi_options.seed),
+                  evidence(answer, NEW09.predictions[1], codi_options.seed)], n=n)
+
+
+F19_PROBE = Prediction("held-out balanced accuracy", "greater", 0.80)
+
+
+def f19_cases(seed: int) -> dict:
+    """Synthetic probe data where a naive score reads a property that is not there (and one where it is):
+    ``imbalanced`` (90/10 labels, noise features: plain accuracy 0.9), ``overfit`` (more features than
+    problems: training accuracy 1.0), ``wording`` (the label is the template's, and the features only
+    identify the template: a random split reads it perfectly), and ``real`` (a planted linear signal)."""
+    rng = np.random.default_rng(seed)
+    n = 200
+    template = np.repeat(np.arange(10), n // 10)
+    wording = np.eye(10)[template] * 6 + rng.normal(size=(n, 10))
+    real_y = rng.integers(0, 2, n)
+    real = rng.normal(size=(n, 20))
+    real[:, 0] += 3 * real_y
+    return {"imbalanced": (rng.normal(size=(n, 20)), (rng.random(n) < 0.1).astype(int), np.arange(n)),
+            "overfit": (rng.normal(size=(n, 400)), rng.integers(0, 2, n), np.arange(n)),
+            "wording": (wording, (template < 5).astype(int), template),
+            "real": (real, real_y, np.arange(n))}
+
+
+@pytest.mark.claim(id="F-19", kind="invariant",
+                   statement="probe results cannot come from imbalance, overfitting or wording: on planted data the "
+                             "suite's held-out balanced accuracy supports > 80% only for a real signal, while plain "
+                             "accuracy (imbalance), training accuracy (overfit) and a random split (template wording) "
+                             "read > 80% where nothing is there",
+                   source="claims.md 7 F-19 (wrong nulls, imbalance, train accuracy as probe accuracy, wording "
+                          "confounds), PROBE-01, PROBE-04, OP-01")
+def test_probe_controls_bite(codi_options, claim):
+    from codi_probe.hypothesis import ALPHA
+
+    verdicts, naive = {}, {}
+    for name, (x, y, groups) in f19_cases(codi_options.seed).items():
+        r = probe(x, y, groups, seed=codi_options.seed, shuffles=0)
+        verdicts[name] = evidence(r, F19_PROBE, codi_options.seed).p_support < ALPHA
+        naive[name] = {"imbalanced": float(np.mean(r.correct)), "overfit": r.train_balanced_accuracy,
+                       "wording": r.task_random_split, "real": r.balanced_accuracy}[name]
+    fooled = [k for k in ("imbalanced", "overfit", "wording") if verdicts[k]]
+    naive_fooled = [k for k in ("imbalanced", "overfit", "wording") if naive[k] > 0.8]
+    ok = not fooled and verdicts["real"] and len(naive_fooled) == 3
+    claim.record("planted confounds the suite's probe supported", len(fooled), threshold=0, n=4,
+                 statistics={"real signal supported": verdicts["real"],
+                             "confounds a naive score reads > 80%": len(naive_fooled)},
+                 details={"naive scores": naive})
+    assert claim.check(ok)
