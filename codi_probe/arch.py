@@ -25,6 +25,7 @@ class ArchSpec:
     final_norm: str
     lm_head: str
     attn: str  # attention module inside a block (output[0] is its residual contribution)
+    attn_proj: str  # the attention output projection inside ``attn``; its input is the heads' outputs, concatenated
     mlp: str  # MLP module inside a block
     lora_targets: tuple[str, ...]  # the official CODI LoRA target_modules for this family
     key_marker: str  # substring that identifies this family in checkpoint keys
@@ -41,8 +42,11 @@ class ArchSpec:
         return self.get(lm, self.layers)
 
     def block_part(self, lm: nn.Module, layer: int, part: str) -> nn.Module:
-        """``part`` is ``"block"``, ``"attn"`` or ``"mlp"`` of block ``layer``."""
+        """``part`` is ``"block"``, ``"attn"``, ``"mlp"`` or ``"attn_proj"`` (the attention's output projection)
+        of block ``layer``."""
         block = self.blocks(lm)[layer]
+        if part == "attn_proj":
+            return getattr(getattr(block, self.attn), self.attn_proj)
         return block if part == "block" else getattr(block, getattr(self, part))
 
 
@@ -55,6 +59,7 @@ GPT2 = ArchSpec(
     final_norm="transformer.ln_f",
     lm_head="lm_head",
     attn="attn",
+    attn_proj="c_proj",
     mlp="mlp",
     lora_targets=("c_attn", "c_proj", "c_fc"),
     key_marker=".transformer.h.",
@@ -70,6 +75,7 @@ LLAMA = ArchSpec(
     final_norm="model.norm",
     lm_head="lm_head",
     attn="self_attn",
+    attn_proj="o_proj",
     mlp="mlp",
     lora_targets=("q_proj", "k_proj", "v_proj", "o_proj", "up_proj", "down_proj", "gate_proj"),
     key_marker=".model.layers.",

@@ -21,10 +21,12 @@ The rules (sites as in ``codi_probe.design``: ``P_k`` is the fed latent ``e_k``)
   writes the same vector back (no answer moves): ``CARRY-DECODE``, ``CARRY-PATCH`` and ``PATCH-02`` are
   refuted; ``PATCH-01``'s positive control (a different group's mean drops accuracy) cannot hold, so
   it is never supported (inconclusive below its minimum n, invalid above it). ``NEW-08`` (every fed latent
-  set to its across-problem mean) writes that same vector back, so it can never be refuted.
-- random: no value is computed, so no decoding, value patch, lens read-out (LENS-02, 05, 08; NEW-06's
-  candidates) or most-important position can be supported (refuted or inconclusive; a failed control may
-  make it invalid).
+  set to its across-problem mean) writes that same vector back, so it can never be refuted. Nothing can be
+  read from a constant, so the bridge states of ``LAY-08``, the operation probes on fed latents (``OP-01``,
+  ``OP-04``) and ``PATCH-05``'s operation transfer are never supported.
+- random: no value is computed, so no decoding (CARRY-DECODE, LAY-08's bridges), value patch, lens
+  read-out (LENS-02, 05, 08; NEW-06's candidates) or most-important position can be supported (refuted
+  or inconclusive; a failed control may make it invalid).
 - not planted: nothing is decided.
 """
 
@@ -75,6 +77,11 @@ def planted_truths(design: Design) -> dict[str, Truth]:
             out[f"PATCH-01[P{k}]"] = Truth(("inconclusive", "invalid"),
                                            why + ": a different group's mean is that vector, so the positive "
                                                  "control cannot drop accuracy")
+        out["LAY-08"] = Truth(NOT_SUPPORTED, why + ": no value is decodable at any fed latent, so none bridges two")
+        out["OP-01"] = Truth(NOT_SUPPORTED, why + ": a probe on one constant vector cannot read the operation")
+        out["OP-04"] = Truth(NOT_SUPPORTED, why + ": a probe on constant vectors cannot read the operation")
+        out["PATCH-05"] = Truth(NOT_SUPPORTED, why + ": the addition prompt's e_1..e_3 are that vector, so the patch "
+                                                     "changes nothing the lens could read")
         out["NEW-08"] = Truth(("supported", "inconclusive", "invalid"),
                               why + ": the across-problem mean of the fed latents is that vector, so no answer can "
                                     "move and the accuracy change cannot be refuted", content=False)
@@ -90,6 +97,7 @@ def planted_truths(design: Design) -> dict[str, Truth]:
         out["LENS-05"] = Truth(NOT_SUPPORTED, f"{why} no intermediate is in the lens top-5 at any thought")
         out["LENS-08"] = Truth(NOT_SUPPORTED, f"{why} the final answer is in no latent's lens top-10")
         out["NEW-06"] = Truth(NOT_SUPPORTED, f"{why} no latent's lens holds two values of the chain")
+        out["LAY-08"] = Truth(NOT_SUPPORTED, f"{why} no value is decodable at two consecutive fed latents")
         for k in range(7):
             out[f"IMP-01[P{k}]"] = Truth(NOT_SUPPORTED, f"{why} no position is the most important one",
                                          content=False)

@@ -1,7 +1,8 @@
-"""Newer claims about latent dynamics (claims-2026.md NEW-01, 03, 06, 07, 08; NEW-02 is beside ACC-03).
+"""Newer claims about latent dynamics (claims-2026.md NEW-01, 03, 06, 07; NEW-02 is beside ACC-03, NEW-08
+beside ACC-04, whose runs they read).
 
 Each claim re-reads a shared run where it can (the lens of the answer and template problems, the CCTA grid);
-NEW-03 and NEW-08 run their own interventions. Positions are canonical (P0 = BOT, P_k fed e_k); where a
+NEW-03 runs its own interventions. Positions are canonical (P0 = BOT, P_k fed e_k); where a
 source numbers its latents ambiguously the reading used is stated in the claim.
 """
 
@@ -9,10 +10,10 @@ import numpy as np
 import pytest
 
 from codi_probe import stats
-from codi_probe.engine import Intervention, Mean, Randomize, Record, Zero
+from codi_probe.engine import Intervention, Randomize, Record
 from codi_probe.engine.positions import FED_POSITIONS, LATENT_POSITIONS
-from codi_probe.experiments.common import golds, number_text, run_conditions
-from codi_probe.hypothesis import EQUIVALENCE_MIN_N, EQUIVALENCE_MIN_N_SOURCE, Hypothesis, Prediction, shown
+from codi_probe.experiments.common import number_text, run_conditions
+from codi_probe.hypothesis import Hypothesis, Prediction
 
 EVEN, ODD = ("P2", "P4", "P6"), ("P1", "P3", "P5")
 
@@ -32,13 +33,15 @@ NEW01 = Hypothesis((Prediction("number top-1 rate, even minus odd fed latents", 
                    source="Scratchpad Thinking (claims-2026 NEW-01; NeurIPS 2025 MechInterp workshop) on CODI: even "
                           "steps store numbers, odd steps compute; 'step k' read as P_k",
                    reported="n/r", hypothesis=NEW01)
-def test_even_latents_store_numbers(answer_lens, ccta, codi_options, claim):
+def test_even_latents_store_numbers(answer_lens, ccta, mean_ablation, codi_options, claim):
+    from codi_probe.experiments.corruption import ablation_types
+
     number = answer_lens.number_top1().astype(float)
     parity = number[:, _cols(EVEN)].mean(1) - number[:, _cols(ODD)].mean(1)
     changed = ccta.per_position("changed", "zero")
     damage = changed[:, _cols(EVEN)].mean(1) - changed[:, _cols(ODD)].mean(1)
     claim.record(details={"number_top1_rate_by_position": dict(zip(LATENT_POSITIONS, number.mean(0).tolist())),
-                          "zero_change_rate_by_position": dict(zip(LATENT_POSITIONS, changed.mean(0).tolist())),
+                          "change_rate_by_ablation_type": ablation_types(ccta, mean_ablation, "changed"),
                           "layer": ccta.layer})
     claim.decide([stats.mean_evidence(parity, NEW01.predictions[0], seed=codi_options.seed),
                   stats.mean_evidence(damage, NEW01.predictions[1], seed=codi_options.seed)], n=len(parity))
@@ -115,30 +118,83 @@ def test_first_latent_is_a_hub(ccta, codi_options, claim):
     claim.decide([ev], n=len(changed))
 
 
-NEW08 = Hypothesis(Prediction("accuracy change, every fed latent set to its across-problem mean", "equivalent", 0.03),
-                   min_n=EQUIVALENCE_MIN_N, min_n_source=EQUIVALENCE_MIN_N_SOURCE,
-                   controls=("zeroing every fed latent changes > 5% of answers (the fed positions are read)",))
+NEW04 = Hypothesis((Prediction("mean pairwise cosine of h_1..h_6", "greater", 0.80),
+                    Prediction("Page trend of the mean pairwise cosine of h_1..h_k over k = 2..6", "greater", 0.0)))
 
 
-@pytest.mark.claim(id="NEW-08", kind="empirical",
-                   statement="the gain comes from compute, not content: replacing every fed latent by its mean over "
-                             "problems (a training-free pause control: same steps, no problem-specific content) keeps "
-                             "accuracy within +-3pp (TOST)",
-                   source="Curriculum Is the Mechanism (claims-2026 NEW-08): a pause-token control matches the latent "
-                          "model, 96.6% vs 97.0%, McNemar p=0.845",
-                   reported={"pause control": 0.966, "latent model": 0.970}, hypothesis=NEW08)
-def test_compute_not_content(codi_engine, answer_problems, answer_attention_trace, claim):
-    problems = list(answer_problems)
-    conds = {"mean": [[Intervention("latent_post_prj", FED_POSITIONS, Mean(answer_attention_trace))]] * len(problems),
-             "zero": [[Intervention("latent_post_prj", FED_POSITIONS, Zero())]] * len(problems)}
-    runs = run_conditions(codi_engine, [p.question for p in problems], conds)
-    gold = golds(problems)
-    base, mean = runs.correct("baseline", gold), runs.correct("mean", gold)
-    zero_changed = runs.changed("zero")
-    control = stats.proportion_evidence(int(zero_changed.sum()), len(problems),
-                                        Prediction("answers changed by zeroing the fed latents", "greater", 0.05))
-    claim.record(details={"accuracy": {"baseline": float(base.mean()), "mean latents": float(mean.mean()),
-                                       "zero latents": float(runs.correct("zero", gold).mean())}},
-                 statistics={"answers changed by zeroing (control)": control.value})
-    claim.decide([stats.paired_binary_evidence(base, mean, NEW08.predictions[0])], n=len(problems),
-                 controls={NEW08.controls[0]: shown(control)})
+def pairwise_cosine(h) -> np.ndarray:
+    """``[n, K-1]``: per problem, the mean pairwise cosine among the first k latents of ``h`` ``[n, K, D]``,
+    for k = 2..K (a k-latent run's latents are the first k of the K-latent run: the loop is causal)."""
+    import torch
+
+    u = torch.nn.functional.normalize(h.double(), dim=-1)
+    sim = (u @ u.transpose(1, 2)).numpy()  # [n, K, K]
+    out = []
+    for k in range(2, h.shape[1] + 1):
+        iu = np.triu_indices(k, 1)
+        out.append(sim[:, :k, :k][:, iu[0], iu[1]].mean(1))
+    return np.stack(out, 1)
+
+
+@pytest.mark.claim(id="NEW-04", kind="empirical",
+                   statement="latents homogenise: the mean pairwise cosine of h_1..h_6 exceeds 0.8 and grows with the "
+                             "number of latents (first k, k = 2..6, Page trend within problems)",
+                   source="SIM-CoT (claims-2026 NEW-04; arXiv 2509.20317): more latents become similar and less "
+                          "informative; step-level supervision prevents it",
+                   reported="n/r", hypothesis=NEW04)
+def test_latents_homogenise(template_trace, codi_options, claim):
+    cos = pairwise_cosine(template_trace.latent_pre[:, 1:])  # [n, 5] for k = 2..6
+    claim.record(details={"mean pairwise cosine by k": dict(zip(range(2, 7), cos.mean(0).tolist()))})
+    claim.decide([stats.mean_evidence(cos[:, -1], NEW04.predictions[0], seed=codi_options.seed),
+                  stats.page_evidence(cos, NEW04.predictions[1])], n=len(cos))
+
+
+NEW05 = Hypothesis(Prediction("moved to the steered value: steering minus norm-matched random", "less", 0.05))
+
+
+@pytest.mark.claim(id="NEW-05", kind="empirical",
+                   statement="latents are insensitive to steering: adding the difference of step-1 group means "
+                             "(mean e_k of another step-1 value minus the problem's own) at the fed latent where step1 "
+                             "decodes best moves the answer to the steered value < 5pp more often than adding a "
+                             "random vector of the same norm",
+                   source="Do Latent Tokens Think? (claims-2026 NEW-05; arXiv 2512.21711), on Coconut; RB sprint 3: "
+                          "difference-of-means steering ~ random-vector patching",
+                   reported="n/r", hypothesis=NEW05)
+def test_steering_is_no_better_than_random(codi_engine, template_problems, template_trace, codi_options, claim):
+    import torch
+
+    from codi_probe.design import implied_answer
+    from codi_probe.engine import Add
+    from codi_probe.experiments.carriers import decode_accuracy, grouped_folds, intermediate_values, scorable
+
+    problems = list(template_problems)
+    values = intermediate_values(problems, "step1")
+    folds = grouped_folds(problems, seed=codi_options.seed)
+    ok = scorable(values, folds)
+    acc = [float(decode_accuracy(template_trace.latent_post[:, k], values, folds)[ok].mean()) if ok.any() else 0.0
+           for k in range(6)]
+    k = int(np.argmax(acc))  # e_(k+1), fed at P(k+1)
+    e = template_trace.latent_post[:, k]
+    groups = {v: np.flatnonzero(values == v) for v in np.unique(values)}
+    rng = np.random.default_rng(codi_options.seed)
+    gen = torch.Generator().manual_seed(codi_options.seed)
+    rows, steer, rand, target = [], [], [], []
+    for i, p in enumerate(problems):
+        own = [j for j in groups[values[i]] if j != i]
+        others = [v for v in groups if v != values[i]]
+        if not own or not others:
+            continue
+        v2 = others[int(rng.integers(len(others)))]
+        d = e[groups[v2]].mean(0) - e[own].mean(0)
+        r = torch.randn(d.shape, generator=gen)
+        rows.append(i)
+        target.append(implied_answer(p, "step1", v2))
+        steer.append([Intervention("latent_post_prj", (FED_POSITIONS[k],), Add(d))])
+        rand.append([Intervention("latent_post_prj", (FED_POSITIONS[k],), Add(r * d.norm() / r.norm()))])
+    sub = [problems[i] for i in rows]
+    runs = run_conditions(codi_engine, [p.question for p in sub], {"steer": steer, "random": rand})
+    moved, control = runs.correct("steer", target), runs.correct("random", target)
+    claim.record(details={"position": FED_POSITIONS[k], "step1 decoding accuracy by fed position":
+                          dict(zip(FED_POSITIONS, acc)), "moved": float(moved.mean()) if rows else None,
+                          "random": float(control.mean()) if rows else None})
+    claim.decide([stats.paired_binary_evidence(control, moved, NEW05.predictions[0])] if rows else [], n=len(rows))

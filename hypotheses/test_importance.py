@@ -11,7 +11,8 @@ import pytest
 from codi_probe import stats
 from codi_probe.engine import Intervention, Randomize
 from codi_probe.engine.positions import LATENT_POSITIONS
-from codi_probe.experiments.common import golds, run_conditions
+from codi_probe.experiments.common import filtered_effect, golds, run_conditions
+from codi_probe.experiments.corruption import ablation_types
 from codi_probe.hypothesis import (EQUIVALENCE_MIN_N, EQUIVALENCE_MIN_N_SOURCE, Hypothesis, Prediction, any_shown,
                                    combine)
 
@@ -89,8 +90,8 @@ IMP02 = Hypothesis(Prediction("P5 zero-ablation failure rate - 3 x mean(other po
                    source="GS CCTA full (claims.md 4.B IMP-02): T5 26.0%, others 6-10%; M-L1B, n=100",
                    reported={"P5": 0.26, "P3": 0.10, "P2": 0.08, "P0": 0.07, "P1": 0.06, "P4": 0.06},
                    hypothesis=IMP02)
-def test_p5_zero_ablation_dominates(ccta, codi_options, claim):
-    zero, n, details = zero_failure(ccta)
+def test_p5_zero_ablation_dominates(ccta, mean_ablation, codi_options, claim):
+    zero, n, details = zero_failure(ccta, mean_ablation)
     k = LATENT_POSITIONS.index("P5")
     claim.record(details=details, statistics={"cochran_q_p": stats.cochran_q(zero.astype(int)) if n else None})
     ev = [] if n < 2 else [stats.rows_evidence(
@@ -98,14 +99,25 @@ def test_p5_zero_ablation_dominates(ccta, codi_options, claim):
     claim.decide(ev, n=n)
 
 
-def zero_failure(ccta) -> tuple[np.ndarray, int, dict]:
+def zero_failure(ccta, mean_ablation) -> tuple[np.ndarray, int, dict]:
     """``[n, 7]`` zero-ablation failures on the baseline-correct problems (the seeds' definition), their
-    number and the details every zero-only importance claim records."""
+    number and the details every zero-only importance claim records, with the same failures under mean and
+    resample ablation beside (the verdict is the claim's own zero ablation)."""
     keep = ccta.baseline_correct
     zero = ccta.per_position("failure", "zero")[keep]
     n = int(keep.sum())
     return zero, n, {"zero_failure_by_position": dict(zip(LATENT_POSITIONS, zero.mean(0).tolist())) if n else {},
-                     "baseline_correct": n, "layer": ccta.layer}
+                     "failure_by_ablation_type": ablation_types(ccta, mean_ablation, rows=keep),
+                     "selection": zero_selection(ccta), "baseline_correct": n, "layer": ccta.layer}
+
+
+def zero_selection(ccta) -> dict:
+    """The zero-ablation effect on the baseline-correct problems (failures) beside the unfiltered one (answer
+    changes over every problem), per position P0..P6 (F-17)."""
+    keep = ccta.baseline_correct
+    return filtered_effect(ccta.per_position("failure", "zero")[keep], ccta.per_position("changed", "zero"), keep,
+                           "baseline-correct problems (failure = baseline correct, ablated wrong); unfiltered: "
+                           "answer changes over every problem")
 
 
 IMP13 = Hypothesis(
@@ -186,8 +198,8 @@ IMP03 = Hypothesis(Prediction("P5 zero-ablation failure rate - largest other pos
                           "zero only: T5 40%, T1 20%, T4 20%, T0/T2/T3 10%; contradicts IMP-01's ordering (C-04)",
                    reported={"P5": 0.40, "P1": 0.20, "P4": 0.20, "P0": 0.10, "P2": 0.10, "P3": 0.10},
                    hypothesis=IMP03)
-def test_zero_ablation_ranks_p5_first(ccta, codi_options, claim):
-    zero, n, details = zero_failure(ccta)
+def test_zero_ablation_ranks_p5_first(ccta, mean_ablation, codi_options, claim):
+    zero, n, details = zero_failure(ccta, mean_ablation)
     k = LATENT_POSITIONS.index("P5")
     claim.record(details=details)
     ev = [] if n < 2 else [stats.rows_evidence(zero, lambda m: m[..., k] - np.delete(m, k, axis=-1).max(-1),
@@ -248,9 +260,10 @@ IMP09 = Hypothesis(Prediction("mean single-position zero-ablation failure rate o
                           "T5 7pp; Llama '~4% average per token'; contradicts IMP-02 (T5 26%)",
                    reported={"P0": 0.06, "P1": 0.07, "P2": 0.18, "P3": 0.20, "P4": 0.07, "P5": 0.07, "Llama mean": 0.04},
                    hypothesis=IMP09)
-def test_single_position_ablation_is_mild(ccta, codi_options, claim):
+def test_single_position_ablation_is_mild(ccta, mean_ablation, codi_options, claim):
     fail = ccta.per_position("failure", "zero")[:, :6]  # over all problems, as the source divides
     claim.record(details={"failure_by_position": dict(zip(LATENT_POSITIONS[:6], fail.mean(0).tolist())),
+                          "failure_by_ablation_type": ablation_types(ccta, mean_ablation),
                           "baseline accuracy": float(ccta.baseline_correct.mean()), "layer": ccta.layer})
     claim.decide([stats.mean_evidence(fail.mean(1), IMP09.predictions[0], seed=codi_options.seed)], n=fail.shape[0])
 
@@ -332,13 +345,14 @@ IMP07 = Hypothesis(Prediction("single-position zero failure, mean of P4,P5 - mea
                           "0.868 for 'positions 0..5' = zeroed prefixes of 0..5 positions; 1000 problems",
                    reported={"P0": 0.0, "P1": 0.145, "P2": 0.468, "P3": 0.528, "P4": 0.556, "P5": 0.868},
                    hypothesis=IMP07)
-def test_late_positions_matter_more(position_sets, ccta, codi_options, claim):
-    zero, n, _ = zero_failure(ccta)
+def test_late_positions_matter_more(position_sets, ccta, mean_ablation, codi_options, claim):
+    zero, n, by_type = zero_failure(ccta, mean_ablation)
     late_minus_early = zero[:, [4, 5]].mean(1) - zero[:, [0, 1, 2]].mean(1)
     prefix = {"{P0}": {"positions": ["P0"], "set size": 1, "failure rate": float(zero[:, 0].mean()) if n else None}}
     prefix.update({position_sets[s].label: position_sets[s].summary() for s in PREFIXES})
     claim.record(details={"single-position zero failure": dict(zip(LATENT_POSITIONS, zero.mean(0).tolist())) if n else {},
-                          "prefix-cumulative sets (the seeds' design)": prefix, "layer": ccta.layer})
+                          "prefix-cumulative sets (the seeds' design)": prefix, "layer": ccta.layer,
+                          "failure_by_ablation_type": by_type["failure_by_ablation_type"]})
     ev = [] if n < 2 else [stats.mean_evidence(late_minus_early, IMP07.predictions[0], seed=codi_options.seed)]
     claim.decide(ev, n=n)
 
@@ -353,12 +367,13 @@ IMP08 = Hypothesis(Prediction("zero failure at number-decoding minus other posit
                    source="GS position-type ablation (claims.md 4.B IMP-08): number vs non-number positions 0.0/0.0% "
                           "(GPT-2), 2.6/3.8% (Llama)",
                    reported={"GPT-2": [0.0, 0.0], "Llama": [0.026, 0.038]}, hypothesis=IMP08)
-def test_number_positions_not_more_important(ccta, answer_lens, codi_options, claim):
+def test_number_positions_not_more_important(ccta, mean_ablation, answer_lens, codi_options, claim):
     fail = ccta.per_position("failure", "zero")  # [n, 7], over all problems like the source
     number = answer_lens.number_top1()
     both = number.any(1) & ~number.all(1)
     diff = np.array([fail[i, number[i]].mean() - fail[i, ~number[i]].mean() for i in np.flatnonzero(both)])
-    claim.record(details={"problems with number and non-number positions": int(both.sum()), "layer": ccta.layer})
+    claim.record(details={"problems with number and non-number positions": int(both.sum()), "layer": ccta.layer,
+                          "failure_by_ablation_type": ablation_types(ccta, mean_ablation)})
     ev = [] if len(diff) < 2 else [stats.mean_evidence(diff, IMP08.predictions[0], seed=codi_options.seed)]
     claim.decide(ev, n=len(diff))
 
@@ -386,14 +401,64 @@ def test_ablations_are_subadditive(position_sets, ccta, codi_options, claim):
                  controls={SAME_BASELINE: bool(np.array_equal(position_sets.baseline_correct, ccta.baseline_correct))})
 
 
+@pytest.fixture(scope="module")
+def small_sets(codi_engine, codi_problems):
+    """The position-set run and the single-position zero grid on the invariants' few problems (F-15, F-16):
+    the same code paths as IMP-04/07/10 and the CCTA grid, at the cost of an invariant."""
+    from codi_probe.engine import Zero
+    from codi_probe.experiments.ablation import set_ablation
+    from codi_probe.experiments.common import depth_to_layer
+    from codi_probe.experiments.corruption import corruption_grid
+
+    layer = depth_to_layer(0.5, codi_engine.model.n_layers)
+    problems = list(codi_problems)
+    sets = set_ablation(codi_engine, problems, [*PREFIXES, *KEEP_ONLY.values()], layer=layer, max_new_tokens=8)
+    grid = corruption_grid(codi_engine, problems, layer=layer, methods={"zero": lambda i, p: Zero()}, max_new_tokens=8)
+    return sets, grid
+
+
 @pytest.mark.claim(id="F-15", kind="invariant",
-                   statement="no prefix-cumulative ablation is labelled as one position: every set effect of IMP-04/07/10 "
-                             "is named by exactly the positions it zeroed and carries its set size",
+                   statement="no prefix-cumulative ablation is labelled as one position: every set effect of the "
+                             "IMP-04/07/10 runs is named by exactly the positions it zeroed and carries its set size",
                    source="claims.md 7 F-15 (MECH-02's 'position 5 importance' zeroed five positions)")
-def test_set_effects_name_their_sets(position_sets, claim):
+def test_set_effects_name_their_sets(small_sets, claim):
     from codi_probe.experiments.ablation import mislabelled
 
-    bad = mislabelled(position_sets.effects)
-    sizes = {k: e.set_size for k, e in position_sets.effects.items()}
+    sets, _ = small_sets
+    bad = mislabelled(sets.effects)
+    sizes = {k: e.set_size for k, e in sets.effects.items()}
     claim.record("mislabelled set effects", len(bad), threshold=0, n=len(sizes), details={"set sizes": sizes})
     assert claim.check(not bad)
+
+
+@pytest.mark.claim(id="F-16", kind="invariant",
+                   statement="effects that are combined share one baseline: the position-set run (IMP-04/07/10) and the "
+                             "single-position zero grid it is compared with score the same problems with identical "
+                             "baseline answers",
+                   source="claims.md 7 F-16 (IMP-06's spliced columns, IMP-10's 'expected additive' from another "
+                          "baseline)")
+def test_combined_effects_share_a_baseline(small_sets, claim):
+    sets, grid = small_sets
+    same = bool(np.array_equal(sets.baseline_correct, grid.baseline_correct))
+    claim.record("problems whose baseline correctness differs",
+                 int((sets.baseline_correct != grid.baseline_correct).sum()), threshold=0, n=len(grid.baseline_correct))
+    assert claim.check(same)
+
+
+
+@pytest.mark.claim(id="F-17", kind="invariant",
+                   statement="a filtered effect never stands alone: the zero-ablation importance on baseline-correct "
+                             "problems is reported with the unfiltered effect on every problem, both n's and the filter "
+                             "(claims on both-correct pairs and latent-dependent problems use the same report)",
+                   source="claims.md 7 F-17 (stratified sets pre-filtered to baseline-correct and needs-CoT, "
+                          "both-correct filtering; effects not reported on the unfiltered set)")
+def test_filtered_effects_carry_the_unfiltered(small_sets, claim):
+    _, grid = small_sets
+    report = zero_selection(grid)
+    n = len(grid.baseline_correct)
+    ok = (report.get("n all") == n and report.get("n filtered") == int(grid.baseline_correct.sum())
+          and report.get("unfiltered") is not None and len(report["unfiltered"]) == len(grid.positions)
+          and bool(report.get("filter")))
+    claim.record("problems behind the unfiltered effect", report.get("n all"), threshold=n, n=n,
+                 details={"report": report})
+    assert claim.check(ok)

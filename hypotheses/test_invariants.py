@@ -336,19 +336,43 @@ def test_hub_score_null(codi_options, claim):
                    source="claims.md 4.E SAN-11, 7 F-18 (CYW exp 4/5/6: prompt+BOT for patched runs, "
                           "generate's prompt+EOS+BOT for baselines)")
 def test_one_prompt_for_baseline_and_interventions(codi_engine, codi_questions, clean_trace, claim):
-    from codi_probe.experiments.common import run_conditions
-
     n = len(codi_questions)
-    runs = run_conditions(codi_engine, codi_questions, {"zero@P3": [[Intervention("latent_post_prj", ("P3",), Zero())]] * n},
-                          max_new_tokens=8)
+    runs, agree = condition_run_beside_plain(codi_engine, codi_questions, clean_trace)
     t = runs.trace
     encoded = codi_engine.encode(codi_questions)
     same_prompt = sum(t.question_ids[t.row_question[r]] == encoded[t.row_question[r]] == clean_trace.question_ids[
         t.row_question[r]] for r in range(t.n_rows))
-    tol = tolerance(codi_engine.model.base_dtype, "batch_vs_alone")
-    agree = sum(tokens_agree(t.answer_ids[r], clean_trace.answer_ids[i], clean_trace.answer_logits[i], tol).agree
-                for i, r in enumerate(runs.rows["baseline"]))
     ok = same_prompt == t.n_rows and agree == n
     claim.record("rows encoded as the plain run", same_prompt, threshold=t.n_rows, n=n,
                  statistics={"baseline rows with the plain run's greedy tokens": agree})
     assert claim.check(ok)
+
+
+@pytest.mark.claim(id="F-18", kind="invariant",
+                   statement="every experiment decodes its own baseline: a condition run holds an unintervened row per "
+                             "problem in the same call, with the plain run's prompt, greedy decoding and token budget "
+                             "(its tokens equal the plain run's), so a baseline decoded any other way would show",
+                   source="claims.md 7 F-18 (prompt-format drift, SAN-11, and decoding drift: T=1.0 sampling against "
+                          "greedy baselines)")
+def test_baseline_decoded_in_the_same_loop(codi_engine, codi_questions, clean_trace, claim):
+    n = len(codi_questions)
+    runs, agree = condition_run_beside_plain(codi_engine, codi_questions, clean_trace)
+    unintervened = all(not runs.trace.interventions[r] for r in runs.rows["baseline"])
+    ok = unintervened and agree == n
+    claim.record("baseline rows with the plain greedy run's tokens", agree, threshold=n, n=n,
+                 statistics={"baseline rows unintervened": unintervened})
+    assert claim.check(ok)
+
+
+def condition_run_beside_plain(engine, questions, plain):
+    """A condition run (zero e_3 at P3) of ``questions`` and how many of its baseline rows give the plain
+    greedy run's (``plain``, 8 tokens) tokens, by the suite's tie rule (SAN-11, F-18)."""
+    from codi_probe.experiments import common
+
+    n = len(questions)
+    runs = common.run_conditions(engine, questions, {"zero@P3": [[Intervention("latent_post_prj", ("P3",), Zero())]] * n},
+                                 max_new_tokens=8)
+    tol = tolerance(engine.model.base_dtype, "batch_vs_alone")
+    agree = sum(tokens_agree(runs.trace.answer_ids[r], plain.answer_ids[i], plain.answer_logits[i], tol).agree
+                for i, r in enumerate(runs.rows["baseline"]))
+    return runs, agree

@@ -107,9 +107,12 @@ def test_needed_latents_are_decodable(accuracy_by_iterations, template_problems,
     hit = (template_lens.in_top([p.intermediates[0] for p in problems], 5)[:, fed].any(1)
            | template_lens.in_top([p.intermediates[1] for p in problems], 5)[:, fed].any(1))
     n = int(needed.sum())
+    from codi_probe.experiments.common import filtered_effect
+
     claim.record(statistics={"share of problems answered alike with 0 and 6 latents (unnecessary)":
                              float(np.mean(np.array(accuracy_by_iterations[6]) == np.array(accuracy_by_iterations[0])))},
-                 details={"latent-dependent problems": n})
+                 details={"latent-dependent problems": n, "selection": filtered_effect(
+                     hit[needed], hit, needed, "latent-dependent problems (right with 6 latents, wrong with none)")})
     claim.decide([stats.proportion_evidence(int(hit[needed].sum()), max(n, 1), ACC05.predictions[0])] if n else [], n=n)
 
 
@@ -125,3 +128,34 @@ ACC06 = Hypothesis(Prediction("necessity: acc(6 latents) - acc(0 latents)", "gre
 def test_latents_are_necessary_for_accuracy(accuracy_by_iterations, claim):
     acc0, acc6 = (np.asarray(accuracy_by_iterations[k], dtype=bool) for k in (0, 6))
     claim.decide([stats.paired_binary_evidence(acc0, acc6, ACC06.predictions[0])], n=len(acc0))
+
+
+LENS12 = Hypothesis(Prediction("share of latent-dependent problems whose trace decodes in order", "greater", 0.65))
+
+
+@pytest.mark.claim(id="LENS-12", kind="empirical",
+                   statement="where the latents are needed, the gold trace is decodable in order by vocabulary "
+                             "projection: step1 is in the lens top-5 of a fed latent at or before one whose top-5 holds "
+                             "step2, for > 65% of latent-dependent problems",
+                   source="DW via claims.md 4.H LENS-12 (= ACC-05's second half: gold traces decodable by vocabulary "
+                          "projection + backtracking in 65-93% when the latents are needed)",
+                   reported=[0.65, 0.93], hypothesis=LENS12)
+def test_trace_decodes_in_order(accuracy_by_iterations, template_problems, template_lens, claim):
+    from codi_probe.engine.positions import FED_POSITIONS, LATENT_POSITIONS
+
+    needed = np.array(accuracy_by_iterations[6], dtype=bool) & ~np.array(accuracy_by_iterations[0], dtype=bool)
+    fed = [LATENT_POSITIONS.index(p) for p in FED_POSITIONS]
+    problems = list(template_problems)
+    s1 = template_lens.in_top([p.intermediates[0] for p in problems], 5)[:, fed]
+    s2 = template_lens.in_top([p.intermediates[1] for p in problems], 5)[:, fed]
+    first1 = np.where(s1.any(1), s1.argmax(1), 99)
+    last2 = np.where(s2.any(1), 5 - s2[:, ::-1].argmax(1), -1)
+    in_order = (first1 <= last2)[needed]
+    n = int(needed.sum())
+    from codi_probe.experiments.common import filtered_effect
+
+    claim.record(details={"latent-dependent problems": n, "selection": filtered_effect(
+                              in_order, first1 <= last2, needed, "latent-dependent problems"),
+                          "step1 found": float(s1.any(1)[needed].mean()) if n else None,
+                          "step2 found": float(s2.any(1)[needed].mean()) if n else None})
+    claim.decide([stats.proportion_evidence(int(in_order.sum()), n, LENS12.predictions[0])] if n else [], n=n)

@@ -181,3 +181,39 @@ def test_even_odd_alternation(answer_problems, answer_lens, codi_options, claim)
                           "mean_entropy_by_position": dict(zip(LATENT_POSITIONS, ent.mean(0).tolist()))})
     claim.decide([stats.paired_binary_evidence(odd, even, LENS08.predictions[0]),
                   stats.mean_evidence(gap, LENS08.predictions[1], seed=codi_options.seed)], n=len(gap))
+
+
+LENS11 = Hypothesis(Prediction("top-1 gain of position-specific over shared affine lens (step1, mean over h_1..h_6)",
+                               "less", 0.02))
+
+
+@pytest.mark.claim(id="LENS-11", kind="empirical",
+                   statement="position-specific tuned lenses add little: affine maps fitted per latent position decode "
+                             "step1 from h_1..h_6 < 2pp better (held-out top-1, per problem) than one map shared by all "
+                             "positions (ridge to the token's unembedding row; folds hold out operand pairs)",
+                   source="GS position-specific tuned lens (claims.md 4.H LENS-11): +1.33 top-1 / +1.86 top-5 pp "
+                          "(19.76% vs 18.43%); a negative result",
+                   reported={"shared": 0.1843, "position-specific": 0.1976}, hypothesis=LENS11)
+def test_position_specific_lens_adds_little(codi_engine, template_problems, template_trace, codi_options, claim):
+    from codi_probe.experiments.carriers import operand_group
+    from codi_probe.experiments.lens import affine_lens_hits, value_token_ids
+
+    problems = list(template_problems)
+    tok = codi_engine.model.tokenizer
+    ids = [value_token_ids(tok, p.intermediates[0]) for p in problems]
+    keep = np.array([bool(i) for i in ids])
+    targets = np.array([i[0] for i in ids if i])
+    h = template_trace.latent_pre[keep, 1:].double().numpy()
+    groups = np.array([repr(operand_group(p)) for p, k in zip(problems, keep) if k])
+    unembed = codi_engine.model.lm_head.weight.detach().double().cpu().numpy()
+    specific = affine_lens_hits(h, targets, unembed, groups, shared=False, seed=codi_options.seed)
+    shared = affine_lens_hits(h, targets, unembed, groups, shared=True, seed=codi_options.seed)
+    gain = specific.mean(1) - shared.mean(1)
+    claim.record(details={"top-1 by position": {"specific": dict(zip(FED_POSITIONS_NAMES, specific.mean(0).tolist())),
+                                                "shared": dict(zip(FED_POSITIONS_NAMES, shared.mean(0).tolist()))},
+                          "problems with a one-token step1": int(keep.sum())})
+    ev = [stats.mean_evidence(gain, LENS11.predictions[0], seed=codi_options.seed)] if len(gain) > 1 else []
+    claim.decide(ev, n=len(gain))
+
+
+FED_POSITIONS_NAMES = LATENT_POSITIONS[1:]

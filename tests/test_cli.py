@@ -56,7 +56,8 @@ def test_expect_drafts_a_profile_from_a_report(tmp_path, capsys):
     profile = parse_profile(out, "option")
     # the planted truth comes from the design, not from the (wrong) measurement; the rest are snapshots
     assert profile.claims == {"ACC-03": "inconclusive", "IMP-01[P5]": "refuted", "CARRY-PATCH[step1@P2]": "supported",
-                              "CARRY-DECODE[step1@P2]": "supported"} and profile.default == "record"
+                              "CARRY-DECODE[step1@P2]": "supported", "NEW-08": "refuted|inconclusive|invalid"} \
+        and profile.default == "record"
     assert profile.why["CARRY-PATCH[step1@P2]"].startswith("planted:")
     assert profile.why["ACC-03"].startswith("snapshot: measured inconclusive in the run of 2026-11-30")
     report.write_text(json.dumps({"status": "complete", "claims": claims[3:]}))

@@ -10,11 +10,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from codi_probe.engine import CodiEngine, Record
+from codi_probe.engine import CodiEngine, Patch, Record
 from codi_probe.engine.hooks import HookSession
 from codi_probe.engine.trace import Trace
 from codi_probe.guards import fed_projection_deviation, run_beside_clean
 from codi_probe.hypotheses import test_guards as guards
+from codi_probe.hypotheses import test_invariants as guards_inv
 
 
 class Claim:
@@ -60,6 +61,8 @@ GUARDS = {
     "F-12": guards.test_shifted_attention_slice_is_detected,
     "F-11": guards.test_adapters_and_prj_are_loaded,
     "F-10": guards.test_first_token_readout_is_detected,
+    "F-07": guards.test_attention_columns_are_aligned,
+    "F-14": guards.test_patched_states_are_recomputed,
 }
 
 
@@ -136,7 +139,19 @@ def _plant(flaw: str, monkeypatch, engine):
         from codi_probe.experiments import common
 
         monkeypatch.setattr(common, "answer_readout_index", lambda tokenizer, ids, number: 0)
-    elif flaw == "F-12":  # the latent attention read one key column to the right
+    elif flaw == "F-14":  # the reader copies the donor's recorded states into the patched row (CYW exp 9)
+        original = CodiEngine.run
+
+        def copying(self, questions, variants=None, **kw):
+            out = original(self, questions, variants=variants, **kw)
+            for r, (_, ivs) in enumerate(variants or []):
+                for iv in ivs:
+                    if isinstance(iv.op, Patch):
+                        out.latent_pre[r] = iv.op.source.latent_pre[iv.op.row]
+            return out
+
+        monkeypatch.setattr(CodiEngine, "run", copying)
+    elif flaw in ("F-12", "F-07"):  # the latent attention read one key column to the right
         def shifted_columns(self):
             cols = [self.key_column(p) + 1 for p in ("P0", "P1", "P2", "P3", "P4", "P5", "P6")]
             return self.attn[:, :, :, :7][..., cols]
@@ -234,3 +249,137 @@ def test_san13_guard_fails_with_alpha_16(engine):
         if hasattr(m, "lora_A") and isinstance(m.scaling, dict):
             m.scaling = {k: 16 / model.config.lora_r for k in m.scaling}
     assert _verdict(guards.test_lora_scaling_and_prj, codi_model=model) is False
+
+
+def test_f03_guard_fails_when_noise_acts_like_ablation(engine, monkeypatch):
+    """F-03 planted: the noise op zeroes its input (a corruption whose size does not matter)."""
+    from types import SimpleNamespace
+
+    from codi_probe.engine import Noise
+    from codi_probe.experiments.problems import family_problems
+    from codi_probe.hypotheses import test_corruption
+
+    fixtures = dict(codi_engine=engine, codi_problems=list(family_problems("gsm8k", 4)),
+                    codi_options=SimpleNamespace(seed=0))
+    assert _verdict(test_corruption.test_small_noise_is_not_ablation, **fixtures) is True
+    monkeypatch.setattr(Noise, "__call__", lambda self, x, **kw: torch.zeros_like(x))
+    assert _verdict(test_corruption.test_small_noise_is_not_ablation, **fixtures) is False
+
+
+def test_f16_guard_fails_on_another_baseline():
+    """F-16 planted: the set run's baseline comes from another run (here: another problem order)."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from codi_probe.hypotheses import test_importance
+
+    base = np.array([True, False, True, True])
+    same = (SimpleNamespace(baseline_correct=base), SimpleNamespace(baseline_correct=base))
+    assert _verdict(test_importance.test_combined_effects_share_a_baseline, small_sets=same) is True
+    other = (SimpleNamespace(baseline_correct=base[::-1]), SimpleNamespace(baseline_correct=base))
+    assert _verdict(test_importance.test_combined_effects_share_a_baseline, small_sets=other) is False
+
+
+def test_f22_guard_fails_without_the_bottom_head_control(monkeypatch):
+    """F-22 planted into FLOW-08's procedure: the top head judged against the baseline alone (no bottom-ranked
+    head control), so an ablation that kills every head reads as evidence for the top one."""
+    from codi_probe import stats
+    from codi_probe.hypotheses import test_flow
+
+    assert _verdict(test_flow.test_unspecific_ablation_is_not_evidence) is True
+    monkeypatch.setattr(test_flow, "flow08_evidence", lambda base, top, bottom: (
+        [stats.paired_binary_evidence(base, top, test_flow.FLOW08.predictions[0])], {test_flow.FLOW08.controls[0]: True}))
+    assert _verdict(test_flow.test_unspecific_ablation_is_not_evidence) is False
+
+
+
+def test_f02_guard_fails_when_patches_read_one_layer_off(engine, qs, monkeypatch):
+    """F-02 planted into the engine's Patch op: it reads the source's block L-1 output for block L (the seeds'
+    hidden_states[L] into block L). Its guard, the self-patch identity (SAN-01), then fails."""
+    from codi_probe.engine import Patch
+
+    fn = guards_inv.test_self_patch_is_identity
+    fixtures = dict(_fixtures(fn, engine, qs), site="resid_post")
+    assert _verdict(fn, **fixtures) is True
+    original = Patch.__call__
+
+    def off_by_one(self, x, *, site, layer, position, **kw):
+        return original(self, x, site=site, layer=max(0, layer - 1) if layer else layer, position=position, **kw)
+
+    monkeypatch.setattr(Patch, "__call__", off_by_one)
+    assert _verdict(fn, **fixtures) is False
+
+
+def test_f04_guard_fails_with_batchmean_kl(engine, qs, monkeypatch):
+    """F-04 planted into the suite's KL: batchmean over the 1-D vocabulary vector (divides by V)."""
+    fn = guards_inv.test_kl_batchmean_artifact_is_detected
+    fixtures = _fixtures(fn, engine, qs)
+    assert _verdict(fn, **fixtures) is True
+    monkeypatch.setattr(guards_inv, "kl_divergence", lambda p, q: torch.nn.functional.kl_div(
+        torch.log_softmax(q.double(), -1), torch.log_softmax(p.double(), -1), reduction="batchmean",
+        log_target=True).reshape(1))
+    assert _verdict(fn, **fixtures) is False
+
+
+def test_f05_guard_fails_when_the_minimum_n_is_ignored(monkeypatch):
+    """F-05 planted into the verdict rule: the declared minimum n is not enforced."""
+    import dataclasses
+
+    import codi_probe.hypothesis as hypothesis
+
+    assert _verdict(guards.test_too_few_problems_is_inconclusive) is True
+    original = hypothesis.combine
+    monkeypatch.setattr(hypothesis, "combine", lambda hyp, ev, n, controls=None: original(
+        dataclasses.replace(hyp, min_n=1), ev, n, controls))
+    assert _verdict(guards.test_too_few_problems_is_inconclusive) is False
+
+
+def test_f20_guard_fails_with_substring_matching(monkeypatch):
+    """F-20 planted into answer matching: the gold's text found anywhere in the prediction's (AO's check)."""
+    import codi_probe.data as data
+
+    assert _verdict(guards.test_exact_answer_matching) is True
+    monkeypatch.setattr(data, "answers_match", lambda pred, gold: pred is not None and gold is not None and
+                        str(int(pred)) in str(int(gold)))
+    assert _verdict(guards.test_exact_answer_matching) is False
+
+
+def test_f17_guard_fails_when_the_unfiltered_effect_is_dropped(monkeypatch):
+    """F-17 planted into the report: the filtered effect alone (the seeds' pre-filtered tables)."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from codi_probe.experiments.corruption import CorruptionResult
+    from codi_probe.hypotheses import test_importance
+
+    base = np.array([True, True, False, True])
+    grid = CorruptionResult(1, ("P0", "P1"), ("zero",), base)
+    grid.failure["zero"] = {p: np.array([True, False, False, False]) for p in grid.positions}
+    grid.changed["zero"] = {p: np.array([True, False, True, False]) for p in grid.positions}
+    fixtures = dict(small_sets=(SimpleNamespace(), grid))
+    assert _verdict(test_importance.test_filtered_effects_carry_the_unfiltered, **fixtures) is True
+    monkeypatch.setattr(test_importance, "filtered_effect", lambda f, u, keep, name: {
+        "filter": name, "n filtered": int(keep.sum()), "filtered": np.asarray(f, float).mean(0).tolist()})
+    assert _verdict(test_importance.test_filtered_effects_carry_the_unfiltered, **fixtures) is False
+
+
+def test_f18_guard_fails_with_a_baseline_from_another_decoding(engine, qs, monkeypatch):
+    """F-18 planted into run_conditions: the baseline rows come from a separate run with another token budget."""
+    from codi_probe.experiments import common
+
+    fn = guards_inv.test_baseline_decoded_in_the_same_loop
+    fixtures = _fixtures(fn, engine, qs)
+    assert _verdict(fn, **fixtures) is True
+    original = common.run_conditions
+
+    def drifted(engine_, questions, conditions, **kw):
+        runs = original(engine_, questions, conditions, **kw)
+        other = engine_.run(questions, max_new_tokens=2)
+        for i, r in enumerate(runs.rows["baseline"]):
+            runs.trace.answer_ids[r] = other.answer_ids[i]
+        return runs
+
+    monkeypatch.setattr(common, "run_conditions", drifted)
+    assert _verdict(fn, **fixtures) is False

@@ -1,7 +1,8 @@
 """Forward hooks for one engine run: recording and in-forward interventions (TransformerLens style).
 
-Hook points (``HOOK_POINTS``) are named ``blocks.{L}.hook_resid_post``, ``blocks.{L}.attn.hook_out`` and
-``blocks.{L}.mlp.hook_out``; each maps to a site of :mod:`interventions`. The address of every call is
+Hook points are named ``blocks.{L}.hook_resid_post``, ``blocks.{L}.attn.hook_out``, ``blocks.{L}.attn.hook_z``
+(the input of the attention output projection: a forward *pre*-hook) and ``blocks.{L}.mlp.hook_out``; each
+maps to a site of :mod:`interventions`. The address of every call is
 (site, layer, phase, positions): the engine sets ``positions`` (the canonical names of the tokens in
 the current forward call) before each call, nnsight style, so the same module called once per latent
 step is never confused with another step (baukit's last-call-wins bug).
@@ -20,9 +21,10 @@ import torch
 
 from .positions import TRACE_POSITIONS
 
-PART_OF_SITE = {"resid_post": "block", "attn_out": "attn", "mlp_out": "mlp"}
+PART_OF_SITE = {"resid_post": "block", "attn_out": "attn", "mlp_out": "mlp", "attn_z": "attn_proj"}
 HOOK_NAME = {"resid_post": "blocks.{}.hook_resid_post", "attn_out": "blocks.{}.attn.hook_out",
-             "mlp_out": "blocks.{}.mlp.hook_out"}
+             "mlp_out": "blocks.{}.mlp.hook_out", "attn_z": "blocks.{}.attn.hook_z"}
+PRE_HOOK_SITES = ("attn_z",)  # sites read at a module's input, not its output
 _TRACE_INDEX = {p: i for i, p in enumerate(TRACE_POSITIONS)}
 
 
@@ -76,7 +78,12 @@ class HookSession:
         try:
             for site, layer in self._targets():
                 module = self.model.arch.block_part(self.model.lm, layer, PART_OF_SITE[site])
-                self.handles.append(module.register_forward_hook(self._make_hook(site, layer)))
+                hook = self._make_hook(site, layer)
+                if site in PRE_HOOK_SITES:
+                    self.handles.append(module.register_forward_pre_hook(
+                        lambda mod, args, hook=hook: hook(mod, None, args)))
+                else:
+                    self.handles.append(module.register_forward_hook(hook))
         except BaseException:
             self.remove()
             raise
@@ -92,6 +99,8 @@ class HookSession:
         self.handles.clear()
 
     def _make_hook(self, site: str, layer: int):
+        """A forward hook ``(module, args, output)``; for a pre-hook site it is called with the module's
+        input tuple as ``output`` and edits its first element the same way."""
         name = hook_name(site, layer)
         record = site in self.record_sites
 

@@ -5,6 +5,9 @@ An :class:`Intervention` addresses ``(site, layer, positions)``; its ``op`` maps
 
 - ``resid_post``: output of block ``layer`` (= HF ``hidden_states[layer+1]`` for layer < L-1);
 - ``attn_out`` / ``mlp_out``: the attention / MLP module output inside block ``layer``;
+- ``attn_z``: the input of block ``layer``'s attention output projection (``c_proj`` / ``o_proj``): the
+  heads' outputs concatenated, head ``h`` at ``[h·d_head, (h+1)·d_head)`` (TransformerLens ``hook_z``,
+  flattened); :class:`AblateHeads` edits single heads there;
 - ``latent_pre_prj``: ``h_{k-1}``, the last-layer post-norm state about to be projected into ``e_k``
   (addressed by the position it feeds, ``P1..P6``; no layer);
 - ``latent_post_prj``: ``e_k`` itself, fed at ``P_k`` (``P1..P6``; no layer);
@@ -26,7 +29,7 @@ from .positions import FED_POSITIONS, LATENT_POSITIONS, TRACE_POSITIONS, as_posi
 if TYPE_CHECKING:  # pragma: no cover
     from .trace import Trace
 
-MODULE_SITES = ("resid_post", "attn_out", "mlp_out")
+MODULE_SITES = ("resid_post", "attn_out", "mlp_out", "attn_z")
 LATENT_SITES = ("latent_pre_prj", "latent_post_prj")
 SITES = (*MODULE_SITES, *LATENT_SITES, "attn_knockout")
 
@@ -138,6 +141,29 @@ class Mean(Op):
         return self.pool.mean_value(site, layer, position, self.rows).to(x).clone()
 
 
+@dataclass(frozen=True)
+class AblateHeads(Op):
+    """At ``attn_z``: replace the slices of ``heads`` (of ``n_heads`` equal slices) by zero, or by the same
+    slices of ``mean`` (``[D]``, e.g. a recorded mean ``attn_z``: mean ablation). Other heads are untouched."""
+
+    heads: tuple[int, ...]
+    n_heads: int
+    mean: torch.Tensor | None = None
+
+    def __call__(self, x, *, site, **_):
+        if site != "attn_z":
+            raise ValueError(f"AblateHeads acts on the attn_z site, not {site}")
+        if x.shape[-1] % self.n_heads:
+            raise ValueError(f"attn_z has {x.shape[-1]} dims, not a multiple of {self.n_heads} heads")
+        d = x.shape[-1] // self.n_heads
+        out = x.clone()
+        for h in self.heads:
+            if not 0 <= h < self.n_heads:
+                raise ValueError(f"head {h} out of range: the layer has heads 0..{self.n_heads - 1}")
+            out[..., h * d:(h + 1) * d] = 0 if self.mean is None else self.mean[h * d:(h + 1) * d].to(x)
+        return out
+
+
 def Shuffle(source: "Trace", row: int, permutation: Mapping[str, str]) -> Patch:
     """Position shuffle: the value at ``P_i`` comes from ``source`` at ``permutation[P_i]``."""
     return Patch(source, row, dict(permutation))
@@ -195,6 +221,6 @@ def knockout(queries, keys) -> Intervention:
     return Intervention("attn_knockout", queries, Identity(), None, keys)
 
 
-__all__ = ["Add", "Identity", "Intervention", "Mean", "Noise", "Op", "Patch", "Randomize", "Scale", "Set", "Shuffle",
+__all__ = ["AblateHeads", "Add", "Identity", "Intervention", "Mean", "Noise", "Op", "Patch", "Randomize", "Scale", "Set", "Shuffle",
            "Zero", "SITES", "MODULE_SITES", "LATENT_SITES", "LATENT_POSITIONS", "TRACE_POSITIONS",
            "knockout", "zero"]

@@ -28,3 +28,17 @@ def hub_hits(a: np.ndarray, rng: np.random.Generator, draws: int = 200, quantile
         null[:, :, i, :i] = rng.permuted(np.broadcast_to(a[:, i, :i], (draws, n, i)).copy(), axis=-1)
     cut = np.quantile(incoming(null), quantile, axis=0)  # [n, 6]
     return incoming(a) > cut
+
+
+def blocked_cells(interventions) -> frozenset:
+    """The (query, key) position pairs an intervention list blocks with ``attn_knockout`` (``Q`` stands for
+    every question token): two conditions with the same cells are one mask, whatever their names (SAN-06)."""
+    return frozenset((q, k) for iv in interventions if iv.site == "attn_knockout" for q in iv.positions for k in iv.keys)
+
+
+def same_masks(conditions) -> list[tuple[str, str]]:
+    """Pairs of condition names (``{name: [interventions of problem 0, ...]}``) whose masks are identical for
+    every problem: "identical results" between them are not evidence of anything (claims.md SAN-06)."""
+    cells = {name: [blocked_cells(ivs) for ivs in per_problem] for name, per_problem in conditions.items()}
+    names = list(cells)
+    return [(a, b) for i, a in enumerate(names) for b in names[i + 1:] if cells[a] == cells[b]]

@@ -104,3 +104,17 @@ def readout_kl(runs: ConditionRuns, name: str, reference: str = "baseline") -> n
 
 def golds(problems) -> list[float | None]:
     return [p.answer for p in problems]
+
+
+def filtered_effect(filtered: np.ndarray, unfiltered: np.ndarray, keep: np.ndarray, name: str) -> dict:
+    """An effect measured on a filtered subset, reported with the same problems' unfiltered effect beside it
+    (claims.md F-17: effects on pre-filtered sets must not stand alone). ``filtered``: the per-problem values
+    on the ``keep`` rows (``[n_keep, ...]``); ``unfiltered``: a per-problem value on every problem
+    (``[n, ...]``); both are averaged over problems (per column when 2-D)."""
+    keep = np.asarray(keep, dtype=bool)
+    f, u = np.asarray(filtered, dtype=float), np.asarray(unfiltered, dtype=float)
+    if len(f) != int(keep.sum()) or len(u) != len(keep):
+        raise ValueError(f"filtered rows ({len(f)}) must be the kept problems ({int(keep.sum())}) and unfiltered "
+                         f"rows ({len(u)}) every problem ({len(keep)})")
+    return {"filter": name, "n filtered": int(keep.sum()), "n all": int(len(keep)),
+            "filtered": f.mean(0).tolist() if len(f) else None, "unfiltered": u.mean(0).tolist() if len(u) else None}

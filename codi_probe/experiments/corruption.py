@@ -76,9 +76,13 @@ class CorruptionResult:
         return int(self.fallback.sum()) if self.fallback is not None else 0
 
     def per_position(self, metric: str, method: str | None = None) -> np.ndarray:
-        """``[n_problems, n_positions]``: the metric for one method, or its mean over methods."""
+        """``[n_problems, n_positions]``: the metric for one method, or its mean over methods. ``failure`` and
+        ``changed`` exist only for the methods whose answers were generated (``corruption_grid(generate=...)``)."""
         table = getattr(self, metric)
         names = [method] if method else list(self.methods)
+        missing = [m for m in names if m not in table]
+        if missing:
+            raise ValueError(f"{metric} was not measured for {', '.join(missing)} (teacher-forced only: KL)")
         return np.mean([[table[m][p] for p in self.positions] for m in names], axis=0).T
 
     def problem_tensors(self) -> list[dict[str, torch.Tensor]]:
@@ -113,7 +117,8 @@ class CorruptionResult:
 def corruption_grid(engine: CodiEngine, problems, *, layer: int, methods: Mapping[str, OpFactory] | None = None,
                     positions: Sequence[str] = LATENT_POSITIONS, seed: int = 0, clean=None,
                     max_new_tokens: int = 16, site: str = "resid_post", cache_dir: str | Path | None = None,
-                    chunk_size: int | None = None, fp16: bool = False, progress: bool = False) -> CorruptionResult:
+                    chunk_size: int | None = None, fp16: bool = False, progress: bool = False,
+                    generate: Sequence[str] | None = None) -> CorruptionResult:
     """Run every (method, position) corruption of ``site`` at block ``layer`` on every problem.
 
     By default every problem runs in one batched call, whose memory grows with the number of rows
@@ -125,7 +130,9 @@ def corruption_grid(engine: CodiEngine, problems, *, layer: int, methods: Mappin
     answer format, tokenizer vocabulary and the ordered problem set):
     an interrupted sweep resumes after its last stored chunk and a rerun on an unchanged model reads
     everything back. Chunks need ``padding="exact"``, under which a row does not depend on its batch.
-    ``progress`` shows a bar with the time left."""
+    ``progress`` shows a bar with the time left. ``generate`` (custom methods only): the methods whose
+    answers are generated; the others get the teacher-forced KL alone (their ``failure``/``changed`` are
+    not measured, and :meth:`CorruptionResult.per_position` refuses them)."""
     problems = list(problems)
     if chunk_size is not None and chunk_size < 1:
         raise ValueError(f"corruption_grid: chunk_size must be at least 1, got {chunk_size}")
@@ -133,12 +140,15 @@ def corruption_grid(engine: CodiEngine, problems, *, layer: int, methods: Mappin
         if clean is None:
             clean = _clean_run(engine, problems, site, max_new_tokens)
         methods = dict(methods) if methods is not None else gs_methods(clean, len(problems), seed)
+        if generate is not None and set(generate) - set(methods):
+            raise ValueError(f"corruption_grid: generate names methods that are not in the grid: "
+                             f"{sorted(set(generate) - set(methods))}")
         return _grid(engine, problems, range(len(problems)), list(range(len(problems))), clean, methods,
-                     layer, positions, max_new_tokens, site)
+                     layer, positions, max_new_tokens, site, generate)
     if engine.padding != "exact":
         raise ValueError("corruption_grid: chunk_size and cache_dir need padding='exact' (with 'official' padding "
                          "a row's numbers depend on the other questions in its batch)")
-    if methods is not None or clean is not None:
+    if methods is not None or clean is not None or generate is not None:
         raise ValueError("corruption_grid: chunk_size and cache_dir need the default methods and their own clean "
                          "runs (custom method factories may read a clean trace of the whole set and have no "
                          "identity to key a cache by)")
@@ -192,13 +202,16 @@ def _cache_config(engine: CodiEngine, problems, layer, site, positions, methods,
 
 def _grid(engine: CodiEngine, problems, index: Sequence[int], clean_rows: Sequence[int], clean,
           methods: Mapping[str, OpFactory], layer: int, positions: Sequence[str], max_new_tokens: int,
-          site: str) -> CorruptionResult:
+          site: str, generate: Sequence[str] | None = None) -> CorruptionResult:
     """The grid on ``problems`` (whose indices in the whole set are ``index`` and whose rows in
-    ``clean`` are ``clean_rows``): one generation run and one teacher-forced run, all rows batched."""
+    ``clean`` are ``clean_rows``): one generation run (of the ``generate`` methods, default all) and one
+    teacher-forced run, all rows batched."""
     questions = [p.question for p in problems]
     conditions = {f"{m}@{p}": [[Intervention(site, (p,), make(i, p), layer=layer)] for i in index]
                   for m, make in methods.items() for p in positions}
-    gen = run_conditions(engine, questions, conditions, max_new_tokens=max_new_tokens)
+    generated = tuple(methods) if generate is None else tuple(m for m in methods if m in generate)
+    gen = run_conditions(engine, questions, {k: v for k, v in conditions.items() if k.split("@")[0] in generated},
+                         max_new_tokens=max_new_tokens)
     gold = golds(problems)
     base = gen.correct("baseline", gold)
     targets, readout, fallback = clean_targets(engine, clean)
@@ -207,12 +220,10 @@ def _grid(engine: CodiEngine, problems, index: Sequence[int], clean_rows: Sequen
     res = CorruptionResult(layer, tuple(positions), tuple(methods), base,
                            fallback=np.array([fallback[r] for r in clean_rows], dtype=bool))
     for m in methods:
-        res.failure[m], res.changed[m], res.kl[m] = {}, {}, {}
-        for p in positions:
-            name = f"{m}@{p}"
-            res.failure[m][p] = base & ~gen.correct(name, gold)
-            res.changed[m][p] = gen.changed(name)
-            res.kl[m][p] = readout_kl(forced, name)
+        res.kl[m] = {p: readout_kl(forced, f"{m}@{p}") for p in positions}
+        if m in generated:
+            res.failure[m] = {p: base & ~gen.correct(f"{m}@{p}", gold) for p in positions}
+            res.changed[m] = {p: gen.changed(f"{m}@{p}") for p in positions}
     return res
 
 
@@ -236,3 +247,19 @@ def clean_targets(engine: CodiEngine, clean) -> tuple[list[list[int]], list[int]
         targets.append(ids)
         readout.append(idx)
     return targets, readout, fallbacks
+
+
+ABLATION_TYPES = {"zero": "zero", "mean": "mean", "resample": "random"}  # type -> method name in its grid
+
+
+def ablation_types(ccta: CorruptionResult, mean: CorruptionResult, metric: str = "failure",
+                   rows: np.ndarray | None = None) -> dict[str, dict[str, float]]:
+    """Per ablation type (zero and resample from the CCTA grid, mean from its mean-ablated twin), the
+    ``metric``'s mean by position over ``rows`` (default: all problems)."""
+    out = {}
+    for kind, method in ABLATION_TYPES.items():
+        grid = mean if kind == "mean" else ccta
+        m = grid.per_position(metric, method)
+        m = m if rows is None else m[rows]
+        out[kind] = dict(zip(grid.positions, m.mean(0).tolist())) if len(m) else {}
+    return out

@@ -92,4 +92,35 @@ def value_token_ids(tokenizer, value: float | str) -> list[int]:
     return out
 
 
-__all__ = ["LensReadout", "NUMBER", "TOP_K", "is_number", "lens_readout", "value_token_ids"]
+
+
+def affine_lens_hits(h: np.ndarray, targets: np.ndarray, unembed: np.ndarray, groups: np.ndarray, *,
+                     shared: bool, seed: int = 0, folds: int = 5) -> np.ndarray:
+    """``[n, K]`` held-out top-1 hits of a tuned (affine) lens that decodes ``targets`` (token ids, one per
+    problem) from ``h`` ``[n, K, D]`` (the latents at K positions).
+
+    The lens maps a standardised latent to the target token's unembedding row (ridge regression), then
+    decodes by the highest score among the target tokens the data use. ``shared``: one map for every
+    position; else one map per position (the position-specific tuned lens of LENS-11). Folds hold out
+    whole ``groups``."""
+    from sklearn.linear_model import Ridge
+    from sklearn.model_selection import GroupKFold
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    n, k, d = h.shape
+    cands = np.unique(targets)
+    u = unembed[cands]  # [C, D]
+    hits = np.zeros((n, k), dtype=bool)
+    for train, test in GroupKFold(n_splits=min(folds, len(np.unique(groups)))).split(h, targets, groups):
+        maps = ([make_pipeline(StandardScaler(), Ridge(alpha=1.0, random_state=seed)).fit(
+                    h[train].reshape(-1, d), unembed[np.repeat(targets[train], k)])] * k if shared else
+                [make_pipeline(StandardScaler(), Ridge(alpha=1.0, random_state=seed)).fit(h[train, j], unembed[targets[train]])
+                 for j in range(k)])
+        for j in range(k):
+            pred = cands[(maps[j].predict(h[test, j]) @ u.T).argmax(1)]
+            hits[test, j] = pred == targets[test]
+    return hits
+
+
+__all__ = ["LensReadout", "NUMBER", "TOP_K", "affine_lens_hits", "is_number", "lens_readout", "value_token_ids"]

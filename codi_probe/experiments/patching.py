@@ -55,11 +55,22 @@ def template_pairs(problems, seed: int = 0):
     return pairs
 
 
-def layer_patching(engine: CodiEngine, pairs: Sequence[tuple], *, positions: Sequence[str] = FED_POSITIONS,
-                   min_gap: float = 1e-3) -> LayerPatching:
-    """Patch every block's output at ``positions`` from the clean into the corrupted run, one row per
-    (pair, layer), and read the logit difference (clean − corrupted first answer-number token) at the
-    readout token of the shared answer prefix."""
+@dataclass
+class PatchTargets:
+    """The usable pairs of a logit-difference readout and what the readout needs: the clean answer's tokens
+    (teacher-forced on both runs), the readout index, and the clean/corrupted answer-number tokens."""
+
+    clean: list
+    corrupted: list
+    targets: list[list[int]]
+    readout: list[int]
+    good: np.ndarray
+    bad: np.ndarray
+    dropped: dict[str, int]
+
+
+def patch_targets(engine: CodiEngine, pairs: Sequence[tuple]) -> PatchTargets:
+    """Keep the pairs whose answers share the prefix before the number and differ in its first token."""
     dropped = {"answers tokenise to the same first number token": 0, "|LD_clean - LD_corrupted| < min_gap": 0}
     usable = []
     for clean, corr in pairs:
@@ -69,38 +80,53 @@ def layer_patching(engine: CodiEngine, pairs: Sequence[tuple], *, positions: Seq
             dropped["answers tokenise to the same first number token"] += 1
             continue
         usable.append((clean, corr, ids_c, k_c, ids_c[k_c], ids_x[k_x]))
-    n_layers = engine.model.n_layers
-    if not usable:
-        return LayerPatching(list(range(n_layers)), np.zeros((0, n_layers)), np.zeros(0), np.zeros(0),
-                             np.zeros((0, n_layers)), dropped)
-    clean_q = [u[0].question for u in usable]
-    corr_q = [u[1].question for u in usable]
-    targets = [u[2] for u in usable]
-    readout = [u[3] for u in usable]
-    good = np.array([u[4] for u in usable])
-    bad = np.array([u[5] for u in usable])
-    clean_runs = run_conditions(engine, clean_q, {}, record=Record(sites=("resid_post",)), teacher_force=targets,
-                                readout=readout)
+    return PatchTargets([u[0] for u in usable], [u[1] for u in usable], [u[2] for u in usable],
+                        [u[3] for u in usable], np.array([u[4] for u in usable], dtype=int),
+                        np.array([u[5] for u in usable], dtype=int), dropped)
+
+
+def patched_logit_differences(engine: CodiEngine, t: PatchTargets, conditions: dict[str, tuple[int, Sequence[str]]]
+                              ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """``(LD_clean, LD_corrupted, {name: LD_patched})`` per usable pair: each condition ``(layer, positions)``
+    takes block ``layer``'s output at those positions from the clean run (cells that feed nothing, the last
+    block at P6, are left out)."""
+    clean_runs = run_conditions(engine, [c.question for c in t.clean], {}, record=Record(sites=("resid_post",)),
+                                teacher_force=t.targets, readout=t.readout)
     clean = clean_runs.trace
-    # the last block's output at P6 feeds nothing (e_7 is never fed): that cell is left out, not patched
-    conds = {f"L{layer}": [[Intervention("resid_post", live_positions(layer, positions, n_layers, engine.num_latent),
-                                         Patch(clean, i), layer=layer)]
-                           for i in range(len(usable))] for layer in range(n_layers)}
-    runs = run_conditions(engine, corr_q, conds, teacher_force=targets, readout=readout)
-    rows = np.arange(len(usable))
+    n_layers = engine.model.n_layers
+    conds = {name: [[Intervention("resid_post", live_positions(layer, tuple(pos), n_layers, engine.num_latent),
+                                  Patch(clean, i), layer=layer)] for i in range(len(t.targets))]
+             for name, (layer, pos) in conditions.items()}
+    runs = run_conditions(engine, [c.question for c in t.corrupted], conds, teacher_force=t.targets,
+                          readout=t.readout)
+    rows = np.arange(len(t.targets))
 
     def ld(logits) -> np.ndarray:
         x = logits.numpy()
-        return x[rows, good] - x[rows, bad]
+        return x[rows, t.good] - x[rows, t.bad]
 
-    ld_clean = ld(readout_logits(clean_runs, "baseline"))
-    ld_corr = ld(readout_logits(runs, "baseline"))
+    return (ld(readout_logits(clean_runs, "baseline")), ld(readout_logits(runs, "baseline")),
+            {name: ld(readout_logits(runs, name)) for name in conds})
+
+
+def layer_patching(engine: CodiEngine, pairs: Sequence[tuple], *, positions: Sequence[str] = FED_POSITIONS,
+                   min_gap: float = 1e-3) -> LayerPatching:
+    """Patch every block's output at ``positions`` from the clean into the corrupted run, one row per
+    (pair, layer), and read the logit difference (clean − corrupted first answer-number token) at the
+    readout token of the shared answer prefix."""
+    t = patch_targets(engine, pairs)
+    n_layers = engine.model.n_layers
+    if not t.targets:
+        return LayerPatching(list(range(n_layers)), np.zeros((0, n_layers)), np.zeros(0), np.zeros(0),
+                             np.zeros((0, n_layers)), t.dropped)
+    ld_clean, ld_corr, patched = patched_logit_differences(
+        engine, t, {f"L{layer}": (layer, positions) for layer in range(n_layers)})
     gap = ld_clean - ld_corr
     keep = np.abs(gap) >= min_gap
-    dropped["|LD_clean - LD_corrupted| < min_gap"] = int((~keep).sum())
-    patched = np.stack([ld(readout_logits(runs, f"L{layer}")) for layer in range(n_layers)], 1)
+    t.dropped["|LD_clean - LD_corrupted| < min_gap"] = int((~keep).sum())
+    patched = np.stack([patched[f"L{layer}"] for layer in range(n_layers)], 1)
     rec = ((patched - ld_corr[:, None]) / np.where(keep, gap, 1.0)[:, None])[keep]
-    return LayerPatching(list(range(n_layers)), rec, ld_clean[keep], ld_corr[keep], patched[keep], dropped)
+    return LayerPatching(list(range(n_layers)), rec, ld_clean[keep], ld_corr[keep], patched[keep], t.dropped)
 
 
 def groups(problems, key) -> dict:
@@ -109,3 +135,53 @@ def groups(problems, key) -> dict:
     for r, p in enumerate(problems):
         out.setdefault(key(p), []).append(r)
     return out
+
+
+@dataclass
+class AnswerPatching:
+    """Clean→corrupted patching scored by the generated answer (LAY-04..07, IMP-12).
+
+    ``outcome[name]``: per pair, ``"clean"`` (the clean problem's gold answer), ``"corrupted"`` (the corrupted
+    one's) or ``"other"``; ``"baseline"`` is the unpatched corrupted run. Conditions are named
+    ``"<depth>:<set>"`` (e.g. ``"late:{P0,P1,P4,P5}"``): block ``layers[depth]``'s output at every position of
+    the set is taken from the clean run. ``both_correct``: pairs whose clean and corrupted runs both give
+    their gold answers."""
+
+    layers: dict[str, int]
+    outcome: dict[str, np.ndarray]
+    both_correct: np.ndarray
+
+    def rate(self, name: str, kind: str, rows: np.ndarray | None = None) -> np.ndarray:
+        """Per pair: did condition ``name`` give the ``kind`` answer (``clean``/``corrupted``/``other``)?"""
+        out = self.outcome[name] == kind
+        return out if rows is None else out[rows]
+
+
+def answer_patching(engine: CodiEngine, pairs: Sequence[tuple], *, layers: dict[str, int],
+                    sets: Sequence[tuple[str, Sequence[str]]], max_new_tokens: int = 16) -> AnswerPatching:
+    """Patch ``resid_post`` at each (depth, position set) from the clean run into the corrupted one and
+    classify the generated answer. ``sets``: ``(depth name, positions)`` pairs."""
+    from .ablation import set_label
+    from .common import golds
+    from ..data import answers_match
+
+    clean_q = [c.question for c, _ in pairs]
+    corr_q = [x.question for _, x in pairs]
+    clean = engine.run(clean_q, record=Record(sites=("resid_post",)), max_new_tokens=max_new_tokens)
+    n_layers = engine.model.n_layers
+    conds = {}
+    for depth, positions in sets:
+        layer = layers[depth]
+        live = live_positions(layer, tuple(positions), n_layers, engine.num_latent)
+        conds[f"{depth}:{set_label(positions)}"] = [[Intervention("resid_post", live, Patch(clean, i), layer=layer)]
+                                                    for i in range(len(pairs))]
+    runs = run_conditions(engine, corr_q, conds, max_new_tokens=max_new_tokens)
+    g_clean, g_corr = golds([c for c, _ in pairs]), golds([x for _, x in pairs])
+
+    def classify(answers) -> np.ndarray:
+        return np.array(["clean" if answers_match(a, gc) else "corrupted" if answers_match(a, gx) else "other"
+                         for a, gc, gx in zip(answers, g_clean, g_corr)])
+
+    outcome = {name: classify(runs.answers(name)) for name in ("baseline", *conds)}
+    both = np.array([answers_match(a, g) for a, g in zip(clean.answer, g_clean)]) & (outcome["baseline"] == "corrupted")
+    return AnswerPatching(dict(layers), outcome, both)

@@ -10,7 +10,8 @@ the options and the ``claim`` recorder are in :mod:`codi_probe.plugin.fixtures`.
 - ``empirical_n``: problems per empirical claim (the ``--codi-depth`` tier, or ``--codi-problems``);
 - ``answer_problems``/``template_problems``: the model's problem family (answer-scored and templated);
 - ``answer_attention_trace``/``template_trace``: their clean runs; ``ccta``: the corruption grid;
-- ``answer_lens``/``template_lens``: the logit lens of those runs at P0..P6.
+- ``answer_lens``/``template_lens``: the logit lens of those runs at P0..P6;
+- ``mean_ablation``: the CCTA sites mean-ablated (with the grid's zero and resample: all three types).
 """
 
 import pytest
@@ -144,3 +145,18 @@ def answer_lens(codi_engine, answer_problems, answer_attention_trace):
     from codi_probe.experiments.lens import lens_readout
 
     return lens_readout(codi_engine, answer_attention_trace)
+
+
+@pytest.fixture(scope="session")
+def mean_ablation(codi_engine, answer_problems, ccta):
+    """The CCTA sites (every position at the grid's layer) mean-ablated: each activation replaced by its mean
+    over the answer problems. With the grid's zero and random (resample) methods it gives every zero-ablation
+    claim its result under all three ablation types (claims-2026 method lessons)."""
+    from codi_probe.engine import Record, Set
+    from codi_probe.experiments.corruption import corruption_grid
+
+    qs = [p.question for p in answer_problems]
+    clean = codi_engine.run(qs, record=Record(sites=("resid_post",)), max_new_tokens=16)
+    means = {p: clean.mean_value("resid_post", ccta.layer, p) for p in ccta.positions}
+    return corruption_grid(codi_engine, list(answer_problems), layer=ccta.layer, clean=clean,
+                           methods={"mean": lambda i, p: Set(means)}, positions=ccta.positions)

@@ -37,3 +37,14 @@ def test_hubs_at_different_positions_are_not_one_hub():
         a[i, j + 1:, j] += 0.5
     hits = hub_hits(np.tril(a, -1), rng)
     assert hits.any(1).mean() > 0.9 and hits.mean(0).max() < 0.3
+
+
+def test_same_masks_finds_one_mask_under_two_names():
+    from codi_probe.engine import knockout
+    from codi_probe.experiments.attention_flow import blocked_cells, same_masks
+
+    conds = {"hub_to_ct0": [[knockout(("P1", "P2"), "P0")]], "position_0": [[knockout(("P2", "P1"), ("P0",))]],
+             "other": [[knockout(("P1",), "P0")]]}
+    assert same_masks(conds) == [("hub_to_ct0", "position_0")]  # the seeds' two names for one mask
+    assert blocked_cells([knockout(("P1",), ("P0", "Q"))]) == {("P1", "P0"), ("P1", "Q")}
+    assert same_masks({k: v for k, v in conds.items() if k != "position_0"}) == []
