@@ -23,7 +23,9 @@ The rules (sites as in ``codi_probe.design``: ``P_k`` is the fed latent ``e_k``)
   it is never supported (inconclusive below its minimum n, invalid above it). ``NEW-08`` (every fed latent
   set to its across-problem mean) writes that same vector back, so it can never be refuted. Nothing can be
   read from a constant, so the bridge states of ``LAY-08``, the operation probes on fed latents (``OP-01``,
-  ``OP-04``) and ``PATCH-05``'s operation transfer are never supported.
+  ``OP-04``) and ``PATCH-05``'s operation transfer are never supported; for the same reason a whole-latent
+  transplant (``PATCH-06``) transfers no donor answer and difference-of-means steering (``NEW-05``) adds a
+  zero vector: both are supported (planted truths, not constraints).
 - random: no value is computed, so no decoding (CARRY-DECODE, LAY-08's bridges), value patch, lens
   read-out (LENS-02, 05, 08; NEW-06's candidates) or most-important position can be supported (refuted
   or inconclusive; a failed control may make it invalid).
@@ -82,6 +84,12 @@ def planted_truths(design: Design) -> dict[str, Truth]:
         out["OP-04"] = Truth(NOT_SUPPORTED, why + ": a probe on constant vectors cannot read the operation")
         out["PATCH-05"] = Truth(NOT_SUPPORTED, why + ": the addition prompt's e_1..e_3 are that vector, so the patch "
                                                      "changes nothing the lens could read")
+        out["PATCH-06"] = Truth(("supported",), why + ": a donor's six fed latents are that vector too, so the "
+                                                      "transplant changes nothing and no donor answer is taken",
+                                content=False)
+        out["NEW-05"] = Truth(("supported",), why + ": the difference of two groups' mean latents is zero, so "
+                                                    "steering adds nothing and moves no more answers than a random "
+                                                    "vector of its (zero) norm", content=False)
         out["NEW-08"] = Truth(("supported", "inconclusive", "invalid"),
                               why + ": the across-problem mean of the fed latents is that vector, so no answer can "
                                     "move and the accuracy change cannot be refuted", content=False)

@@ -296,11 +296,34 @@ SUBADDITIVE = (("P0", "P1"), ("P1", "P2"), ("P0", "P1", "P2"), ("P0", "P4"))
 
 
 @pytest.fixture(scope="module")
-def position_sets(codi_engine, answer_problems, ccta):
-    from codi_probe.experiments.ablation import set_ablation
+def set_runs(codi_engine, answer_problems, ccta, codi_options):
+    """The position sets under zero, mean and resample ablation (one batched run each; the mean and the
+    donors come from one clean run of the same problems). Verdicts use zero, the seeds' method; the other
+    two are recorded beside (claims-2026 method lessons)."""
+    from codi_probe.engine import Record
+    from codi_probe.experiments.ablation import METHODS, set_ablation
 
+    problems = list(answer_problems)
     sets = [*PREFIXES, *KEEP_ONLY.values(), *(s for s in SUBADDITIVE if len(s) == 2 and s != ("P0", "P1"))]
-    return set_ablation(codi_engine, list(answer_problems), sets, layer=ccta.layer)
+    clean = codi_engine.run([p.question for p in problems], record=Record(sites=("resid_post",)), max_new_tokens=16)
+    return {m: set_ablation(codi_engine, problems, sets, layer=ccta.layer, method=m, clean=clean,
+                            seed=codi_options.seed) for m in METHODS}
+
+
+@pytest.fixture(scope="module")
+def position_sets(set_runs):
+    return set_runs["zero"]
+
+
+def by_method(set_runs, positions, what: str = "accuracy") -> dict:
+    """One set's ``what`` (accuracy or failure rate, baseline-correct problems for failures) per ablation type."""
+    out = {}
+    for m, run in set_runs.items():
+        e = run[positions]
+        keep = run.baseline_correct
+        out[m] = float(e.correct[keep].mean()) if what == "accuracy" and keep.any() else \
+            float(e.failure.mean()) if what == "failure" else None
+    return out
 
 
 SAME_BASELINE = "the set run's baseline equals the CCTA grid's (the single-position terms share it: F-16)"
@@ -318,13 +341,16 @@ IMP04 = Hypothesis((Prediction("accuracy with P0..P3 zeroed, baseline-correct pr
                    source="GS token_threshold (claims.md 4.B IMP-04): 4/6 corrupted 100% -> 47.5%; 6/6 0-20%; "
                           "keep-only T5 70-80%, T1/T2 ~60%, T0/T3/T4 < 50%; 10 problems",
                    reported={"4 of 6": 0.475, "keep-only P5": 0.75}, hypothesis=IMP04)
-def test_threshold_not_cliff(position_sets, ccta, codi_options, claim):
+def test_threshold_not_cliff(position_sets, set_runs, ccta, codi_options, claim):
     keep = position_sets.baseline_correct
     n = int(keep.sum())
     four, six = position_sets[FIVE[:4]].correct[keep], position_sets[FIVE].correct[keep]
     kept = np.stack([position_sets[KEEP_ONLY[p]].correct[keep] for p in FIVE], 1).astype(float)  # [n, 6]
     claim.record(details={"effects": {k: e.summary() for k, e in position_sets.effects.items()},
                           "keep-only accuracy": dict(zip(FIVE, kept.mean(0).tolist())) if n else {},
+                          "accuracy by ablation type (baseline-correct)": {
+                              "P0..P3": by_method(set_runs, FIVE[:4]), "P0..P5": by_method(set_runs, FIVE),
+                              "keep only P5": by_method(set_runs, KEEP_ONLY["P5"])},
                           "layer": position_sets.layer, "method": position_sets.method})
     ev = [] if n < 2 else [
         stats.proportion_evidence(int(four.sum()), n, IMP04.predictions[0]),
@@ -390,11 +416,13 @@ IMP10 = Hypothesis(tuple(Prediction(f"interaction, {'+'.join(s)}: failure(set) -
                           "CT0+CT1 drop 15.6 vs additive 24.6 (attention-mask method; here zero ablation)",
                    reported={"P0+P1": [0.156, 0.246], "P1+P2": [0.096, 0.205], "P0+P1+P2": [0.196, 0.358]},
                    hypothesis=IMP10)
-def test_ablations_are_subadditive(position_sets, ccta, codi_options, claim):
+def test_ablations_are_subadditive(position_sets, set_runs, ccta, codi_options, claim):
     single = ccta.per_position("failure", "zero").astype(float)  # [n, 7]
     inter = {s: position_sets[s].failure.astype(float) - single[:, [LATENT_POSITIONS.index(p) for p in s]].sum(1)
              for s in SUBADDITIVE}
     claim.record(details={"mean interaction": {"+".join(s): float(v.mean()) for s, v in inter.items()},
+                          "set failure rate by ablation type": {"+".join(s): by_method(set_runs, s, "failure")
+                                                                for s in SUBADDITIVE},
                           "layer": ccta.layer})
     ev = [stats.mean_evidence(v, pred, seed=codi_options.seed) for v, pred in zip(inter.values(), IMP10.predictions)]
     claim.decide(ev, n=len(single),

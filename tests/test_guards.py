@@ -383,3 +383,22 @@ def test_f18_guard_fails_with_a_baseline_from_another_decoding(engine, qs, monke
 
     monkeypatch.setattr(common, "run_conditions", drifted)
     assert _verdict(fn, **fixtures) is False
+
+
+def test_f15_guard_fails_when_sets_are_labelled_by_one_position(engine, monkeypatch):
+    """F-15 planted into the set labeller: a cumulative set named by its last position (MECH-02's "position 5
+    importance" zeroed five)."""
+    from types import SimpleNamespace
+
+    from codi_probe.experiments import ablation
+    from codi_probe.experiments.problems import family_problems
+    from codi_probe.hypotheses import test_importance
+
+    problems = list(family_problems("gsm8k", 3))
+
+    def sets():
+        return ablation.set_ablation(engine, problems, test_importance.PREFIXES[:2], layer=0, max_new_tokens=4)
+
+    assert _verdict(test_importance.test_set_effects_name_their_sets, small_sets=(sets(), SimpleNamespace())) is True
+    monkeypatch.setattr(ablation, "set_label", lambda positions: sorted(positions)[-1])
+    assert _verdict(test_importance.test_set_effects_name_their_sets, small_sets=(sets(), SimpleNamespace())) is False

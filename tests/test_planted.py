@@ -23,9 +23,10 @@ def test_controls_never_allow_supported() -> None:
         truths = planted_truths(Design(mechanism))
         assert truths and all(t.why for t in truths.values())
         assert all("supported" not in t.verdicts for t in truths.values() if t.content)
-    # the one claim a control may support: "content does not matter" (NEW-08) on the pause control, where it is
-    # true by construction (the mean of one vector is that vector)
-    assert [k for k, t in planted_truths(Design("pause")).items() if "supported" in t.verdicts] == ["NEW-08"]
+    # the claims a control may support: "content does not matter" (NEW-08), "a transplant transfers nothing"
+    # (PATCH-06) and "steering does nothing" (NEW-05), true by construction on the pause control
+    assert sorted(k for k, t in planted_truths(Design("pause")).items() if "supported" in t.verdicts) == \
+        ["NEW-05", "NEW-08", "PATCH-06"]
     assert all("supported" not in t.verdicts for t in planted_truths(Design("random")).values())
     pause = planted_truths(Design("pause"))
     assert len([k for k in pause if k.startswith("CARRY-")]) == 24  # every intermediate at every fed position

@@ -36,3 +36,20 @@ def test_the_label_guard_bites_on_a_prefix_labelled_as_one_position():
     planted = {"P2": SetEffect("P2", ("P0", "P1", "P2"), z, z),  # MECH-02: "position 2" = zeroed prefix
                "{P3}": SetEffect("{P3}", ("P0", "P1", "P2", "P3"), z, z)}
     assert mislabelled(planted) == ["P2", "{P3}"]
+
+
+def test_mean_and_resample_set_ablation(engine, questions):
+    from codi_probe.engine import Mean, Patch, Record
+
+    problems = _problems(questions)
+    clean = engine.run(questions, record=Record(sites=("resid_post",)), max_new_tokens=4)
+    mean = set_ablation(engine, problems, [("P1", "P2")], layer=0, max_new_tokens=4, method="mean", clean=clean)
+    ref = engine.run(questions, max_new_tokens=4, variants=[
+        (i, [Intervention("resid_post", ("P1", "P2"), Mean(clean), layer=0)]) for i in range(len(questions))])
+    assert mean.method == "mean" and mean["P1", "P2"].correct.tolist() == [a == 1.0 for a in ref.answer]
+    res = set_ablation(engine, problems, [("P3",)], layer=0, max_new_tokens=4, method="resample", clean=clean)
+    assert res.method == "resample" and len(res[("P3",)].correct) == len(questions)
+    with pytest.raises(ValueError, match="clean trace"):
+        set_ablation(engine, problems, [("P3",)], layer=0, method="mean")
+    with pytest.raises(ValueError, match="unknown ablation method"):
+        set_ablation(engine, problems, [("P3",)], layer=0, method="shuffle")
