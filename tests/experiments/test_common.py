@@ -28,3 +28,13 @@ def test_run_conditions_rows_and_scores(engine, questions):
     assert np.all(readout_kl(forced, "noop") <= tol) and np.all(readout_kl(forced, "zero") > tol)
     with pytest.raises(ValueError, match="has 1 rows"):
         run_conditions(engine, questions, {"bad": [[]]})
+
+
+def test_filtered_effect_reports_both():
+    from codi_probe.experiments.common import filtered_effect
+
+    keep = np.array([True, False, True, True])
+    rep = filtered_effect(np.array([1.0, 0.0, 1.0]), np.array([1.0, 1.0, 0.0, 0.0]), keep, "baseline-correct")
+    assert rep == {"filter": "baseline-correct", "n filtered": 3, "n all": 4, "filtered": 2 / 3, "unfiltered": 0.5}
+    with pytest.raises(ValueError, match="kept problems"):
+        filtered_effect(np.zeros(2), np.zeros(4), keep, "x")
