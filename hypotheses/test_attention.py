@@ -68,12 +68,17 @@ def attention_importance(codi_engine, answer_attention_trace, ccta, codi_options
                    source="GS CCTA (claims.md 4.D ATT-01): r=0.367 at L8 of 16 on 60 pooled points (n=10)",
                    reported={"early (L4)": 0.013, "middle (L8)": 0.367, "late (L14)": 0.211}, hypothesis=ATT01)
 @pytest.mark.parametrize("depth", list(DEPTHS), ids=[f"{k}-{v}" for k, v in DEPTHS.items()])
-def test_attention_predicts_importance(attention_importance, ccta, claim, depth):
+def test_attention_predicts_importance(attention_importance, ccta, mean_ablation, claim, depth):
     layer, att, ev, outcome = attention_importance[depth]
     imp = ccta.per_position("kl", "zero")
+    rhos = {kind: stats.within_problem_rhos(att, grid.per_position("kl", method))
+            for kind, grid, method in (("zero", ccta, "zero"), ("mean", mean_ablation, "mean"),
+                                       ("resample", ccta, "random"))}
     pooled = float(np.corrcoef(att.ravel(), imp.ravel())[0, 1]) if att.std() and imp.std() else None
     claim.record(statistics={"pooled Pearson r (F-06, for contrast only)": pooled},
                  details={"attention_layer": layer, "importance_layer": ccta.layer,
+                          "mean within-problem Spearman by ablation type of the importance":
+                              {k: float(r.mean()) if len(r) else None for k, r in rhos.items()},
                           "attention_importance": {"positions": list(LATENT_POSITIONS), "attention": att.tolist(),
                                                    "importance": imp.tolist()},
                           "mean_attention": dict(zip(LATENT_POSITIONS, att.mean(0).tolist()))})
