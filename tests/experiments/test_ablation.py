@@ -39,7 +39,7 @@ def test_the_label_guard_bites_on_a_prefix_labelled_as_one_position():
 
 
 def test_mean_and_resample_set_ablation(engine, questions):
-    from codi_probe.engine import Mean, Patch, Record
+    from codi_probe.engine import Mean, Record
 
     problems = _problems(questions)
     clean = engine.run(questions, record=Record(sites=("resid_post",)), max_new_tokens=4)
