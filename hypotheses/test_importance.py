@@ -305,9 +305,10 @@ def set_runs(codi_engine, answer_problems, ccta, codi_options):
 
     problems = list(answer_problems)
     sets = [*PREFIXES, *KEEP_ONLY.values(), *(s for s in SUBADDITIVE if len(s) == 2 and s != ("P0", "P1"))]
+    recorded = [FIVE[:4], FIVE, KEEP_ONLY["P5"], *SUBADDITIVE]  # the sets IMP-04/10 record by ablation type
     clean = codi_engine.run([p.question for p in problems], record=Record(sites=("resid_post",)), max_new_tokens=16)
-    return {m: set_ablation(codi_engine, problems, sets, layer=ccta.layer, method=m, clean=clean,
-                            seed=codi_options.seed) for m in METHODS}
+    return {m: set_ablation(codi_engine, problems, sets if m == "zero" else recorded, layer=ccta.layer, method=m,
+                            clean=clean, seed=codi_options.seed) for m in METHODS}
 
 
 @pytest.fixture(scope="module")
