@@ -83,17 +83,14 @@ class PeakRSS:
 
 
 def _release_free_heap() -> None:
-    """Collect garbage and hand freed heap pages back to the OS (glibc ``malloc_trim``), so that memory
-    an earlier call freed but kept resident does not hide this call's allocations from the peak."""
-    import ctypes
-    import ctypes.util
+    """Collect garbage and hand freed heap pages back to the OS, so that memory an earlier call freed but
+    kept resident does not hide this call's allocations from the peak."""
     import gc
 
+    from codi_probe.memory import release_free_heap
+
     gc.collect()
-    try:
-        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
+    release_free_heap()
 
 
 def _status_mb(field: str) -> float:
@@ -113,11 +110,15 @@ def model():
     return build(os.environ.get("BENCH_MODEL", "gpt2-124m")).to(device)
 
 
-@pytest.fixture(scope="session")
-def questions(model):
-    """GSM8K test questions of 70..90 tokens (80-token-ish)."""
+def questions_of(model, n: int) -> list[str]:
+    """The first ``n`` GSM8K test questions of 70..90 tokens (80-token-ish)."""
     from codi_probe.data import load_gsm8k
 
     tok = model.tokenizer
     out = [p.question for p in load_gsm8k("test") if 70 <= len(tok(p.question)["input_ids"]) <= 90]
-    return out[: max(env_int("BENCH_PROBLEMS", 2), 2)]
+    return out[:n]
+
+
+@pytest.fixture(scope="session")
+def questions(model):
+    return questions_of(model, max(env_int("BENCH_PROBLEMS", 2), 2))

@@ -20,6 +20,7 @@ import torch
 
 from codi_probe.engine import CodiEngine, Intervention, Patch, Record
 from codi_probe.engine.positions import FED_POSITIONS, LATENT_POSITIONS, live_positions
+from codi_probe.experiments.common import NO_RECORD
 from codi_probe.experiments.corruption import gs_methods
 
 from . import flops
@@ -80,7 +81,8 @@ def test_ccta_generation(benchmark, model, questions):
     methods = gs_methods(clean, n)
     variants = [(i, [Intervention("resid_post", (p,), make(i, p), layer=layer)])
                 for i in range(n) for make in methods.values() for p in FED_POSITIONS]
-    run = lambda: engine.run(questions, variants, record=Record(logits=False), max_new_tokens=NEW_TOKENS)
+    # the record of corruption_grid's runs: answers and latents, no per-layer sites (NO_RECORD)
+    run = lambda: engine.run(questions, variants, record=NO_RECORD, max_new_tokens=NEW_TOKENS)
     load0 = os.getloadavg()[0]
     trace, t_eng, mem = _timed(lambda: benchmark.pedantic(run, rounds=1, iterations=1))
     picks = _picks(len(variants))
@@ -99,6 +101,45 @@ def test_ccta_generation(benchmark, model, questions):
                    load0)
     if FLOORS:
         assert info["ratio"] >= 6 and info["of_flop_bound"] >= 0.75, info
+
+
+def test_prefix_kv_memory(benchmark, model):
+    """Peak memory against rows for both KV layouts: the CCTA grid (as in ``test_ccta_generation``) at
+    ``BENCH_MEMORY_N`` problems (default 4,8,16,24), ``kv="shared"`` (the default) and ``kv="per_row"``
+    (every row holds its question's prefix), each layout's run timed once. The two must agree: the
+    same greedy answers and latents within 1e-4."""
+    from .conftest import questions_of
+
+    sizes = [int(x) for x in os.environ.get("BENCH_MEMORY_N", "4,8,16,24").split(",")]
+    table = []
+
+    def grid(n):
+        qs = questions_of(model, n)
+        engine = CodiEngine(model)
+        clean = engine.run(qs, record=Record(sites=("resid_post",), logits=False), max_new_tokens=NEW_TOKENS)
+        methods = gs_methods(clean, n)
+        layer = model.n_layers // 2
+        return qs, [(i, [Intervention("resid_post", (p,), make(i, p), layer=layer)])
+                    for i in range(n) for make in methods.values() for p in FED_POSITIONS]
+
+    def measure():
+        for n in sizes:
+            qs, variants = grid(n)
+            out = {}
+            for kv in ("shared", "per_row"):
+                engine = CodiEngine(model, kv=kv)
+                trace, seconds, mem = _timed(lambda: engine.run(qs, variants, record=NO_RECORD,
+                                                                max_new_tokens=NEW_TOKENS))
+                out[kv] = trace
+                table.append({"n": n, "rows": len(variants), "kv": kv, "ips": round(len(variants) / seconds, 2),
+                              "peak_growth_mb": mem.growth_mb, "gpu_peak_mb": mem.gpu_peak_mb})
+                print(table[-1])
+            assert out["shared"].answer_ids == out["per_row"].answer_ids
+            assert float((out["shared"].latent_pre - out["per_row"].latent_pre).abs().max()) <= 1e-4
+            del out
+
+    benchmark.pedantic(measure, rounds=1, iterations=1)
+    benchmark.extra_info["memory_by_rows"] = table
 
 
 def test_patching_sweep_teacher_forced(benchmark, model, questions):

@@ -62,7 +62,7 @@ class HookSession:
         self.record_question = record_question
         self.n_rows = n_rows
         self.store: dict[tuple[str, int], torch.Tensor] = {}
-        self.question_store: dict[int, torch.Tensor] = {}
+        self.question_store: dict[int, list[torch.Tensor]] = {}
         self.handles: list = []
         self.fired: dict[str, int] = defaultdict(int)  # hook name -> number of calls (for tests)
 
@@ -109,8 +109,8 @@ class HookSession:
             hidden = output[0] if isinstance(output, tuple) else output
             ctx = self.ctx
             if ctx.phase == "prompt":
-                if self.record_question and site == "resid_post":
-                    self.question_store[layer] = hidden.detach().float().cpu()
+                if self.record_question and site == "resid_post":  # one entry per prefix call
+                    self.question_store.setdefault(layer, []).append(hidden.detach().float().cpu())
                 return None
             edited = False
             for s, pos in enumerate(ctx.positions):

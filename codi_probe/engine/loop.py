@@ -1,11 +1,14 @@
 """The CODI latent loop (codi-spec.md section 3), batched, traced and intervenable.
 
-One run: the question prefix runs once per distinct question (a left-padded batch); every row
-(question × intervention variant) then branches from a copy of its question's KV cache and all rows
-run together. Latent steps before a row's first intervened position are shared: one trunk row per
-question (its row whose first intervention comes last) runs from P0, and every other row joins the
-batch at its first intervened step with a copy of the trunk's KV cache rows, state and records
-(rows without interventions join after the last latent step):
+One run: the question prefix runs once per distinct question (a left-padded batch, at most
+``PREFIX_TOKENS`` question tokens per call); every row (question × intervention variant) then branches
+from its question's prefix and all rows run together. Latent steps before a row's first intervened
+position are shared: one trunk row per question (its row whose first intervention comes last) runs
+from P0, and every other row joins the batch at its first intervened step with the trunk's state and
+records (rows without interventions join after the last latent step). Keys and values (``kv``): with
+``"shared"`` (``"auto"`` when a question has several rows) the prefix and the trunk's latent columns are
+stored once per question and a row stores only what it computes (:mod:`.shared_kv`); with ``"per_row"``
+every row holds a copy of its question's prefix and of the trunk's columns before its join:
 
     prompt: the question, then the loop variant's tokens after it (codi_probe.variants; bcywinski: eos)
     P0: feed the BOT embedding                      → h_0 (last-layer, post-final-norm)
@@ -23,19 +26,32 @@ No lm_head is computed for latent steps; logits exist only at answer steps.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Sequence
 
 import torch
 
 from ..compat import cache_arg
+from ..memory import release_free_heap
 from .hooks import HookSession, question_key
 from .interventions import Intervention
 from .kvcache import RowBufferCache
 from .positions import LATENT_POSITIONS, NUM_LATENT, TRACE_POSITIONS, is_dead_cell, position_index
+from .shared_kv import IMPLEMENTATION as SHARED_IMPLEMENTATION
+from .shared_kv import SharedPrefix, SuffixCache, active_prefix
+from .shared_kv import register as register_shared_prefix
 from .trace import Trace
 
 PADDING_MODES = ("exact", "official")
+# Where the question prefix's keys and values live: "shared" (once per question, read through
+# shared_kv.shared_prefix_attention) or "per_row" (every row holds a copy, read by the model's own
+# attention kernel: the earlier design, and the comparison for the tests and the memory benchmark).
+# "auto" (the default): shared when some question has several rows, per_row when each has one (a run
+# of clean rows has nothing to share, and the fused kernel is faster on small models).
+KV_LAYOUTS = ("auto", "shared", "per_row")
+GREEDY_CHUNK = 256  # rows per lm_head call when only the greedy token is kept
+PREFIX_TOKENS = 1024  # question tokens per forward call of the prefix
 
 
 @dataclass(frozen=True)
@@ -62,9 +78,12 @@ def normalize_question(text: str) -> str:
 class CodiEngine:
     """Runs the exact CODI loop on a :class:`~codi_probe.model.CodiModel`."""
 
-    def __init__(self, model, *, padding: str = "exact", num_latent: int = NUM_LATENT, share_trunk: bool = True):
+    def __init__(self, model, *, padding: str = "exact", num_latent: int = NUM_LATENT, share_trunk: bool = True,
+                 kv: str = "auto"):
         if padding not in PADDING_MODES:
             raise ValueError(f"unknown padding mode {padding!r}: use one of {', '.join(PADDING_MODES)}")
+        if kv not in KV_LAYOUTS:
+            raise ValueError(f"unknown kv layout {kv!r}: use one of {', '.join(KV_LAYOUTS)}")
         if not 0 <= num_latent <= NUM_LATENT:
             raise ValueError(f"num_latent must be in 0..{NUM_LATENT}, got {num_latent}")
         if model.tokenizer is None:
@@ -73,6 +92,9 @@ class CodiEngine:
         self.padding = padding
         self.num_latent = num_latent
         self.share_trunk = share_trunk  # False: every row runs every latent step (the reference path)
+        self.kv = kv
+        if kv != "per_row":
+            register_shared_prefix()
 
     # ------------------------------------------------------------------ helpers
     def encode(self, questions: Sequence[str]) -> list[list[int]]:
@@ -108,6 +130,13 @@ class CodiEngine:
     def logits(self, final: torch.Tensor) -> torch.Tensor:
         """lm_head on post-final-norm states."""
         return self.model.lm_head(final)
+
+    def _greedy(self, final: torch.Tensor, vocab_cut: int) -> torch.Tensor:
+        """``[B]`` greedy next tokens of ``final`` ``[B, D]`` over ``logits[:, :vocab_cut]``, with the lm_head
+        on ``GREEDY_CHUNK`` rows at a time: the full ``[B, V]`` logits of a 1,000-row sweep would take
+        200 MB (GPT-2's vocabulary, fp32) only to be reduced to one id per row."""
+        return torch.cat([self.logits(final[i: i + GREEDY_CHUNK])[:, :vocab_cut].argmax(-1)
+                          for i in range(0, len(final), GREEDY_CHUNK)])
 
     # --------------------------------------------------------------------- run
     @torch.no_grad()
@@ -169,7 +198,8 @@ class CodiEngine:
         q_keys = [question_key(x) for x in q_ids]  # per question, then indexed per row
         was_training = model.training
         model.eval()  # a model left in train mode would apply dropout inside the loop
-        if record.attention:
+        shares = self.kv == "shared" or (self.kv == "auto" and n_rows > len(set(row_q.tolist())))
+        if record.attention and not shares:
             model.set_attention("eager")
         session = HookSession(model, record_sites=record.sites, n_rows=n_rows, plan=plan,
                               record_question=record.question,
@@ -177,30 +207,70 @@ class CodiEngine:
         try:
             with session:
                 session.ctx.phase = "prompt"
-                from transformers.cache_utils import DynamicCache
-
-                prefix_cache = DynamicCache()
-                self._forward(self._embed_ids(ids), mask=qmask.to(device), pos_ids=qpos.to(device),
-                              cache=prefix_cache, attention=False)
+                prefix = self._prefix(ids, qmask, qpos, self.num_latent + 1 if shares else 0)
                 join, trunk = self._join_plan(variants, row_q)
                 start = [r for r in range(n_rows) if join[r] == 0 or trunk[r] == r]
-                rows = row_q[start].to(device)
-                cache = RowBufferCache([(layer.keys.index_select(0, rows), layer.values.index_select(0, rows))
-                                        for layer in prefix_cache.layers], capacity=n_rows,
-                                       max_len=t_len + len(TRACE_POSITIONS) + n_answer)
-                del prefix_cache
+                shared, cache = self._row_cache(prefix, row_q[start], n_rows, self.num_latent + 1 + n_answer, shares)
+                del prefix
+                release_free_heap()  # the prefix calls' temporaries, before the rows' caches grow
                 if record.question:
                     trace.question_resid = torch.stack(
-                        [session.question_store[l][row_q] for l in range(model.n_layers)], 1)
-                self._latent_and_answer(trace, session, cache, qmask[row_q], n_real[row_q], latent_plan,
-                                        knockouts, record, max_new_tokens, teacher_force, readout,
-                                        (torch.tensor(start), join, trunk))
+                        [torch.cat(session.question_store[l])[row_q] for l in range(model.n_layers)], 1)
+                with active_prefix(shared, cache) if shared is not None else nullcontext():
+                    self._latent_and_answer(trace, session, cache, qmask[row_q], n_real[row_q], latent_plan,
+                                            knockouts, record, max_new_tokens, teacher_force, readout,
+                                            (torch.tensor(start), join, trunk), (shared, row_q.to(device)))
         finally:
-            if record.attention:
+            if getattr(model.lm.config, "_attn_implementation", "sdpa") != attn_impl:
                 model.set_attention(attn_impl)
             model.train(was_training)
         trace.sites = session.store
         return trace
+
+    def _prefix(self, ids: torch.Tensor, qmask: torch.Tensor, qpos: torch.Tensor, room: int):
+        """The question prefix's keys and values, ``[(keys, values)]`` per layer, each ``[Q, Hkv, T + room, d]``
+        with the prefix in columns ``0..T-1`` (``room`` columns left for the shared trunk latents).
+
+        Runs ``PREFIX_TOKENS // T`` questions per call, each written straight into the buffers: one call
+        over hundreds of questions would hold ``Q·T·d_ff`` activations per MLP temporary, and the
+        allocator keeps much of that resident afterwards (a question's prefix does not depend on the
+        other questions of its call)."""
+        from transformers.cache_utils import DynamicCache
+
+        device = self.model.device
+        n_q, t_len = ids.shape
+        step = max(1, PREFIX_TOKENS // t_len)
+        bufs: list[tuple[torch.Tensor, torch.Tensor]] = []
+        for i in range(0, n_q, step):
+            cache = DynamicCache()
+            self._forward(self._embed_ids(ids[i: i + step]), mask=qmask[i: i + step].to(device),
+                          pos_ids=qpos[i: i + step].to(device), cache=cache, attention=False)
+            for layer, part in enumerate(cache.layers):
+                if not i:
+                    new = lambda x: x.new_zeros(n_q, x.shape[1], t_len + room, x.shape[3]) if room else \
+                        x.new_empty(n_q, x.shape[1], t_len, x.shape[3])
+                    bufs.append((new(part.keys), new(part.values)))
+                bufs[layer][0][i: i + step, :, :t_len] = part.keys
+                bufs[layer][1][i: i + step, :, :t_len] = part.values
+            del cache
+        return bufs
+
+    def _row_cache(self, prefix, start_q: torch.Tensor, n_rows: int, suffix_len: int, shares: bool):
+        """``(shared, cache)`` for the latent and answer steps, whose first rows are questions ``start_q``;
+        ``suffix_len``: the tokens fed after the question (BOT, the latents, EOT, the answer tokens but the last).
+        ``shares`` (``kv="shared"``, or ``"auto"`` with several rows for a question): the prefix cache's keys
+        and values once per question with room for the trunks' latent columns (:class:`SharedPrefix`) and a
+        cache of each row's own columns (:class:`SuffixCache`); the model attends through the shared-prefix implementation until the run ends. Otherwise ``shared`` is
+        None and every row's cache starts with a copy of its question's prefix."""
+        if not shares:
+            rows, t_len = start_q.to(self.model.device), prefix[0][0].shape[2]
+            return None, RowBufferCache([(k.index_select(0, rows), v.index_select(0, rows)) for k, v in prefix],
+                                        capacity=n_rows, max_len=t_len + suffix_len)
+        n_lat = self.num_latent + 1
+        shared = SharedPrefix([k for k, _ in prefix], [v for _, v in prefix], prefix[0][0].shape[2] - n_lat, n_lat)
+        cache = SuffixCache(shared, len(start_q), n_rows, suffix_len - n_lat)
+        self.model.set_attention(SHARED_IMPLEMENTATION)
+        return shared, cache
 
     def _check_length(self, q_ids, t_len: int, n_answer: int) -> None:
         """A one-line error when question + BOT + latents + EOT + answer exceed the position limit
@@ -277,7 +347,7 @@ class CodiEngine:
 
     # ------------------------------------------------------------- the loop
     def _latent_and_answer(self, trace, session, cache, qmask, n_real, latent_plan, knockouts, record,
-                           max_new_tokens, teacher_force, readout, sharing):
+                           max_new_tokens, teacher_force, readout, sharing, prefix):
         model = self.model
         device = model.device
         n_rows, t_len = qmask.shape
@@ -310,6 +380,13 @@ class CodiEngine:
                 official_mask = mask if names == ["P0"] else torch.ones_like(mask)
                 use_mask = (official_mask if ko is None else official_mask * ko) if (
                     names == ["P0"] or ko is not None) else None
+            if shared is not None:  # the shared-prefix attention reads the mask; the model gets none
+                at = torch.full((n_rows,), -1, dtype=torch.long)
+                at[rows] = torch.arange(len(rows))
+                trunk_b = torch.where(trunk_of_q >= 0, at[trunk_of_q.clamp(min=0)], -1)
+                shared.set_call(row_q[rows.to(device)], own_from[rows].to(device), trunk_b.to(device),
+                                None if use_mask is None else use_mask.to(device))
+                use_mask = None
             final, attns = self._forward(embeds, mask=None if use_mask is None else use_mask.to(device),
                                          pos_ids=pos.to(device), cache=cache, attention=record.attention)
             mask_cols.append(torch.ones(n_rows, s, dtype=torch.long))
@@ -323,6 +400,14 @@ class CodiEngine:
             return final
 
         active, join, trunk = sharing
+        shared, row_q = prefix
+        if shared is not None:
+            # the first latent column each row computes itself (0: it runs from P0), and each question's trunk row
+            starts = set(active.tolist())
+            own_from = torch.tensor([0 if r in starts else min(join[r], self.num_latent + 1) for r in range(n_rows)])
+            trunk_of_q = torch.full((shared.keys[0].shape[0],), -1, dtype=torch.long)
+            for r in range(n_rows):
+                trunk_of_q[int(row_q[r])] = trunk[r]
 
         def admit(k, active, h):
             """Rows whose first intervened step is ``k`` join: copy the trunk's cache rows, state and
@@ -358,6 +443,7 @@ class CodiEngine:
             h = step(e.unsqueeze(1), [pos], "latent", active)[:, -1]
             latent_pre[active, k] = h.float().cpu()
         active, h = admit(self.num_latent + 1, active, h)
+        release_free_heap()  # the latent steps' temporaries, before the answer columns are written
         # the answer phase keeps the cache's batch order (``active``) instead of copying it back to row order
         trace.latent_pre, trace.latent_post = latent_pre, latent_post
         eot = self._embed_ids(torch.full((n_rows, 1), model.special.eot))
@@ -446,14 +532,19 @@ class CodiEngine:
         names = ["EOT"]
         for j in range(max_new_tokens):
             final = step(cur, names, "answer", active)
-            logits = self.logits(final[:, -1])
-            nxt = logits[:, :vocab_cut].argmax(-1)
+            if record.logits:
+                logits = self.logits(final[:, -1])
+                nxt = logits[:, :vocab_cut].argmax(-1)
+                for b, r in enumerate(active.tolist()):
+                    out_logits[r].append(logits[b].float().cpu())
+                del logits
+            else:
+                nxt = self._greedy(final[:, -1], vocab_cut)
+            del final
             keep = []
             for b, r in enumerate(active.tolist()):
                 tok = int(nxt[b])
                 out_ids[r].append(tok)
-                if record.logits:
-                    out_logits[r].append(logits[b].float().cpu())
                 if tok not in stop:
                     keep.append(b)
             if not keep:
@@ -526,4 +617,4 @@ def _parse(text: str):
     return extract_answer(text)
 
 
-__all__ = ["CodiEngine", "Record", "PADDING_MODES", "LATENT_POSITIONS", "normalize_question"]
+__all__ = ["CodiEngine", "Record", "PADDING_MODES", "KV_LAYOUTS", "LATENT_POSITIONS", "normalize_question"]
