@@ -50,6 +50,25 @@ class ConditionRuns:
         return np.array(out, dtype=bool)
 
 
+def engine_key(engine: CodiEngine, problems) -> dict:
+    """What any stored result of ``engine`` on ``problems`` depends on besides the model weights (whose
+    sha256 keys a :class:`~codi_probe.engine.cache.TraceCache` separately): the package version, the loop
+    (padding, latents, variant), dtype, device type, special ids, answer format, the tokenizer's vocabulary
+    and the ordered problem set (ids, questions, answers)."""
+    import hashlib
+    import json
+
+    from .. import __version__
+
+    model = engine.model
+    problem_set = hashlib.sha256(json.dumps([[str(p.id), p.question, p.answer] for p in problems]).encode())
+    vocab = hashlib.sha256(json.dumps(sorted(model.tokenizer.get_vocab().items())).encode()).hexdigest()
+    return {"codi_probe": __version__, "padding": engine.padding, "num_latent": engine.num_latent,
+            "dtype": str(model.base_dtype), "device": model.device.type, "special": repr(model.special),
+            "answer_format": model.config.answer_format, "variant": model.config.variant,
+            "tokenizer_vocab": vocab, "problems": problem_set.hexdigest()}
+
+
 def run_conditions(engine: CodiEngine, questions: Sequence[str], conditions: Mapping[str, Sequence],
                    *, record: Record = NO_RECORD, max_new_tokens: int = 16,
                    teacher_force: Sequence[Sequence[int]] | None = None,

@@ -7,8 +7,6 @@ problem's clean greedy answer reads the KL at the first answer-number token.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
@@ -19,7 +17,7 @@ import torch
 from ..engine import CodiEngine, Intervention, Noise, Op, Patch, Record, Shuffle, Zero
 from ..engine.cache import TraceCache
 from ..engine.positions import LATENT_POSITIONS
-from .common import golds, number_text, readout_kl, run_conditions
+from .common import engine_key, golds, number_text, readout_kl, run_conditions
 
 OpFactory = Callable[[int, str], Op]  # (problem index, position) -> op
 DEFAULT_CHUNK = 16  # problems per chunk of a cached grid
@@ -153,17 +151,9 @@ def corruption_grid(engine: CodiEngine, problems, *, layer: int, methods: Mappin
                          "runs (custom method factories may read a clean trace of the whole set and have no "
                          "identity to key a cache by)")
     chunk = chunk_size or DEFAULT_CHUNK
-    names = tuple(gs_methods(None, max(len(problems), 1), seed))
-    donors, _ = _gs_draws(len(problems), seed)
-
-    def compute(index: list[int]) -> list[dict[str, torch.Tensor]]:
-        """Outcome tensors of problems ``index``; the clean run covers them and their donors."""
-        need = sorted(set(index) | {donors[i] for i in index})
-        clean_c = _clean_run(engine, [problems[i] for i in need], site, max_new_tokens)
-        rows = {i: r for r, i in enumerate(need)}
-        part = _grid(engine, [problems[i] for i in index], index, [rows[i] for i in index], clean_c,
-                     gs_methods(clean_c, len(problems), seed, rows), layer, positions, max_new_tokens, site)
-        return part.problem_tensors()
+    names = grid_methods(seed)
+    compute = lambda index: grid_chunk(engine, problems, index, layer=layer, positions=positions, seed=seed,
+                                       max_new_tokens=max_new_tokens, site=site)
 
     if cache_dir is None:
         from tqdm.auto import tqdm
@@ -176,28 +166,41 @@ def corruption_grid(engine: CodiEngine, problems, *, layer: int, methods: Mappin
     if len(set(ids)) != len(ids):
         raise ValueError("corruption_grid: problem ids must be unique to key the cache")
     cache = TraceCache(cache_dir, engine.model.weights_sha256(),
-                       _cache_config(engine, problems, layer, site, positions, names, seed, max_new_tokens),
+                       grid_key(engine, problems, layer, site, positions, seed, max_new_tokens),
                        fp16=fp16, shard_size=chunk)  # a shard per chunk: a kill loses one chunk at most
     where = {pid: i for i, pid in enumerate(ids)}
     cache.sweep(ids, lambda chunk_ids: compute([where[pid] for pid in chunk_ids]), batch=chunk, progress=progress)
     return CorruptionResult.from_problem_tensors(layer, tuple(positions), names, [cache.get(pid) for pid in ids])
 
 
+def grid_methods(seed: int = 0) -> tuple[str, ...]:
+    """The names of :func:`gs_methods`, in order."""
+    return tuple(gs_methods(None, 1, seed))
+
+
+def grid_chunk(engine: CodiEngine, problems, index: list[int], *, layer: int, positions: Sequence[str] = LATENT_POSITIONS,
+               seed: int = 0, max_new_tokens: int = 16, site: str = "resid_post") -> list[dict[str, torch.Tensor]]:
+    """The seeds' grid (:func:`gs_methods`) on problems ``index`` of ``problems``, as the per-problem tensors
+    of :meth:`CorruptionResult.problem_tensors`: the unit of a chunked or cached :func:`corruption_grid`.
+    Donors and noise draws are those of the whole set; the clean run covers the chunk and its donors."""
+    donors, _ = _gs_draws(len(problems), seed)
+    need = sorted(set(index) | {donors[i] for i in index})
+    clean_c = _clean_run(engine, [problems[i] for i in need], site, max_new_tokens)
+    rows = {i: r for r, i in enumerate(need)}
+    part = _grid(engine, [problems[i] for i in index], index, [rows[i] for i in index], clean_c,
+                 gs_methods(clean_c, len(problems), seed, rows), layer, positions, max_new_tokens, site)
+    return part.problem_tensors()
+
+
 def _clean_run(engine: CodiEngine, problems, site: str, max_new_tokens: int):
     return engine.run([p.question for p in problems], record=Record(sites=(site,)), max_new_tokens=max_new_tokens)
 
 
-def _cache_config(engine: CodiEngine, problems, layer, site, positions, methods, seed, max_new_tokens) -> dict:
-    from .. import __version__
-
-    model = engine.model
-    problem_set = hashlib.sha256(json.dumps([[str(p.id), p.question, p.answer] for p in problems]).encode())
-    vocab = hashlib.sha256(json.dumps(sorted(model.tokenizer.get_vocab().items())).encode()).hexdigest()
-    return {"design": "corruption_grid", "codi_probe": __version__, "layer": layer, "site": site,
-            "positions": list(positions), "methods": list(methods), "seed": seed, "max_new_tokens": max_new_tokens,
-            "padding": engine.padding, "num_latent": engine.num_latent, "dtype": str(model.base_dtype),
-            "device": model.device.type, "special": repr(model.special), "answer_format": model.config.answer_format,
-            "variant": model.config.variant, "tokenizer_vocab": vocab, "problems": problem_set.hexdigest()}
+def grid_key(engine: CodiEngine, problems, layer, site, positions, seed, max_new_tokens) -> dict:
+    """What a cached grid's results depend on besides the weights (:func:`~.common.engine_key`)."""
+    return {"design": "corruption_grid", "layer": layer, "site": site, "positions": list(positions),
+            "methods": list(grid_methods(seed)), "seed": seed, "max_new_tokens": max_new_tokens,
+            **engine_key(engine, problems)}
 
 
 def _grid(engine: CodiEngine, problems, index: Sequence[int], clean_rows: Sequence[int], clean,

@@ -2,8 +2,10 @@
 
 Part of the plugin, so that the shipped catalogue (``hypotheses/``, installed as ``codi_probe.hypotheses``)
 and a researcher's own claim files in their own repository use the same ones. Each is lazy: a run that
-asks for none builds none. Built once per process (once per xdist worker); the model (``codi_model``),
-the options and the ``claim`` recorder are in :mod:`codi_probe.plugin.fixtures`.
+asks for none builds none. Each process holds its own; the work behind the clean traces, the CCTA
+grid and the mean ablation is done once for the whole run, divided between xdist workers by problem
+chunk (:mod:`codi_probe.plugin.sharing`). The model (``codi_model``), the options and the ``claim``
+recorder are in :mod:`codi_probe.plugin.fixtures`.
 
 - ``codi_engine``: a :class:`~codi_probe.engine.CodiEngine` on the session's model;
 - ``codi_problems``/``codi_questions``/``clean_trace``: the invariants' few GSM8K problems and their traced run;
@@ -17,6 +19,26 @@ the options and the ``claim`` recorder are in :mod:`codi_probe.plugin.fixtures`.
 import pytest
 
 DEFAULT_PROBLEMS = 8  # invariants are exact checks: a few problems of mixed length suffice
+
+
+def _chunk(n: int) -> int:
+    """Problems per unit of shared work: about four units (two per worker of ``-n 2``), 8..32 problems each.
+    Serial runs compute the same chunks, so a serial and a parallel run batch the same rows."""
+    return min(32, max(8, -(-n // 4)))
+
+
+def _shared_trace(pytestconfig, name, engine, problems, record, max_new_tokens):
+    """The clean trace of ``problems``, computed in chunks once across the run's processes."""
+    from codi_probe.experiments.common import engine_key
+    from codi_probe.engine.trace_rows import from_problem_tensors, problem_tensors
+    from codi_probe.plugin.sharing import shared_problems
+
+    questions = [p.question for p in problems]
+    key = {"record": repr(record), "max_new_tokens": max_new_tokens, **engine_key(engine, problems)}
+    rows = shared_problems(pytestconfig, name, engine.model, key, [p.id for p in problems],
+                           lambda idx: problem_tensors(engine.run([questions[i] for i in idx], record=record,
+                                                                  max_new_tokens=max_new_tokens)), chunk=_chunk(len(problems)))
+    return from_problem_tensors(engine, questions, rows)
 
 
 @pytest.fixture(scope="session")
@@ -46,12 +68,12 @@ def codi_questions(codi_problems):
 
 
 @pytest.fixture(scope="session")
-def clean_trace(codi_engine, codi_questions):
+def clean_trace(pytestconfig, codi_engine, codi_problems):
     """One clean traced run of every problem (all module sites, attention), shared by the claims."""
     from codi_probe.engine import Record
 
-    return codi_engine.run(codi_questions, record=Record(sites=("resid_post", "attn_out", "mlp_out"),
-                                                         attention=True), max_new_tokens=8)
+    return _shared_trace(pytestconfig, "clean_trace", codi_engine, codi_problems,
+                         Record(sites=("resid_post", "attn_out", "mlp_out"), attention=True), 8)
 
 
 # Problems per empirical claim by --codi-depth. quick (the default run, ~90 s on 2 cores on the default
@@ -100,31 +122,37 @@ def template_problems(pytestconfig, codi_model, codi_options, empirical_n):
 
 
 @pytest.fixture(scope="session")
-def ccta(codi_engine, answer_problems, codi_options):
+def ccta(pytestconfig, codi_engine, answer_problems, codi_options):
     """The seeds' CCTA grid: 7 positions x 7 corruption methods at relative depth 0.5 (layer 8 of 16)."""
+    from codi_probe.engine.positions import LATENT_POSITIONS
     from codi_probe.experiments.common import depth_to_layer
-    from codi_probe.experiments.corruption import corruption_grid
+    from codi_probe.experiments.corruption import CorruptionResult, grid_chunk, grid_key, grid_methods
+    from codi_probe.plugin.sharing import shared_problems
 
+    ps, seed = list(answer_problems), codi_options.seed
     layer = depth_to_layer(0.5, codi_engine.model.n_layers)
-    return corruption_grid(codi_engine, list(answer_problems), layer=layer, seed=codi_options.seed,
-                           cache_dir=codi_options.cache)
+    rows = shared_problems(pytestconfig, "ccta", codi_engine.model,
+                           grid_key(codi_engine, ps, layer, "resid_post", LATENT_POSITIONS, seed, 16), [p.id for p in ps],
+                           lambda idx: grid_chunk(codi_engine, ps, idx, layer=layer, seed=seed), chunk=_chunk(len(ps)))
+    return CorruptionResult.from_problem_tensors(layer, LATENT_POSITIONS, grid_methods(seed), rows)
 
 
 @pytest.fixture(scope="session")
-def answer_attention_trace(codi_engine, answer_problems):
-    """Clean run of the answer problems with attention (eager), shared by the attention and flow claims."""
+def answer_attention_trace(pytestconfig, codi_engine, answer_problems):
+    """Clean run of the answer problems with attention, shared by the attention and flow claims."""
     from codi_probe.engine import Record
 
-    return codi_engine.run([p.question for p in answer_problems], record=Record(sites=(), attention=True),
-                           max_new_tokens=1)
+    return _shared_trace(pytestconfig, "answer_attention_trace", codi_engine, answer_problems,
+                         Record(sites=(), attention=True), 1)
 
 
 @pytest.fixture(scope="session")
-def template_trace(codi_engine, template_problems):
+def template_trace(pytestconfig, codi_engine, template_problems):
     """Clean run of the template problems (latents and greedy answers), shared by lens and patching."""
     from codi_probe.engine import Record
 
-    return codi_engine.run([p.question for p in template_problems], record=Record(sites=("resid_post",), logits=False))
+    return _shared_trace(pytestconfig, "template_trace", codi_engine, template_problems,
+                         Record(sites=("resid_post",), logits=False), 32)
 
 
 @pytest.fixture(scope="session")
@@ -148,15 +176,27 @@ def answer_lens(codi_engine, answer_problems, answer_attention_trace):
 
 
 @pytest.fixture(scope="session")
-def mean_ablation(codi_engine, answer_problems, ccta):
+def mean_ablation(pytestconfig, codi_engine, answer_problems, ccta):
     """The CCTA sites (every position at the grid's layer) mean-ablated: each activation replaced by its mean
     over the answer problems. With the grid's zero and random (resample) methods it gives every zero-ablation
     claim its result under all three ablation types (claims-2026 method lessons)."""
     from codi_probe.engine import Record, Set
-    from codi_probe.experiments.corruption import corruption_grid
+    from codi_probe.engine.trace_rows import from_problem_tensors, problem_tensors
+    from codi_probe.experiments.common import engine_key
+    from codi_probe.experiments.corruption import CorruptionResult, corruption_grid
+    from codi_probe.plugin.sharing import shared_problems
 
-    qs = [p.question for p in answer_problems]
-    clean = codi_engine.run(qs, record=Record(sites=("resid_post",)), max_new_tokens=16)
+    ps = list(answer_problems)
+    clean = _shared_trace(pytestconfig, "mean_ablation_clean", codi_engine, ps, Record(sites=("resid_post",)), 16)
     means = {p: clean.mean_value("resid_post", ccta.layer, p) for p in ccta.positions}
-    return corruption_grid(codi_engine, list(answer_problems), layer=ccta.layer, clean=clean,
-                           methods={"mean": lambda i, p: Set(means)}, positions=ccta.positions)
+    clean_rows = problem_tensors(clean)
+
+    def chunk(idx):
+        part = from_problem_tensors(codi_engine, [ps[i].question for i in idx], [clean_rows[i] for i in idx])
+        return corruption_grid(codi_engine, [ps[i] for i in idx], layer=ccta.layer, clean=part,
+                               methods={"mean": lambda i, p: Set(means)}, positions=ccta.positions).problem_tensors()
+
+    rows = shared_problems(pytestconfig, "mean_ablation", codi_engine.model,
+                           {"layer": ccta.layer, "positions": list(ccta.positions), **engine_key(codi_engine, ps)},
+                           [p.id for p in ps], chunk, chunk=_chunk(len(ps)))
+    return CorruptionResult.from_problem_tensors(ccta.layer, ccta.positions, ("mean",), rows)

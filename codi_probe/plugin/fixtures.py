@@ -15,9 +15,9 @@ import pytest
 from ..errors import first_line
 from .baseline import check_model
 from .metadata import add_process_info, add_session_metadata, set_torch_threads
-from .options import OPTIONS_KEY, CodiOptions
+from .options import OPTIONS_KEY, CodiOptions, worker_device
 from .recorder import ClaimRecorder
-from .records import RECORD_KEY, hypothesis_of
+from .records import DEVICE_KEY, RECORD_KEY, hypothesis_of
 
 
 @pytest.fixture(scope="session")
@@ -34,8 +34,9 @@ def codi_model(pytestconfig: pytest.Config, codi_options: CodiOptions) -> Any:
 
     start = time.perf_counter()
     try:
+        device = worker_device(codi_options.device, pytestconfig)
         model = load_codi(codi_options.model, base=codi_options.base, tokenizer=codi_options.tokenizer,
-                          dtype=codi_options.dtype, device=codi_options.device, lora_alpha=codi_options.lora_alpha)
+                          dtype=codi_options.dtype, device=device, lora_alpha=codi_options.lora_alpha)
     except Exception as exc:
         first = first_line(exc)
         add_session_metadata(pytestconfig, "load_error", f"{codi_options.model}: {type(exc).__name__}: {first}",
@@ -43,6 +44,9 @@ def codi_model(pytestconfig: pytest.Config, codi_options: CodiOptions) -> Any:
         # one line that stops the run, instead of one error with a traceback per test that needs the model
         pytest.exit(f"codi-probe: cannot load model {codi_options.model!r}: {first}", returncode=pytest.ExitCode.USAGE_ERROR)
     add_process_info(pytestconfig, "model_load_s", round(time.perf_counter() - start, 3))
+    where = str(getattr(model, "device", device))  # the model's own, else the device it was loaded on
+    add_process_info(pytestconfig, "device", where)
+    pytestconfig.stash[DEVICE_KEY] = where
     fingerprint = model.fingerprint()
     for key, value in fingerprint.items():
         add_session_metadata(pytestconfig, key, value, section="model")

@@ -11,10 +11,11 @@ import pytest
 from .baseline import BASELINE_KEY, check_baseline, load_baseline
 from .controller import Controller, settings_line
 from .scope import USES_CODI_KEY, codi_session, uses_codi
+from .sharing import SharedDirectory
 from .expectations import PROFILE_KEY, RECORD, check_expectation, load_profile
 from .metadata import WORKEROUTPUT_KEY, get_metadata, set_torch_threads
-from .options import OPTIONS_KEY, add_options, resolve_options
-from .records import KINDS, PROPERTY, RECORD_KEY, ClaimMarkerError, ClaimRecord, claim_from_item
+from .options import OPTIONS_KEY, add_options, resolve_options, worker_id
+from .records import DEVICE_KEY, KINDS, PROPERTY, RECORD_KEY, ClaimMarkerError, ClaimRecord, claim_from_item
 
 MARKERS = (
     "claim(id, statement, source=None, reported=None, kind=None): a research claim; kind is "
@@ -39,6 +40,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[BASELINE_KEY] = load_baseline(config, options)
     if not hasattr(config, "workerinput"):
         config.pluginmanager.register(Controller(config), "codi_probe.controller")
+        config.pluginmanager.register(SharedDirectory(config), "codi_probe.shared_directory")
+
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -134,6 +137,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         if (call.when == "call" and record.kind == "invariant" and record.verdict is None
                 and call.excinfo is not None and call.excinfo.errisinstance(AssertionError)):
             record.verdict = "refuted"
+        record.worker = worker_id(item.config)
+        record.device = item.config.stash.get(DEVICE_KEY, None)
         _sync(item, record)
     return (yield)
 

@@ -274,6 +274,19 @@ def torch_threads(config: pytest.Config, options: CodiOptions) -> int:
     return default_threads(options.threads, processes=worker_count(config))
 
 
+def worker_device(device: str, config: pytest.Config) -> str:
+    """The device this process loads the model on: with ``--codi-device cuda`` (no index) in an xdist
+    worker ``gwN``, ``cuda:(N mod GPU count)``, so that ``-n K`` spreads the workers over the GPUs; any
+    other device as given (an explicit ``cuda:1`` is every worker's)."""
+    wid = worker_id(config)
+    if device != "cuda" or not wid.startswith("gw"):
+        return device
+    import torch
+
+    count = torch.cuda.device_count()
+    return f"cuda:{int(wid[2:]) % count}" if count else device  # no GPU: loading gives the one-line error
+
+
 def worker_id(config: pytest.Config) -> str:
     """``gw0``, ``gw1``, ... in xdist workers; ``main`` otherwise."""
     return str(getattr(config, "workerinput", {}).get("workerid", "main"))

@@ -14,6 +14,7 @@ VERDICTS = ("supported", "refuted", "inconclusive", "invalid")  # invalid: a fai
 KINDS = ("invariant", "empirical")
 PROPERTY = "codi_claim"  # the user_properties key the record travels under
 RECORD_KEY = pytest.StashKey["ClaimRecord"]()
+DEVICE_KEY = pytest.StashKey[str]()  # the device of this process's model, once loaded
 
 
 class ClaimMarkerError(ValueError):
@@ -53,6 +54,8 @@ class ClaimRecord:
     expected_why: str | None = None  # the entry's reason (a planted fact, or "the design decides nothing")
     baseline: dict[str, Any] | None = None  # the matching claim of --codi-baseline
     failures: list[str] = field(default_factory=list)  # expectation / baseline check failures
+    worker: str | None = None  # the pytest process that ran it: "main", or the xdist worker id ("gw0", ...)
+    device: str | None = None  # the device of that process's model ("cpu", "cuda:1"); None: no model loaded
 
     def to_dict(self) -> dict[str, Any]:
         return to_plain(asdict(self))

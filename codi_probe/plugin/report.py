@@ -14,7 +14,7 @@ from .collector import OUTCOMES, TestEntry
 from .metadata import SessionMetadata
 from .records import KINDS, VERDICTS
 
-SCHEMA_VERSION = "1.3"  # 1.1: invalid verdicts, declared hypotheses, min_n, evidence, p_refute, family; 1.2: design-derived expectations with why; 1.3: collection errors, status collection_error, reruns, the git state, the selection, every dtype
+SCHEMA_VERSION = "1.4"  # 1.4: claim worker and device, processes' shared_work; 1.1: invalid verdicts, declared hypotheses, min_n, evidence, p_refute, family; 1.2: design-derived expectations with why; 1.3: collection errors, status collection_error, reruns, the git state, the selection, every dtype
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schema" / "report.schema.json"
 PACKAGES = ("codi-probe", "torch", "transformers", "peft", "numpy", "scipy", "pytest", "pytest-xdist")
 

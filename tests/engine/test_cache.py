@@ -1,11 +1,12 @@
-"""The on-disk trace cache: resume after interruption, reuse, invalidation, fp16 round trip."""
+"""The on-disk trace cache: resume after interruption, reuse, invalidation, fp16 round trip, and the
+claim protocol that divides a sweep between processes."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from codi_probe.engine.cache import INDEX, TraceCache
+from codi_probe.engine.cache import TraceCache, chunk_name
 
 SHA = "a" * 64
 CONFIG = {"site": "resid_post", "layer": 2}
@@ -66,11 +67,13 @@ def test_changed_model_or_config_invalidates(tmp_path, change):
     assert calls == PROBLEMS
 
 
-def test_index_of_another_model_is_refused(tmp_path):
+def test_shard_of_another_model_is_refused(tmp_path):
     cache = TraceCache(tmp_path, SHA, CONFIG)
     cache.sweep(PROBLEMS[:2], _compute([]), progress=False)
-    index = cache.dir / INDEX
-    index.write_text(index.read_text().replace(SHA, "c" * 64))
+    from safetensors.torch import save_file
+
+    save_file({"p9/x": torch.zeros(1)}, str(cache.dir / "shard-other.safetensors"),
+              metadata={"model": "c" * 64, "problems": '["p9"]'})
     with pytest.raises(ValueError, match="written for model"):
         TraceCache(tmp_path, SHA, CONFIG)
 
@@ -98,3 +101,114 @@ def test_dtypes_round_trip_without_fp16(tmp_path):
     got = TraceCache(tmp_path, SHA, CONFIG).get("p0")
     for k, v in want.items():
         assert got[k].dtype == v.dtype and torch.equal(got[k], v), k
+
+
+# ------------------------------------------------------------------ several processes
+WORKER = r"""
+import json, os, sys, time
+import torch
+from codi_probe.engine.cache import TraceCache
+
+root, out, delay, stale = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
+problems = [f"p{i}" for i in range(12)]
+
+def compute(chunk):
+    time.sleep(delay)
+    return [{"x": torch.full((3,), float(p[1:]))} for p in chunk]
+
+cache = TraceCache(root, "a" * 64, {"site": "resid_post"}, stale_s=stale)
+cache.sweep(problems, compute, batch=2, progress=False, poll_s=0.05)
+assert all(float(cache.get(p)["x"][0]) == float(p[1:]) for p in problems)
+with open(out, "w") as f:
+    json.dump(cache.computed, f)
+"""
+
+
+def _worker(tmp_path, name, delay=0.3, stale=60.0):
+    import subprocess
+    import sys
+
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER)
+    out = tmp_path / f"{name}.json"
+    proc = subprocess.Popen([sys.executable, str(script), str(tmp_path / "cache"), str(out), str(delay), str(stale)])
+    return proc, out
+
+
+def _cache(tmp_path):
+    return TraceCache(tmp_path / "cache", SHA, {"site": "resid_post"})
+
+
+def test_two_processes_divide_a_sweep_and_each_reads_all(tmp_path):
+    import json
+
+    (a, out_a), (b, out_b) = _worker(tmp_path, "a"), _worker(tmp_path, "b")
+    assert a.wait(timeout=120) == 0 and b.wait(timeout=120) == 0
+    done_a, done_b = set(json.loads(out_a.read_text())), set(json.loads(out_b.read_text()))
+    assert done_a | done_b == {f"p{i}" for i in range(12)}
+    assert not done_a & done_b, "a chunk was computed twice"
+    assert done_a and done_b, "one process did all the work"
+    assert not list((_cache(tmp_path).dir / "claims").iterdir()), "claims left behind"
+
+
+def test_a_killed_process_leaves_its_chunk_to_the_others(tmp_path):
+    """A worker killed (SIGKILL: no cleanup) while it holds a claim; a second worker on this host sees
+    that the holder is gone, takes the chunk over, reuses the killed worker's finished chunks and
+    completes the sweep."""
+    import json
+    import time
+
+    a, _ = _worker(tmp_path, "a", delay=1.0)
+    cache = _cache(tmp_path)
+    deadline = time.time() + 60
+    while time.time() < deadline and len(cache.done()) < 4:  # two chunks stored, the third claimed
+        time.sleep(0.1)
+        cache.refresh()
+    a.kill()
+    a.wait()
+    held = list((cache.dir / "claims").glob("*.claim"))
+    assert held, "the killed worker held no claim"
+    stored_before = cache.done()
+    b, out_b = _worker(tmp_path, "b", delay=0.0)
+    assert b.wait(timeout=120) == 0
+    done_b = set(json.loads(out_b.read_text()))
+    assert done_b == {f"p{i}" for i in range(12)} - stored_before
+    assert not list((cache.dir / "claims").glob("*.claim"))
+
+
+def test_a_live_claim_is_waited_for_and_a_stale_one_taken_over(tmp_path):
+    """Another host's claim (its pid cannot be checked) is respected while it is refreshed and taken
+    over once it is older than ``stale_s``."""
+    import json
+    import os
+    import threading
+    import time
+
+    cache = TraceCache(tmp_path, SHA, CONFIG, stale_s=1.0)
+    chunk = PROBLEMS[:2]
+    claim = cache.claims / f"{chunk_name(chunk)}.claim"
+    claim.write_text(json.dumps({"host": "another-host", "pid": 1, "time": time.time()}))
+    calls: list = []
+    t0 = time.time()
+    keep = threading.Event()
+
+    def refresh():  # the other host's heartbeat, for 0.5 s
+        while not keep.wait(0.1) and time.time() - t0 < 0.5:
+            os.utime(claim)
+
+    threading.Thread(target=refresh, daemon=True).start()
+    cache.sweep(PROBLEMS, _compute(calls), batch=2, progress=False, poll_s=0.05)
+    keep.set()
+    assert set(calls) == set(PROBLEMS)
+    assert calls[-2:] == chunk, "the claimed chunk was computed before its claim went stale"
+    assert time.time() - t0 >= 1.0
+
+
+def test_claims_are_released_on_interruption(tmp_path):
+    def failing(chunk):
+        raise KeyboardInterrupt
+
+    cache = TraceCache(tmp_path, SHA, CONFIG)
+    with pytest.raises(KeyboardInterrupt):
+        cache.sweep(PROBLEMS, failing, batch=3, progress=False)
+    assert not list(cache.claims.iterdir())

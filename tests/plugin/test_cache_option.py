@@ -25,10 +25,17 @@ def _run(tmp_path: Path, name: str, *extra: str) -> dict:
 def test_ccta_results_are_cached_and_reused(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     first = _run(tmp_path, "first", "--codi-cache", str(cache))
+    from safetensors import safe_open
+
     (key,) = [d for d in cache.iterdir() if d.is_dir()]
-    index = json.loads((key / "index.json").read_text())
-    assert index["model"] == first["model"]["sha256"] and index["config"]["design"] == "corruption_grid"
-    assert sum(len(s["problems"]) for s in index["shards"]) == 4
+    config = json.loads((key / "config.json").read_text())
+    assert config["model"] == first["model"]["sha256"] and config["config"]["design"] == "corruption_grid"
+    stored = []
+    for shard in key.glob("shard-*.safetensors"):
+        with safe_open(str(shard), framework="pt") as f:
+            assert f.metadata()["model"] == first["model"]["sha256"]
+            stored += json.loads(f.metadata()["problems"])
+    assert len(stored) == len(set(stored)) == 4
     mtimes = {p.name: p.stat().st_mtime_ns for p in key.iterdir()}
     second = _run(tmp_path, "second", "--codi-cache", str(cache))
     assert {p.name: p.stat().st_mtime_ns for p in key.iterdir()} == mtimes  # read back, nothing rewritten

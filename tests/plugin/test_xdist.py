@@ -79,10 +79,12 @@ def test_plain(codi_model):
 
 
 def normalized(report: dict[str, Any]) -> dict[str, Any]:
-    """The report without what may differ between equal runs: timings and the environment."""
+    """The report without what may differ between equal runs: timings, the environment, which process ran
+    a claim."""
     report = {k: v for k, v in report.items() if k not in ("created", "duration_s", "environment")}
     for test in report["claims"] + report["other_tests"]:
         del test["duration_s"]
+        test.pop("worker", None)
     return report
 
 
@@ -96,6 +98,9 @@ def test_serial_and_xdist_reports_are_equal(pytester: pytest.Pytester, run_claim
     distributed = run_claims(*args, "-n", "2", subprocess=True)
     distributed.result.assert_outcomes(passed=10, failed=1)
     report = distributed.report
+    assert {c["worker"] for c in report["claims"]} == {"gw0", "gw1"}
+    assert {c["worker"] for c in serial_report["claims"]} == {"main"}
+    assert {c["device"] for c in report["claims"] + serial_report["claims"]} == {"cpu"}
     assert normalized(report) == normalized(serial_report)
     assert report["model"] == {"name": "tiny-random-llama", "sha256": "0" * 64, "dtype": "bf16"}
     assert report["data"] == {"problems": {"n": 4, "sha": "abc"}}

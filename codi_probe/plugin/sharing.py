@@ -1,0 +1,104 @@
+"""Shared session work: a grid or trace computed once for the whole run, not once per xdist worker.
+
+Each shared fixture describes its work as per-problem tensors computed in fixed chunks of problems
+(:func:`shared_problems`). In a serial run without ``--codi-cache`` the chunks run in this process.
+Otherwise they go through a :class:`~codi_probe.engine.cache.TraceCache` in the shared directory,
+whose claim protocol lets each worker compute the chunks no one else holds and read the others'.
+The chunks are the same in every case, so a serial run and a parallel one compute the same batches.
+
+The directory is ``--codi-cache`` when given (persistent: an interrupted run resumes and a rerun on
+unchanged weights reads everything back; give hosts of a ``--tx`` run a path they all see). Otherwise
+an xdist controller makes a temporary one for its workers on its own host and removes it at the end.
+Each process records what it computed and what it read under ``processes.<worker>.shared_work`` in
+the report, so the report shows that every shared grid was computed once.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from typing import Any, Callable, Mapping, Sequence
+
+import pytest
+
+from .metadata import get_metadata, _publish
+from .options import OPTIONS_KEY, worker_id
+
+SHARED_DIR_KEY = "codi_shared_cache"  # workerinput key: the controller's temporary shared directory
+Tensors = Mapping[str, Any]
+
+
+def shared_cache_dir(config: pytest.Config) -> str | None:
+    """``--codi-cache``, else the xdist controller's temporary directory (workers only), else None."""
+    options = config.stash[OPTIONS_KEY]
+    if options.cache:
+        return options.cache
+    return getattr(config, "workerinput", {}).get(SHARED_DIR_KEY)
+
+
+def shared_problems(config: pytest.Config, name: str, model, key: Mapping[str, Any], ids: Sequence[str],
+                    compute: Callable[[list[int]], list[Tensors]], *, chunk: int = 16,
+                    progress: bool = False) -> list[dict]:
+    """Per-problem tensors of problems ``ids`` (their order is the problem index ``compute`` receives),
+    computed ``chunk`` problems at a time, once across every process sharing the cache directory.
+
+    ``key``: what besides the model weights and the problems determines the result (the cache is keyed
+    by it; ``name`` is part of it). ``compute(indices)`` returns one tensor dict per index."""
+    ids = [str(i) for i in ids]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"{name}: problem ids must be unique to share the work")
+    where = {pid: i for i, pid in enumerate(ids)}
+    directory = shared_cache_dir(config)
+    if directory is None:
+        out = [t for s in range(0, len(ids), chunk) for t in compute(list(range(s, min(len(ids), s + chunk))))]
+        _record(config, name, computed=len(ids), read=0)
+        return [dict(t) for t in out]
+    from codi_probe.engine.cache import TraceCache
+
+    cache = TraceCache(directory, model.weights_sha256(), {"fixture": name, "problems": ids, **key})
+    cache.sweep(ids, lambda part: compute([where[p] for p in part]), batch=chunk, progress=progress)
+    _record(config, name, computed=len(cache.computed), read=len(ids) - len(cache.computed))
+    return [cache.get(pid) for pid in ids]
+
+
+def _record(config: pytest.Config, name: str, *, computed: int, read: int) -> None:
+    """``processes.<worker>.shared_work.<name>``: problems this process computed and read."""
+    info = get_metadata(config).processes.setdefault(worker_id(config), {})
+    info.setdefault("shared_work", {})[name] = {"computed": computed, "read": read}
+    _publish(config)
+
+
+def group_modules(config: pytest.Config) -> None:
+    """``-n K`` without ``--dist``: send each test module to one worker (``--dist loadscope``), so that a
+    module's fixtures (its claims' own runs) are built once, not in every worker that runs one of its
+    tests. An explicit ``--dist`` is kept. Called by the catalogue's ``conftest.py``, so it applies to
+    runs of the catalogue only."""
+    if getattr(config.option, "dist", "no") != "load":
+        return
+    given = config.invocation_params.args
+    if not any(a == "--dist" or a.startswith("--dist=") or a == "-d" for a in given):
+        config.option.dist = "loadscope"
+
+
+class SharedDirectory:
+    """Controller side: a temporary directory for the workers' shared work when ``--codi-cache`` is not
+    given, made when the first worker starts and removed when the session ends."""
+
+    def __init__(self, config: pytest.Config):
+        self.config = config
+        self.path: str | None = None
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:
+        if self.config.stash[OPTIONS_KEY].cache:
+            return
+        if self.path is None:
+            self.path = tempfile.mkdtemp(prefix="codi-shared-")
+        node.workerinput[SHARED_DIR_KEY] = self.path
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        if self.path is not None:
+            shutil.rmtree(self.path, ignore_errors=True)
+
+
+__all__ = ["SHARED_DIR_KEY", "SharedDirectory", "group_modules", "shared_cache_dir", "shared_problems"]
