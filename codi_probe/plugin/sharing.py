@@ -15,6 +15,7 @@ the report, so the report shows that every shared grid was computed once.
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 from typing import Any, Callable, Mapping, Sequence
@@ -68,21 +69,25 @@ def _record(config: pytest.Config, name: str, *, computed: int, read: int) -> No
     _publish(config)
 
 
-def group_modules(config: pytest.Config) -> None:
-    """``-n K`` without ``--dist``: send each test module to one worker (``--dist loadscope``), so that a
-    module's fixtures (its claims' own runs) are built once, not in every worker that runs one of its
-    tests. An explicit ``--dist`` is kept. Called by the catalogue's ``conftest.py``, so it applies to
-    runs of the catalogue only."""
-    if getattr(config.option, "dist", "no") != "load":
-        return
-    given = config.invocation_params.args
-    if not any(a == "--dist" or a.startswith("--dist=") or a == "-d" for a in given):
-        config.option.dist = "loadscope"
+CATALOGUE_MODULE = re.compile(r"(^|/)hypotheses/test_[^/]+\.py$")  # the shipped claims, from a checkout or installed
+
+
+def catalogue_scope(nodeid: str) -> str:
+    """The scheduling unit of a test: its module for a catalogue module (whose fixtures hold the module's
+    shared runs), else the test itself."""
+    path = nodeid.split("::", 1)[0]
+    return path if CATALOGUE_MODULE.search(path) else nodeid
+
+
+def _dist_given(config: pytest.Config) -> bool:
+    return any(a in ("--dist", "-d") or a.startswith("--dist=") for a in config.invocation_params.args)
 
 
 class SharedDirectory:
-    """Controller side: a temporary directory for the workers' shared work when ``--codi-cache`` is not
-    given, made when the first worker starts and removed when the session ends."""
+    """Controller side of xdist: a temporary directory for the workers' shared work when ``--codi-cache``
+    is not given (made when the first worker starts, removed when the session ends), and the scheduler of
+    ``-n K`` without ``--dist``: every catalogue module goes to one worker, so its module fixtures are built
+    once; every other test is scheduled on its own, as ``--dist load`` would."""
 
     def __init__(self, config: pytest.Config):
         self.config = config
@@ -96,9 +101,21 @@ class SharedDirectory:
             self.path = tempfile.mkdtemp(prefix="codi-shared-")
         node.workerinput[SHARED_DIR_KEY] = self.path
 
+    @pytest.hookimpl(optionalhook=True, tryfirst=True)
+    def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any):
+        if config.getvalue("dist") != "load" or _dist_given(config):
+            return None
+        from xdist.scheduler import LoadScopeScheduling
+
+        class CatalogueScheduling(LoadScopeScheduling):
+            def _split_scope(self, nodeid: str) -> str:
+                return catalogue_scope(nodeid)
+
+        return CatalogueScheduling(config, log)
+
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         if self.path is not None:
             shutil.rmtree(self.path, ignore_errors=True)
 
 
-__all__ = ["SHARED_DIR_KEY", "SharedDirectory", "group_modules", "shared_cache_dir", "shared_problems"]
+__all__ = ["SHARED_DIR_KEY", "SharedDirectory", "catalogue_scope", "shared_cache_dir", "shared_problems"]

@@ -59,3 +59,12 @@ def test_one_device_per_worker(monkeypatch, device, worker, count, want):
     monkeypatch.setattr(torch.cuda, "device_count", lambda: count)
     config = _config(workerinput={"workerid": worker}) if worker != "main" else _config()
     assert worker_device(device, config) == want
+
+
+@pytest.mark.parametrize("nodeid,scope", [
+    ("hypotheses/test_patching.py::test_x[P1]", "hypotheses/test_patching.py"),
+    ("../lib/site-packages/codi_probe/hypotheses/test_flow.py::test_y", "../lib/site-packages/codi_probe/hypotheses/test_flow.py"),
+    ("tests/test_other.py::test_z", "tests/test_other.py::test_z"),
+    ("test_claims.py::test_a[1]", "test_claims.py::test_a[1]")])
+def test_catalogue_modules_are_scheduled_whole(nodeid, scope):
+    assert sharing.catalogue_scope(nodeid) == scope
