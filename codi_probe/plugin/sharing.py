@@ -79,6 +79,16 @@ def catalogue_scope(nodeid: str) -> str:
     return path if CATALOGUE_MODULE.search(path) else nodeid
 
 
+def _runs_catalogue(config: pytest.Config) -> bool:
+    """The run names the catalogue (``hypotheses``, a file in it, or ``codi_probe.hypotheses``): only then
+    is the scheduler changed. (xdist's scope scheduling puts a crashed worker's whole unit back, the
+    crashed test included; other suites keep ``load``, which reports it failed once.)"""
+    from pathlib import Path
+
+    return any("hypotheses" in Path(a.split("::", 1)[0]).parts or a.startswith("codi_probe.hypotheses")
+               for a in config.args)
+
+
 def _dist_given(config: pytest.Config) -> bool:
     return any(a in ("--dist", "-d") or a.startswith("--dist=") for a in config.invocation_params.args)
 
@@ -103,7 +113,7 @@ class SharedDirectory:
 
     @pytest.hookimpl(optionalhook=True, tryfirst=True)
     def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any):
-        if config.getvalue("dist") != "load" or _dist_given(config):
+        if config.getvalue("dist") != "load" or _dist_given(config) or not _runs_catalogue(config):
             return None
         from xdist.scheduler import LoadScopeScheduling
 
