@@ -15,7 +15,10 @@ Two questions, in this order:
 
    - ``flip``: the verdict changed (any kind of claim);
    - ``moved``: an empirical claim's primary statistic (the same one) lies outside the baseline's CI
-     widened by the claim's tolerance, ``max(abs, rel * |baseline value|)`` (plus float noise).
+     widened by the larger of the claim's tolerance, ``max(abs, rel * |baseline value|)``, and the float
+     noise of the run's dtype (:func:`float_slack`: the :mod:`codi_probe.tolerance` of that dtype, in the
+     statistic's unit, :func:`statistic_unit`). A statistic that is 0 by construction and measured at
+     1.9e-6 in one run and 0 in the next has not moved.
 
    ``fail_on`` chooses which of the two fail (default both); tolerances are global or per claim
    (``fnmatch`` patterns on the claim id, first match wins), from the command line or ini.
@@ -26,6 +29,7 @@ comparison is a usage error (pytest: 4; ``codi-probe compare``: 2, its one-line 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any, Iterable, Mapping
@@ -105,6 +109,53 @@ def parse_claim_tolerance(line: str) -> tuple[str, Tolerance]:
     return words[0], Tolerance(**values)
 
 
+# the --codi-dtype / --dtype choices and the dtype their results are computed in (``mixed``: a bf16 base)
+OPTION_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16", "mixed": "bfloat16"}
+_KL = re.compile(r"\bKL\b")
+_COUNTED = re.compile(r"accuracy|\brate\b|top-\d|answer|acc\(", re.IGNORECASE)
+_MEASURED = re.compile(r"logit|attention|cosine|entropy|spearman|kendall|\btau\b|\|LD|tolerance units|norm\b",
+                       re.IGNORECASE)
+
+
+def statistic_unit(name: str | None) -> str:
+    """Which float tolerance of :mod:`codi_probe.tolerance` bounds round-off in a statistic, by its name:
+
+    - ``"kl"``: a KL divergence (the word ``KL``), in nats: the dtype's ``kl`` tolerance, absolute;
+    - ``"exact"``: a statistic counted from discrete outcomes (an accuracy, a rate, a top-k hit, an
+      answer): token ids are compared exactly, so round-off does not move it (no float slack);
+    - ``"states"``: a statistic computed from logits or hidden states (logits, attention weights,
+      cosines, entropies, rank correlations, values in tolerance units): the dtype's states tolerance,
+      ``atol + rtol * |baseline value|``;
+    - ``"exact"`` for anything else (a share or count of problems), the conservative choice: no float
+      slack, so a real move is never hidden.
+    """
+    text = name or ""
+    if _KL.search(text):
+        return "kl"
+    if _COUNTED.search(text):
+        return "exact"
+    return "states" if _MEASURED.search(text) else "exact"
+
+
+def float_slack(statistic: str | None, baseline_value: float, dtype: str | None) -> float:
+    """The round-off a run in ``dtype`` (``"float32"``, ``"bfloat16"``, ``"float16"``; ``None``: float32)
+    may put on ``statistic`` near ``baseline_value`` (:func:`statistic_unit`), beyond which it has moved."""
+    from .tolerance import TOLERANCES
+
+    tol = TOLERANCES.get(dtype or "float32", TOLERANCES["float32"])
+    unit = statistic_unit(statistic)
+    if unit == "kl":
+        return tol.kl
+    if unit == "states":
+        return tol.atol + tol.rtol * abs(baseline_value)
+    return 0.0
+
+
+def run_dtype(report: Mapping[str, Any]) -> str | None:
+    """The dtype a report's results were computed in: its model's base dtype, else its dtype option."""
+    return _get(report, ("model", "dtype")) or OPTION_DTYPES.get(str(_get(report, ("options", "dtype"))))
+
+
 @dataclass(frozen=True)
 class Finding:
     """One way a claim differs from its baseline; ``fails`` under the rule's ``fail_on``."""
@@ -126,6 +177,7 @@ class Rule:
     fail_on: frozenset[str] = frozenset(FAIL_ON)
     tolerance: Tolerance = Tolerance()
     per_claim: tuple[tuple[str, Tolerance], ...] = ()
+    dtype: str | None = None  # the new run's compute dtype (float noise, :func:`float_slack`); None: float32
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.fail_on) - set(FAIL_ON))
@@ -156,11 +208,13 @@ class Rule:
             if None in (lo, hi):
                 lo = hi = old["value"]
             tolerance = self.tolerance_for(cid)
-            slack = tolerance.slack(old["value"]) + 1e-9 * max(1.0, abs(lo), abs(hi))  # float noise is not a move
+            noise = float_slack(new.get("statistic"), old["value"], self.dtype)
+            slack = max(tolerance.slack(old["value"]), noise) + 1e-9 * max(1.0, abs(lo), abs(hi))
             if not lo - slack <= value <= hi + slack:
                 findings.append(Finding(
                     cid, "moved", f"{cid}: {new.get('statistic')}={value:.4g} outside baseline [{lo:.4g}, {hi:.4g}] "
-                    f"widened by tolerance {tolerance.describe()}: {was}, {now}", "moved" in self.fail_on))
+                    f"widened by tolerance {tolerance.describe()}{f' (float noise {noise:.2g})' if noise else ''}: {was}, {now}",
+                    "moved" in self.fail_on))
         return findings
 
 

@@ -96,3 +96,43 @@ def test_match_prefers_the_same_nodeid_among_duplicates():
     assert match([a, b], "C-01", "t.py::b")["value"] == 0.1
     assert match([a, b], "C-01", "t.py::c") is None  # ambiguous
     assert match([a], "C-01", "t.py::c")["value"] == 0.5 and match([a], "D-01", None) is None
+
+
+LAY03_STAT = "mean |LD(iterative, last stage) - LD(parallel)| (logits)"
+
+
+def test_float_noise_of_the_runs_dtype_is_not_a_move():
+    """Issue 32 item 5: LAY-03 at 0 against a baseline of 1.9e-6 (CI 9.5e-7 to 2.9e-6) is round-off, not a move."""
+    old = claim(value=1.9e-6, lo=9.5e-7, hi=2.9e-6, statistic=LAY03_STAT, cid="LAY-03")
+    new = claim(value=0.0, lo=0.0, hi=0.0, statistic=LAY03_STAT, cid="LAY-03")
+    assert kinds(Rule().check(old, new)) == []
+    assert kinds(Rule(dtype="float32").check(old, new)) == []
+    # a real move, far beyond the fp32 logit tolerance (1e-4 + 1e-4|v|), still fails
+    assert kinds(Rule(dtype="float32").check(old, claim(value=0.01, statistic=LAY03_STAT, cid="LAY-03"))) == ["moved"]
+    # bf16's tolerance is wider: 0.05 logits is within it, 0.2 is not
+    assert kinds(Rule(dtype="bfloat16").check(old, claim(value=0.05, statistic=LAY03_STAT, cid="LAY-03"))) == []
+    assert kinds(Rule(dtype="bfloat16").check(old, claim(value=0.2, statistic=LAY03_STAT, cid="LAY-03"))) == ["moved"]
+
+
+def test_the_float_slack_follows_the_statistics_unit():
+    from codi_probe.regression import float_slack, statistic_unit
+    from codi_probe.tolerance import TOLERANCES
+
+    assert statistic_unit(LAY03_STAT) == "states"
+    assert statistic_unit("mean KL at the answer-number token (nats)") == "kl"
+    assert statistic_unit("GSM8K test accuracy") == "exact"
+    assert statistic_unit("answer-change rate, norm-preserving noise on e_3") == "exact"
+    assert statistic_unit("mean pairwise cosine of h_1..h_6") == "states"
+    assert float_slack("mean KL at the answer-number token (nats)", 0.5, "float32") == TOLERANCES["float32"].kl
+    assert float_slack("GSM8K test accuracy", 0.5, "bfloat16") == 0.0  # counted outcomes: round-off moves no count
+    # an accuracy of a counted run moves at any float dtype by 1/n
+    assert kinds(Rule(dtype="bfloat16").check(claim(statistic="accuracy"), claim(value=0.61, statistic="accuracy"))) \
+        == ["moved"]
+
+
+def test_compare_takes_the_float_noise_of_the_new_runs_dtype():
+    from codi_probe.regression import run_dtype
+
+    assert run_dtype({"model": {"dtype": "bfloat16"}, "options": {"dtype": "fp32"}}) == "bfloat16"
+    assert run_dtype({"model": None, "options": {"dtype": "mixed"}}) == "bfloat16"
+    assert run_dtype({"options": {"dtype": "native"}}) is None

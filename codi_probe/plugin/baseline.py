@@ -140,7 +140,8 @@ def check_model(config: pytest.Config, fingerprint: dict[str, Any]) -> None:
     if differs and not config.stash[OPTIONS_KEY].force_compare:
         pytest.exit(f"codi-probe: {baseline.path}: not comparable ({'; '.join(differs)}: the baseline is of "
                     f"another model); pass {FORCE_FLAG} to compare anyway", returncode=pytest.ExitCode.USAGE_ERROR)
-    config.stash[BASELINE_KEY] = replace(baseline, forced=baseline.forced + tuple(differs),
+    rule = replace(baseline.rule, dtype=fingerprint.get("dtype") or baseline.rule.dtype)  # the float noise of the loaded model
+    config.stash[BASELINE_KEY] = replace(baseline, rule=rule, forced=baseline.forced + tuple(differs),
                                          weights=weights_changed(baseline.report, now))
 
 

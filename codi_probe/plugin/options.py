@@ -250,10 +250,11 @@ def _claim_tolerances(config: pytest.Config) -> tuple[tuple[str, ...], str]:
 
 def regression_rule(options: CodiOptions):
     """The :class:`codi_probe.regression.Rule` these options choose."""
-    from ..regression import Rule, Tolerance, parse_claim_tolerance, parse_fail_on
+    from ..regression import OPTION_DTYPES, Rule, Tolerance, parse_claim_tolerance, parse_fail_on
 
     return Rule(parse_fail_on(options.fail_on), Tolerance(options.tolerance, options.rel_tolerance),
-                tuple(parse_claim_tolerance(line) for line in options.claim_tolerances))
+                tuple(parse_claim_tolerance(line) for line in options.claim_tolerances),
+                dtype=OPTION_DTYPES.get(options.dtype))  # native: the loaded model's (plugin.baseline.check_model)
 
 
 def worker_count(config: pytest.Config) -> int:

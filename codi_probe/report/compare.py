@@ -5,12 +5,12 @@ would fail a claim's test."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from ..regression import (Rule, Tolerance, baseline_problems, differences, match, problem_set_differences,
-                          weights_changed)
+                          run_dtype, weights_changed)
 from .fmt import value_ci
 from .load import ReportError, load_report
 
@@ -82,6 +82,8 @@ def compare_reports(old_path: str | Path, new_path: str | Path, tolerance: float
             raise ValueError(f"--tolerance must be >= 0, got {tolerance}")
         rule = Rule(tolerance=Tolerance(tolerance))
     old, new = load_report(old_path), load_report(new_path)
+    if rule.dtype is None:
+        rule = replace(rule, dtype=run_dtype(new))  # float noise of NEW's dtype
     problems = baseline_problems(old) + differences(old, new) + problem_set_differences(old, new)
     if problems and not force:
         raise ReportError(f"{old_path}: not comparable with {new_path} ({'; '.join(problems)}); "
