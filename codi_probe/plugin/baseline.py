@@ -9,7 +9,6 @@ model's weights are checked when the model loads (:func:`check_model`).
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections import defaultdict
@@ -48,12 +47,16 @@ class Baseline:
         """The baseline claim this record is judged against (:func:`codi_probe.regression.match`)."""
         return match(self.claims.get(record.id, []), record.id, nodeid)
 
-    def describe(self, seen_ids: set[str]) -> dict[str, Any]:
+    def describe(self, seen_ids: set[str], model: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The report's ``baseline`` section. ``model``: the run's model fingerprint (the report's ``model``,
+        merged from xdist workers), from which ``weights_changed`` is computed, so that a ``-n`` run whose
+        controller never loads the model says what a serial run says."""
         rule = self.rule
+        weights = weights_changed(self.report, {"model": model}) if model else self.weights
         return {"path": self.path, "tolerance": rule.tolerance.abs, "rel_tolerance": rule.tolerance.rel,
                 "fail_on": sorted(rule.fail_on), "claim_tolerances": [f"{p} abs={t.abs:g} rel={t.rel:g}"
                                                                        for p, t in rule.per_claim],
-                "created": self.created, "forced": list(self.forced), "weights_changed": self.weights,
+                "created": self.created, "forced": list(self.forced), "weights_changed": weights,
                 "missing": sorted(set(self.claims) - seen_ids)}
 
 
@@ -152,11 +155,10 @@ def check_baseline(record: ClaimRecord, rule: Rule) -> list[str]:
     return [f.message for f in rule.check(record.baseline, record.to_dict()) if f.fails]
 
 
-def save_run(storage: Path, report: dict[str, Any]) -> Path:
-    """Save ``report`` as the next numbered run ``NNNN_<model>.json`` in ``storage`` (the number is claimed
-    with an exclusive create, so concurrent runs never share one) and return its path."""
-    from ..atomic import write_bytes_atomic
-
+def claim_run_number(storage: Path, report: dict[str, Any]) -> Path:
+    """The path of the next numbered run ``NNNN_<model>.json`` in ``storage`` for ``report``, claimed with an
+    exclusive create (an empty file) so that concurrent runs never share a number; the caller writes it
+    (or removes it when the write fails)."""
     storage.mkdir(parents=True, exist_ok=True)
     model = (report.get("model") or {}).get("name") or Path(str(report["options"]["model"])).name
     name = re.sub(r"[^A-Za-z0-9_.-]+", "-", str(model)).strip("-.")
@@ -166,9 +168,6 @@ def save_run(storage: Path, report: dict[str, Any]) -> Path:
         path = storage / f"{number:04d}_{name or 'model'}.json"
         try:
             os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-            break
+            return path
         except FileExistsError:
             number += 1
-    write_bytes_atomic(path, (json.dumps(report, indent=2, allow_nan=False) + "\n").encode("utf-8"))
-    return path
-

@@ -7,6 +7,7 @@ journal (``<report>.partial.jsonl``) keeps finished tests until the report is in
 
 from __future__ import annotations
 
+import shutil
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -15,9 +16,9 @@ from typing import Any
 import pytest
 
 from ..atomic import write_text_atomic
-from .baseline import BASELINE_KEY, save_run, storage_dir
+from .baseline import BASELINE_KEY, claim_run_number, storage_dir
 from .collector import Collector, failure_message, report_category
-from .files import write_json_atomic
+from .files import check_writable, write_json_together
 from .expectations import PROFILE_KEY, expectations_label
 from .metadata import WORKEROUTPUT_KEY, get_metadata
 from ..threads import cpu_count
@@ -46,6 +47,20 @@ def report_off(options: CodiOptions) -> bool:
     return options.report is not None and options.report.lower() == "none"
 
 
+def check_output_folders(config: pytest.Config, options: CodiOptions) -> None:
+    """Before any work: refuse (one line, exit 4) a report, ``latest.json``, saved-run or profile folder the
+    run could not write into. The default ``reports/`` folder is checked when it exists (a project without
+    one that runs no claim writes nothing there)."""
+    if not report_off(options):
+        folder = Path(options.report).parent if options.report is not None else config.rootpath / "reports"
+        if options.report is not None or folder.exists():
+            check_writable(folder, "report")
+    if options.autosave:
+        check_writable(storage_dir(config, options), "saved run (--codi-autosave)")
+    if options.update_expect:
+        check_writable(Path(options.update_expect).parent, "expectation profile (--codi-update-expect)")
+
+
 def settings_line(config: pytest.Config) -> str:
     """``codi-probe: model=... dtype=... device=... expectations=...`` for the terminal."""
     o, profile = config.stash[OPTIONS_KEY], config.stash[PROFILE_KEY]
@@ -64,6 +79,7 @@ class Controller:
     def __init__(self, config: pytest.Config):
         self.config = config
         self.options: CodiOptions = config.stash[OPTIONS_KEY]
+        check_output_folders(config, self.options)
         self.collector = Collector()
         self.started = time.time()
         self.created = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -75,6 +91,7 @@ class Controller:
         self.report: dict[str, Any] | None = None
         self.saved: Path | None = None  # --codi-autosave's numbered copy
         self.updated_profile: Path | None = None  # --codi-update-expect's profile
+        self.write_error: str | None = None  # why the report could not be written (one line)
 
     def wants_report(self) -> bool:
         """A report is written when asked for (``--codi-report PATH``), or when any claim ran, or when
@@ -82,7 +99,7 @@ class Controller:
         if report_off(self.options):
             return False
         return (self.options.report is not None or self.collector.has_claims()
-                or bool(self.collection_errors and codi_session(self.config)))
+                or bool((self.collection_errors or self.interrupted) and codi_session(self.config)))
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         """A module (or class) that failed to collect: kept for the report (xdist relays workers')."""
@@ -137,11 +154,14 @@ class Controller:
             return
         terminalreporter.write_sep("=", "codi-probe claims")
         terminalreporter.write_line(settings_line(self.config))
-        for line in summary_lines(self.report):
+        for line in summary_lines(self.report, shutil.get_terminal_size().columns):
             terminalreporter.write_line(line)
         for warning in self.report["warnings"]:
             terminalreporter.write_line(f"codi-probe warning: {warning}")
-        terminalreporter.write_line(f"codi-probe report: {self.written}")
+        if self.write_error is not None:
+            terminalreporter.write_line(f"codi-probe: {self.write_error}", red=True)
+        else:
+            terminalreporter.write_line(f"codi-probe report: {self.written}")
         if self.saved is not None:
             terminalreporter.write_line(f"codi-probe saved run: {self.saved}")
         if self.updated_profile is not None:
@@ -174,9 +194,10 @@ class Controller:
         return warnings
 
     def write(self, status: str, exitstatus: int | None, *, final: bool = False) -> None:
-        """Build and write the report (atomically), its ``latest.json`` copy, and drop the journal. At the
-        end of the session (``final``) also save the numbered run (``--codi-autosave``) and write the
-        drafted profile (``--codi-update-expect``)."""
+        """Build the report and write it, its ``latest.json`` copy and (at the end of the session, ``final``,
+        with ``--codi-autosave`` and status ``complete``) the numbered saved run together or not at all,
+        then drop the journal. ``final`` also writes the drafted profile (``--codi-update-expect``). A
+        failed write is one line in the terminal (:attr:`write_error`), never a traceback."""
         if not self.wants_report():
             return
         seen = {e.claim.get(key) for e in self.collector.entries.values() if e.claim
@@ -188,18 +209,43 @@ class Controller:
             status=status, exitstatus=exitstatus, created=self.created, duration_s=time.time() - self.started,
             collection_errors=self.collection_errors, extra_warnings=self.entry_warnings(seen),
         )
+        saved = None
         if final:
-            self.finish_files()
-        write_json_atomic(self.path, self.report)
-        if self.latest is not None:
-            write_json_atomic(self.latest, self.report)
+            self.update_profile()
+            saved = self.autosave_path(status)
+        paths = [self.path, *([self.latest] if self.latest is not None else []), *([saved] if saved else [])]
+        try:
+            write_json_together(paths, self.report)
+        except OSError as exc:
+            if saved is not None:
+                saved.unlink(missing_ok=True)  # the claimed number
+            self.write_error = f"report not written ({exc.filename or self.path}: {exc.strerror or exc})"
+            return
+        self.saved = saved
         self.written = self.path
         self.journal.unlink(missing_ok=True)
         self.collector.journal = None
 
-    def finish_files(self) -> None:
-        """``--codi-autosave`` and ``--codi-update-expect``, with their outcome in the report's warnings
-        (a profile is written from a complete, whole run only)."""
+    def autosave_path(self, status: str) -> Path | None:
+        """``--codi-autosave``: the claimed number of this run in the storage folder, for a ``complete`` run
+        only (an interrupted, stopped or broken run is never numbered, so it cannot be taken for a
+        comparable baseline; the report's warnings say so)."""
+        if not self.options.autosave:
+            return None
+        assert self.report is not None
+        if status != "complete":
+            self.report["warnings"].append(f"--codi-autosave: not saved as a numbered run: its status is {status!r} "
+                                           "(only complete runs are numbered)")
+            return None
+        try:
+            return claim_run_number(storage_dir(self.config, self.options), self.report)
+        except OSError as exc:
+            self.report["warnings"].append(f"--codi-autosave: not saved: {exc.strerror or exc}")
+            return None
+
+    def update_profile(self) -> None:
+        """``--codi-update-expect``, with its outcome in the report's warnings (a profile is written from a
+        complete, whole run only)."""
         assert self.report is not None
         if self.options.update_expect:
             from .expectations import profile_from_report
@@ -211,5 +257,3 @@ class Controller:
             else:
                 write_text_atomic(Path(self.options.update_expect), text)
                 self.updated_profile = Path(self.options.update_expect)
-        if self.options.autosave:
-            self.saved = save_run(storage_dir(self.config, self.options), self.report)

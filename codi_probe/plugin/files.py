@@ -1,15 +1,17 @@
-"""Reading the plugin's input files (one-line usage errors) and writing JSON atomically."""
+"""Reading the plugin's input files (one-line usage errors), checking its output folders before the run,
+and writing JSON atomically."""
 
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ..atomic import write_bytes_atomic
+from ..atomic import write_bytes_together
 
 try:
     import tomllib
@@ -48,6 +50,27 @@ def read_json(path: Path, what: str) -> Any:
     return _parse(path, what, "JSON", json.loads, json.JSONDecodeError)
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write ``data`` as JSON atomically (see :func:`write_bytes_atomic`)."""
-    write_bytes_atomic(path, (json.dumps(data, indent=2, allow_nan=False) + "\n").encode("utf-8"))
+def json_bytes(data: Any) -> bytes:
+    return (json.dumps(data, indent=2, allow_nan=False) + "\n").encode("utf-8")
+
+
+def write_json_together(paths: list[Path], data: Any) -> None:
+    """Write ``data`` as JSON to every path, all or none (:func:`codi_probe.atomic.write_bytes_together`)."""
+    payload = json_bytes(data)
+    write_bytes_together({path: payload for path in paths})
+
+
+def check_writable(folder: Path, what: str) -> None:
+    """Refuse (one-line ``pytest.UsageError``, exit 4) a folder the run could not write ``what`` into, before
+    any work: a temporary file is created in it, or in its nearest existing ancestor when the run would
+    create it (permission bits alone do not say: root ignores them, and an immutable folder refuses root)."""
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise pytest.UsageError(f"codi-probe: cannot write the {what} in {folder}: {probe} is not a directory")
+    try:
+        tempfile.TemporaryFile(dir=probe).close()
+    except OSError as exc:
+        raise pytest.UsageError(f"codi-probe: cannot write the {what} in {folder}: "
+                                f"{exc.strerror or exc}") from None

@@ -105,7 +105,8 @@ def build_report(*, entries: dict[str, TestEntry], metadata: SessionMetadata, op
         "environment": {**environment, "processes": processes},
         "options": options,
         "expectations": expectations,
-        "baseline": baseline.describe({c["id"] for c in claims}) if baseline is not None else None,
+        "baseline": (baseline.describe({c["id"] for c in claims}, metadata.sections.get("model") or None)
+                     if baseline is not None else None),
         "multiple_testing": {"method": "benjamini-hochberg", "family": "all claims with a p-value",
                              "m": sum(c["q_value"] is not None for c in claims)},
         "summary": _summary(ordered, claims, len(errors)),

@@ -237,3 +237,14 @@ def test_inv(claim):
     monkeypatch.delenv("BROKEN")
     run = run_claims(f"--codi-baseline={pytester.path / 'old.json'}")
     assert run.claim("INV-01")["failures"][0].startswith("INV-01: verdict flipped: baseline refuted")
+
+
+def test_weights_changed_comes_from_the_reports_model_so_xdist_agrees():
+    """Issue 32 item 8: under -n 2 the controller never loads the model, so ``baseline.weights_changed``
+    was null; it is now computed from the run's model fingerprint (merged from the workers)."""
+    from codi_probe.plugin.baseline import Baseline
+    from codi_probe.regression import Rule
+
+    base = Baseline(path="old.json", rule=Rule(), report={"model": {"sha256": "a" * 64}})
+    assert base.describe(set(), {"sha256": "b" * 64})["weights_changed"] == f"weights sha256 {'a' * 12} -> {'b' * 12}"
+    assert base.describe(set(), {"sha256": "a" * 64})["weights_changed"] is None

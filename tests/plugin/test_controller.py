@@ -94,3 +94,92 @@ def test_the_report_records_the_git_commit_and_the_selection(pytester: pytest.Py
                                                   "nodeids": [], "subset": True}
     (pytester.path / "test_ok.py").write_text(CLAIM + "\n# edited\n")
     assert run_claims("--codi-expect=none").report["environment"]["git"]["dirty"] is True
+
+
+def test_an_unwritable_report_folder_is_refused_before_any_work(pytester: pytest.Pytester, run_claims) -> None:
+    """Issue 32 item 1: a read-only reports folder crashed the run after all the work (INTERNALERROR
+    tracebacks). A path under a file stands for it (root ignores permission bits)."""
+    pytester.makepyfile(test_ok=CLAIM)
+    (pytester.path / "blocked").write_text("a file, not a folder")
+    run = run_claims("--codi-expect=none", report="blocked/out/report.json")
+    assert run.result.ret == pytest.ExitCode.USAGE_ERROR
+    errors = [line for line in run.result.stderr.lines if line.strip()]
+    assert errors == [f"ERROR: codi-probe: cannot write the report in {pytester.path / 'blocked' / 'out'}: "
+                      f"{pytester.path / 'blocked'} is not a directory"]
+    assert "INTERNALERROR" not in run.output and "passed" not in run.result.stdout.str()
+    refused = run_claims("--codi-expect=none", "--codi-autosave", "--codi-storage=blocked/runs")
+    assert refused.result.ret == pytest.ExitCode.USAGE_ERROR and "saved run (--codi-autosave)" in refused.output
+
+
+def test_report_latest_and_saved_run_are_written_together_or_not_at_all(
+        pytester: pytest.Pytester, run_claims, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 32 item 1: with --codi-autosave the numbered copy was written while the main report was not.
+    The folder becomes unwritable after the start (the write of the last staged file fails)."""
+    import codi_probe.atomic as atomic
+
+    pytester.makepyfile(test_ok=CLAIM)
+    real = atomic._stage
+
+    def stage(dest, write):
+        if dest.name == "latest.json":
+            raise PermissionError(13, "Permission denied", str(dest))
+        return real(dest, write)
+
+    monkeypatch.setattr(atomic, "_stage", stage)
+    run = run_claims("--codi-expect=none", "--codi-autosave", report="")
+    run.result.assert_outcomes(passed=2, failed=1)
+    assert "INTERNALERROR" not in run.output and "Traceback" not in run.output
+    assert "codi-probe: report not written (" in run.output and "Permission denied" in run.output
+    left = sorted(p.name for p in (pytester.path / "reports").rglob("*") if p.is_file())
+    assert len(left) == 1 and left[0].endswith(".partial.jsonl")  # the journal keeps the finished tests
+    # no report, no latest.json, no numbered run, no staged temporary file
+
+
+SLOW_FIRST = """
+import pathlib
+import time
+import pytest
+
+@pytest.fixture
+def slow_model():
+    pathlib.Path("started").write_text("")
+    time.sleep(60)
+
+@pytest.mark.claim(id="SLOW-01", statement="interrupted in its setup", kind="empirical")
+def test_first(claim, slow_model):
+    claim.record("x", 0.5, verdict="supported")
+"""
+
+
+def test_ctrl_c_during_the_first_test_writes_an_interrupted_report(pytester: pytest.Pytester) -> None:
+    """Issue 32 item 9: a Ctrl-C (SIGINT) during the first test's setup wrote no report; and an interrupted
+    run with --codi-autosave took the next number, so that the README's ``compare reports/runs/0001_*.json``
+    was refused."""
+    import os
+    import signal
+    import sys
+    import time
+    from pathlib import Path
+
+    from conftest import SUBPROCESS_PLUGINS
+
+    pytester.makepyfile(test_slow=SLOW_FIRST)
+    env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
+           "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH", "")])}
+    cmd = [sys.executable, "-m", "pytest", *SUBPROCESS_PLUGINS, "-p", "no:cacheprovider", "--codi-expect=none",
+           "--codi-autosave", "test_slow.py"]
+    proc = subprocess.Popen(cmd, cwd=pytester.path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 60
+    while not (pytester.path / "started").exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    output, _ = proc.communicate(timeout=60)
+    assert proc.returncode == pytest.ExitCode.INTERRUPTED, output
+    import json
+
+    report = json.loads((pytester.path / "reports" / "latest.json").read_text())
+    assert report["status"] == "interrupted"
+    assert [(c["id"], c["outcome"]) for c in report["claims"]] == []  # nothing finished; the report says so
+    assert "interrupted" in output and "codi-probe report:" in output
+    assert not list((pytester.path / "reports" / "runs").glob("0001_*.json"))  # never a numbered baseline
+    assert any("not saved as a numbered run" in w for w in report["warnings"])
