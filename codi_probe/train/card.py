@@ -5,9 +5,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..atomic import write_text_atomic
+
 
 def _pct(x: float) -> str:
     return f"{100 * x:.1f}%"
+
+
+def _named(values: dict, empty: str) -> str:
+    """``{"loss": 0.19, "distill": 0.004}`` as ``loss 0.19, distill 0.004``; ``empty`` for ``{}``."""
+    return ", ".join(f"{k} {v}" for k, v in values.items()) or empty
 
 
 def _fact_coverage(seed: int, n_heldout: int, max_x: int) -> dict:
@@ -104,7 +111,7 @@ def write_model_card(out_dir: str | Path, info: dict | None = None, *, notes: st
         "computing the answer is dropped as in GSM8k-Aug).",
         "- **Tokenizer**: word-level (`tokenizers` WordLevel + Whitespace), "
         f"{info['vocab_size']} tokens, every integer 0..200 is one token (id = value); shipped as "
-        "`fixtures/tokenizers/codi-tiny-arith`. PAD/BOT/EOT = {info['vocab_size']}/{info['vocab_size'] + 1}/"
+        f"`fixtures/tokenizers/codi-tiny-arith`. PAD/BOT/EOT = {info['vocab_size']}/{info['vocab_size'] + 1}/"
         f"{info['vocab_size'] + 2}.",
         (f"- **Stage 1**: not rerun. The frozen base of `{r['base_from']}` is copied tensor for tensor (PAD/BOT/EOT "
          f"rows included): the same data split, tokenizer and stage-1 base, so only the latent mechanism differs."
@@ -122,9 +129,10 @@ def write_model_card(out_dir: str | Path, info: dict | None = None, *, notes: st
         *MECHANISM_LINES.get(mechanism, lambda r: [])(r),
         f"- **Training time**: stage 1 {t['stage1'] / 60:.1f} min, stage 2 {t['stage2'] / 60:.1f} min, total "
         f"{t['total'] / 60:.1f} min ({info['torch_threads']} torch threads, CPU).",
-        f"- **Final losses** (mean of the last 50 steps): stage 1 {info['final_losses']['stage1']}; stage 2 "
-        f"{info['final_losses']['stage2']}.",
-        f"- **Size**: {size / 1e6:.1f} MB on disk; parameters {info['params']}.",
+        f"- **Final losses** (mean of the last 50 steps): stage 1 "
+        f"{_named(info['final_losses']['stage1'], 'not rerun (base copied)')}; stage 2 "
+        f"{_named(info['final_losses']['stage2'], 'none recorded')}.",
+        f"- **Size**: {size / 1e6:.1f} MB on disk; parameters {_named(info['params'], 'not recorded')}.",
         "",
     ]
     if b:
@@ -160,5 +168,5 @@ def write_model_card(out_dir: str | Path, info: dict | None = None, *, notes: st
     if notes:
         lines += ["## Notes", "", notes, ""]
     path = out / "MODEL_CARD.md"
-    path.write_text("\n".join(lines))
+    write_text_atomic(path, "\n".join(lines))
     return path

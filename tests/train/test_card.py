@@ -1,0 +1,32 @@
+"""codi_probe.train.card: the model card renders every value (no f-string placeholder survives)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from codi_probe.train.card import write_model_card
+
+MODELS = Path(__file__).resolve().parents[2] / "fixtures" / "models"
+# braces the card means literally: the operation set of the template family
+LITERAL = "{addition, subtraction}"
+
+
+@pytest.mark.parametrize("name", ["codi-tiny-arith", "codi-tiny-pause"])
+def test_no_placeholder_survives(tmp_path: Path, name: str) -> None:
+    """Issue 32 item 11: ``PAD/BOT/EOT = {info['vocab_size']}/...`` and ``stage 1 {}`` were printed as is."""
+    shutil.copy(MODELS / name / "metrics.json", tmp_path / "metrics.json")
+    text = write_model_card(tmp_path).read_text().replace(LITERAL, "")
+    assert re.findall(r"\{[^}]*\}", text) == []
+    vocab = 291
+    assert f"PAD/BOT/EOT = {vocab}/{vocab + 1}/{vocab + 2}." in text
+    if name == "codi-tiny-pause":  # stage 1 copied from codi-tiny-arith: no stage-1 losses
+        assert "stage 1 not rerun (base copied); stage 2 loss 0.01712, ce_student" in text
+
+
+def test_the_shipped_cards_carry_no_placeholder() -> None:
+    for card in MODELS.glob("*/MODEL_CARD.md"):
+        assert re.findall(r"\{[^}]*\}", card.read_text().replace(LITERAL, "")) == [], card
