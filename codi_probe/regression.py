@@ -285,8 +285,16 @@ def differences(old: Mapping[str, Any], new: Mapping[str, Any],
     for label, path in fields:
         a, b = _get(old, path, _MISSING), _get(new, path, _MISSING)
         if a is not _MISSING and b is not _MISSING and a != b:
-            out.append(f"{label}: {a} -> {b}")
+            out.append(f"{label}: {_shown(label, a)} -> {_shown(label, b)}")
     return out
+
+
+UNSET = {"problems per claim": "the tier's count (--codi-depth)"}  # what an option left unset (None) means
+
+
+def _shown(label: str, value: Any) -> str:
+    """A compared value as the user set it; ``None`` (left to its default) says what the default is."""
+    return str(value) if value is not None else UNSET.get(label, "not set (the default)")
 
 
 @dataclass

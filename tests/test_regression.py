@@ -71,7 +71,9 @@ def test_differences_name_what_differs_and_skip_what_an_old_report_lacks():
     old = {"model": {"sha256": "a", "n_layers": 4}, "options": {"seed": 0, "problems": None}, "schema_version": "1.2"}
     new = {"model": {"sha256": "b", "n_layers": 2}, "options": {"seed": 0, "problems": 7}, "schema_version": "1.3",
            "environment": {"packages": {"codi-probe": "0.2.0"}}}
-    assert differences(old, new) == ["layers: 4 -> 2", "problems per claim: None -> 7", "report schema: 1.2 -> 1.3"]
+    # an option left unset says what it means (issue 32 item 11: it read "problems per claim: 10 -> None")
+    assert differences(old, new) == ["layers: 4 -> 2", "problems per claim: the tier's count (--codi-depth) -> 7",
+                                     "report schema: 1.2 -> 1.3"]
     assert differences(new, new) == []
     assert weights_changed(old, new) == "weights sha256 a -> b" and weights_changed(old, old) is None
 

@@ -122,11 +122,18 @@ class Controller:
         if error is not None:
             metadata.warnings.append(f"worker {worker} went down: {_last_line(error)}")
 
+    @pytest.hookimpl(trylast=True)
     def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
         """Ctrl-C or ``pytest.exit``: write what finished now. pytest stops a run with collection errors
-        by the same route (``Session.Interrupted``); that one is not an interruption (see sessionfinish)."""
+        by the same route (``Session.Interrupted``); that one is not an interruption (see sessionfinish).
+        A codi-probe stop (``pytest.exit("codi-probe: ...")``) is shown as its own line, not as
+        ``_pytest.outcomes.Exit: ...`` (after the terminal reporter kept it: this hook runs last)."""
         if self.collection_errors and excinfo.errisinstance(pytest.Session.Interrupted):
             return
+        if excinfo.errisinstance(pytest.exit.Exception) and str(excinfo.value.msg).startswith("codi-probe"):
+            kept = getattr(self.config.pluginmanager.get_plugin("terminalreporter"), "_keyboardinterrupt_memo", None)
+            if getattr(kept, "reprcrash", None) is not None:
+                kept.reprcrash.message = str(excinfo.value.msg)
         self.interrupted = True
         self.write("interrupted", None)
 

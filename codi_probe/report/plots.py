@@ -119,10 +119,10 @@ def _curve(report: dict[str, Any], base_id: str, key: str) -> tuple[list[str], l
 
 
 def _layer_recovery(report: dict[str, Any]) -> tuple[bytes, str | None]:
-    _labels, ys = _curve(report, "LAY-01", "mean_recovery_by_layer")
+    _labels, ys = _curve(report, "LAY-01", "pooled_recovery_by_layer")
     layers = np.arange(len(ys))
     fig, (ax,) = _figure(1, width=7, height=3.4)
-    ax.plot(layers, ys, "o-", label="mean recovery")
+    ax.plot(layers, ys, "o-", label="pooled recovery")
     ci = D.requested(report, "recovery_ci")
     if ci is not None:
         ax.fill_between(layers, ci["lo"], ci["hi"], alpha=0.25, label=f"CI{100 * ci.get('level', 0.95):g}")
@@ -219,16 +219,21 @@ def _accuracy(report: dict[str, Any]) -> tuple[bytes, str | None]:
 
 
 def _noise_sweep(report: dict[str, Any]) -> tuple[bytes, str | None]:
-    sweep = next((c["details"] for c in D.claims_with(report, "COR-01", "sigma_relative")), None)
-    if sweep is None:
-        raise Missing("not in this report: needs COR-01.details.sigma_relative, mean_kl, change_rate")
+    """COR-01 records the KL at every σ (``sigma_relative``, ``mean_kl``) and generates answers at the
+    smallest σ only: its value, the answer change rate there, is the one red point."""
+    claim = next(iter(D.claims_with(report, "COR-01", "sigma_relative")), None)
+    if claim is None or "mean_kl" not in claim["details"]:
+        raise Missing("not in this report: needs COR-01.details.sigma_relative and COR-01.details.mean_kl")
+    sweep = claim["details"]
     fig, (ax,) = _figure(1, width=6, height=3.4)
     ax.plot(sweep["sigma_relative"], sweep["mean_kl"], "o-", label="mean KL (nats)")
     ax.set_xscale("log")
     ax.set_xlabel("relative noise σ (× |h|)")
     ax.set_ylabel("mean KL at the answer token")
     twin = ax.twinx()
-    twin.plot(sweep["sigma_relative"], sweep["change_rate"], "s--", color="tab:red", label="answer change rate")
+    if claim.get("value") is not None:
+        twin.plot([sweep["sigma_relative"][0]], [claim["value"]], "s", color="tab:red",
+                  label=f"answer change rate at σ = {sweep['sigma_relative'][0]:g} (COR-01's value)")
     twin.set_ylabel("answer change rate")
     fig.legend(fontsize=7, loc="upper left")
     return _png(fig), None
@@ -240,7 +245,8 @@ PANELS: tuple[tuple[str, str, str, PanelBuilder], ...] = (
      "Failure rate under single-position corruption, per method, with CIs (IMP-01, IMP-02).", _importance),
     ("method-position", "Method × position failure rate", "IMP-01: the same rates as a heatmap.", _method_heatmap),
     ("layer-recovery", "Layer-wise patching recovery",
-     "LAY-01: mean recovery of the clean answer when patching each layer; the claimed band shaded.", _layer_recovery),
+     "LAY-01: recovery of the clean answer when patching each layer (pooled over pairs as a ratio of sums); "
+     "the claimed band shaded.", _layer_recovery),
     ("top-heads", "Latent attention of the top heads",
      "Mean attention among the latent positions (query rows, key columns) for the top heads.", _top_heads),
     ("attention-importance", "Attention against importance",
@@ -250,7 +256,8 @@ PANELS: tuple[tuple[str, str, str, PanelBuilder], ...] = (
      "LENS-02/LENS-10: top-1 rate of the intermediate or the answer per latent position and layer.", _lens_grid),
     ("accuracy-iterations", "Accuracy against latent iterations", "ACC-03: accuracy with k latent iterations.",
      _accuracy),
-    ("noise-sweep", "Damage against noise scale", "COR-01: answer-token KL and answer change rate by σ.",
+    ("noise-sweep", "Damage against noise scale",
+     "COR-01: answer-token KL by σ, and the answer change rate at the smallest σ.",
      _noise_sweep),
 )
 

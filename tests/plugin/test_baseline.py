@@ -97,7 +97,7 @@ def _saved(pytester: pytest.Pytester) -> list[str]:
 
 @pytest.mark.parametrize(("args", "differs"), [
     (["--codi-seed=3"], "seed: 0 -> 3"),
-    (["--codi-problems=7"], "problems per claim: None -> 7"),
+    (["--codi-problems=7"], "problems per claim: the tier's count (--codi-depth) -> 7"),
     (["--codi-dtype=bf16"], "dtype: fp32 -> bf16"),
 ])
 def test_an_incomparable_baseline_is_refused_unless_forced(args, differs, baseline: str, run_claims) -> None:

@@ -183,3 +183,27 @@ def test_ctrl_c_during_the_first_test_writes_an_interrupted_report(pytester: pyt
     assert "interrupted" in output and "codi-probe report:" in output
     assert not list((pytester.path / "reports" / "runs").glob("0001_*.json"))  # never a numbered baseline
     assert any("not saved as a numbered run" in w for w in report["warnings"])
+
+
+STOPPED = """
+import pytest
+
+@pytest.fixture
+def stops():
+    pytest.exit("codi-probe: cannot load model 'x': no such checkpoint", returncode=pytest.ExitCode.USAGE_ERROR)
+
+@pytest.mark.claim(id="STOP-01", statement="stopped by codi-probe", kind="empirical")
+def test_stopped(claim, stops):
+    pass
+"""
+
+
+def test_a_codi_probe_stop_reads_as_its_own_line(pytester: pytest.Pytester, run_claims) -> None:
+    """Issue 32 item 11: codi-probe's stops (a model that does not load, a baseline of another model) read
+    ``! _pytest.outcomes.Exit: codi-probe: ... !``."""
+    pytester.makepyfile(test_stop=STOPPED)
+    run = run_claims("--codi-expect=none")
+    assert run.result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "_pytest.outcomes.Exit" not in run.output
+    assert "! codi-probe: cannot load model 'x': no such checkpoint !" in run.output
+    assert run.report["status"] == "interrupted"

@@ -45,7 +45,7 @@ def _claims(rng: np.random.Generator) -> list[dict[str, Any]]:
     claims.append(_claim("IMP-02", details={"zero_failure_by_position": dict(zip(POSITIONS, rates[0].tolist()))}))
     recovery = np.sin(np.linspace(0, 3, N_LAYERS)).round(4)
     claims.append(_claim("LAY-01", details={
-        "mean_recovery_by_layer": recovery.tolist(), "band": [1],
+        "pooled_recovery_by_layer": recovery.tolist(), "band": [1],
         "recovery_ci_by_layer": {"lo": (recovery - 0.1).tolist(), "hi": (recovery + 0.1).tolist(), "level": 0.95}},
         reported={"L5 KL": 0.00233}))
     heads = []
@@ -73,8 +73,8 @@ def _claims(rng: np.random.Generator) -> list[dict[str, Any]]:
         "accuracy_ci_by_iterations": {k: [max(0.0, v - 0.1), min(1.0, v + 0.1)] for k, v in acc.items()}}))
     sigmas = [0.001, 0.01, 0.1, 0.5, 1.0, 2.0]
     claims.append(_claim("COR-01", "invariant", value=0.0, verdict="supported", ci=None, details={
-        "sigma_relative": sigmas, "mean_kl": [0.0001 * 10 ** k for k in range(6)],
-        "change_rate": [0.0, 0.0, 0.05, 0.2, 0.4, 0.6]}, reported={"zero": 0.2}))
+        "sigma_relative": sigmas, "mean_kl": [0.0001 * 10 ** k for k in range(6)], "layer": 2},
+        reported={"zero": 0.2}))  # the fields hypotheses/test_corruption.py records
     claims.append(_claim("SAN-CAUSAL", "invariant", value=0.0, verdict="supported", ci=None))
     return claims
 
