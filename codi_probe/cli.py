@@ -79,8 +79,13 @@ def cmd_run(args) -> int:
 
     from .engine import CodiEngine, Record
     from .engine.positions import LATENT_POSITIONS
+    from .vocabulary import describe_unknown, unknown_words
 
     model = _load(args)
+    unknown = unknown_words(model.tokenizer, args.question)
+    if unknown:  # a word-level tokenizer reads them as its unknown token: say so once, then answer
+        print(f"codi-probe: warning: the tokenizer does not know {describe_unknown(unknown)} (read as its unknown "
+              "token: the model never sees these words)", file=sys.stderr)
     engine = CodiEngine(model, padding=args.padding)
     trace = engine.run(args.question, record=Record(sites=(), logits=False), max_new_tokens=args.max_new_tokens)
     tok = model.tokenizer

@@ -97,9 +97,13 @@ def _family_set(pytestconfig, model, key, family, n, seed):
     from codi_probe.experiments.problems import family_problems, for_variant, model_dir
     from codi_probe.plugin.metadata import add_session_metadata
 
+    from codi_probe.vocabulary import unknown_words
+
     ps = for_variant(family_problems(family, n, seed=seed, model_dir=model_dir(model)), model)
+    unknown = unknown_words(model.tokenizer, [p.question for p in ps])  # the report warns (plugin.report)
     add_session_metadata(pytestconfig, key, {"family": family, "n": len(ps), "fingerprint": ps.fingerprint(),
-                                             "filters": ps.filters}, section="data")
+                                             "filters": ps.filters, **({"unknown_words": unknown} if unknown else {})},
+                         section="data")
     return ps
 
 

@@ -74,9 +74,14 @@ def _summary(entries: list[TestEntry], claims: list[dict[str, Any]], collection_
 
 
 def _warnings(claims: list[dict[str, Any]], metadata: SessionMetadata) -> list[str]:
+    from ..vocabulary import describe_unknown
+
     ids = Counter(c["id"] for c in claims)
     duplicated = [f"claim id {cid!r} is used by {count} tests" for cid, count in sorted(ids.items()) if count > 1]
-    return duplicated + sorted(metadata.warnings)
+    unknown = [f"{name}: the tokenizer does not know {describe_unknown(entry['unknown_words'])} (read as its unknown "
+               "token: the model never sees these words)" for name, entry in sorted(metadata.sections["data"].items())
+               if isinstance(entry, dict) and entry.get("unknown_words")]
+    return duplicated + unknown + sorted(metadata.warnings)
 
 
 def build_report(*, entries: dict[str, TestEntry], metadata: SessionMetadata, options: dict[str, Any],

@@ -213,3 +213,15 @@ def test_schema_rejects_a_broken_report(rich) -> None:
     report["claims"][0]["verdict"] = "maybe"
     with pytest.raises(jsonschema.ValidationError):
         validate_report(report)
+
+
+def test_problem_words_the_tokenizer_does_not_know_are_a_warning() -> None:
+    """Issue 32 item 11: claims answered questions in words a word-level tokenizer reads as unknown, silently."""
+    from codi_probe.plugin.metadata import SessionMetadata
+    from codi_probe.plugin.report import _warnings
+
+    metadata = SessionMetadata()
+    metadata.sections["data"]["answer_problems"] = {"family": "gsm8k", "n": 2, "unknown_words": ["zebras", "Tom"]}
+    metadata.sections["data"]["template_problems"] = {"family": "cyw", "n": 2}
+    assert _warnings([], metadata) == ["answer_problems: the tokenizer does not know 'zebras', 'Tom' (read as its "
+                                       "unknown token: the model never sees these words)"]
