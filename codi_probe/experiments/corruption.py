@@ -156,10 +156,10 @@ def corruption_grid(engine: CodiEngine, problems, *, layer: int, methods: Mappin
                                        max_new_tokens=max_new_tokens, site=site)
 
     if cache_dir is None:
-        from tqdm.auto import tqdm
+        from ..progress import track
 
         starts = range(0, len(problems), chunk)
-        stored = [t for i in tqdm(starts, disable=not progress, desc="corruption grid", unit="chunk")
+        stored = [t for i in track(starts, "corruption grid", "chunk", force=progress)
                   for t in compute(list(range(i, min(len(problems), i + chunk))))]
         return CorruptionResult.from_problem_tensors(layer, tuple(positions), names, stored)
     ids = [str(p.id) for p in problems]

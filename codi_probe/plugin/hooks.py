@@ -15,6 +15,7 @@ from .sharing import SharedDirectory
 from .expectations import PROFILE_KEY, RECORD, check_expectation, load_profile
 from .metadata import WORKEROUTPUT_KEY, get_metadata, set_torch_threads
 from .options import OPTIONS_KEY, add_options, resolve_options, worker_id
+from .progress import configure_progress, unconfigure_progress
 from .records import DEVICE_KEY, KINDS, PROPERTY, RECORD_KEY, ClaimMarkerError, ClaimRecord, claim_from_item
 
 MARKERS = (
@@ -38,6 +39,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[OPTIONS_KEY] = options
     config.stash[PROFILE_KEY] = load_profile(options.expect, options.model)
     config.stash[BASELINE_KEY] = load_baseline(config, options)
+    configure_progress(config)
     if not hasattr(config, "workerinput"):
         config.pluginmanager.register(Controller(config), "codi_probe.controller")
         config.pluginmanager.register(SharedDirectory(config), "codi_probe.shared_directory")
@@ -141,6 +143,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         record.device = item.config.stash.get(DEVICE_KEY, None)
         _sync(item, record)
     return (yield)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    unconfigure_progress()
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

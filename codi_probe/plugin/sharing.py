@@ -22,6 +22,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import pytest
 
+from ..progress import bar
 from .metadata import get_metadata, _publish
 from .options import OPTIONS_KEY, worker_id
 
@@ -50,14 +51,21 @@ def shared_problems(config: pytest.Config, name: str, model, key: Mapping[str, A
         raise ValueError(f"{name}: problem ids must be unique to share the work")
     where = {pid: i for i, pid in enumerate(ids)}
     directory = shared_cache_dir(config)
-    if directory is None:
-        out = [t for s in range(0, len(ids), chunk) for t in compute(list(range(s, min(len(ids), s + chunk))))]
-        _record(config, name, computed=len(ids), read=0)
-        return [dict(t) for t in out]
-    from codi_probe.engine.cache import TraceCache
+    with bar(len(ids), name, force=progress) as shown:  # this process's computed problems, with the time left
 
-    cache = TraceCache(directory, model.weights_sha256(), {"fixture": name, "problems": ids, **key})
-    cache.sweep(ids, lambda part: compute([where[p] for p in part]), batch=chunk, progress=progress)
+        def counted(indices: list[int]) -> list[Tensors]:
+            out = compute(indices)
+            shown.update(len(indices))
+            return out
+
+        if directory is None:
+            out = [t for s in range(0, len(ids), chunk) for t in counted(list(range(s, min(len(ids), s + chunk))))]
+            _record(config, name, computed=len(ids), read=0)
+            return [dict(t) for t in out]
+        from codi_probe.engine.cache import TraceCache
+
+        cache = TraceCache(directory, model.weights_sha256(), {"fixture": name, "problems": ids, **key})
+        cache.sweep(ids, lambda part: counted([where[p] for p in part]), batch=chunk, progress=False)
     _record(config, name, computed=len(cache.computed), read=len(ids) - len(cache.computed))
     return [cache.get(pid) for pid in ids]
 
