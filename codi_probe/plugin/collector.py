@@ -54,12 +54,19 @@ class TestEntry:
     claim: dict[str, Any] | None = None
     finished: bool = False
     reruns: int = 0
+    crashed: bool = False  # its worker died while running it (xdist's "???" report)
 
     def update(self, report: pytest.TestReport, category: str) -> None:
-        """Fold one phase's report in; ``category`` is its ``pytest_report_teststatus`` category."""
+        """Fold one phase's report in; ``category`` is its ``pytest_report_teststatus`` category. A test
+        whose worker crashed stays ``failed`` when xdist runs it again elsewhere (the catalogue's scope
+        scheduler puts a crashed unit back), as the terminal counts it; its claim record is the rerun's."""
         self.duration_s += float(report.duration or 0.0)
         self.claim = claim_property(report) or self.claim
-        if category == "rerun":
+        if report.when == "???" and report.failed:
+            self.crashed = True
+        if self.crashed and report.when != "???":
+            pass  # the rerun after a crash: the crash's failure stands
+        elif category == "rerun":
             self.reruns += 1
             self.outcome, self.message = None, None
         elif category == "error":

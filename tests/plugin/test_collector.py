@@ -47,3 +47,21 @@ def test_known(claim):
 """)
     claim = run_claims("--codi-expect=none").claim("KNOWN-01")
     assert claim["outcome"] == "xfailed"
+
+
+def test_a_crashed_test_rerun_elsewhere_stays_failed() -> None:
+    """Issue 32 item 8: a crashed worker's test was FAILED in the terminal but ``passed`` in the report, once
+    the scope scheduler had run it again on another worker."""
+    from codi_probe.plugin.collector import TestEntry
+
+    def report(when: str, outcome: str) -> pytest.TestReport:
+        longrepr = "worker 'gw0' crashed while running 'test_x.py::test_a'" if outcome == "failed" else None
+        return pytest.TestReport("test_x.py::test_a", ("test_x.py", 1, "test_a"), {}, outcome, longrepr, when)
+
+    entry = TestEntry("test_x.py::test_a")
+    entry.update(report("setup", "passed"), "")
+    entry.update(report("???", "failed"), "failed")
+    for when, category in (("setup", ""), ("call", "passed"), ("teardown", "")):
+        entry.update(report(when, "passed"), category)
+    assert entry.to_dict()["outcome"] == "failed" and "crashed while running" in entry.to_dict()["message"]
+    assert entry.finished
