@@ -1,7 +1,7 @@
 """Hugging Face Hub repository ids as model, base and tokenizer specs: ``owner/name`` or ``owner/name@revision``.
 
 A spec is a Hub id when it is not an existing local path, a shipped or built-in model name, nor a bundled
-base name (:func:`codi_probe.loading.load_codi` decides in that order), and it has exactly one ``/`` between
+base name (:func:`codi_probe.loading.load_codi` asks those first), and it has exactly one ``/`` between
 two Hub-valid names, optionally pinned with ``@revision`` (a branch, a tag or a 40-hex commit).
 
 :func:`resolve` fetches only the files a role needs into the standard Hub cache (``HF_HUB_CACHE``, else
@@ -154,8 +154,8 @@ def _download(ref: HubRef, role: str) -> HubSnapshot:
     except RevisionNotFoundError:
         raise HubError(f"{ref.repo_id}: no revision {ref.rev!r} on the Hugging Face Hub") from None
     except RepositoryNotFoundError:
-        raise HubError(f"{ref.repo_id}: no such repository on the Hugging Face Hub (a typo, or private: log in "
-                       f"with `hf auth login`)") from None
+        raise HubError(f"{ref}: not a local path, and no such repository on the Hugging Face Hub (a typo, or "
+                       f"private: log in with `hf auth login`)") from None
     commit = str(info.sha)
     files = wanted_files(ref, role, [s.rfilename for s in info.siblings or []], commit)
     folder = snapshot_download(ref.repo_id, revision=ref.rev, allow_patterns=files, cache_dir=str(cache_dir()))

@@ -1,8 +1,12 @@
-"""``load_codi``: the one way to get a ready CODI model from a name or a checkpoint path.
+"""``load_codi``: the one way to get a ready CODI model from a name, a checkpoint path or a Hub id.
+
+A spec is read in this order: a built-in random model name, an existing local path, a shipped model name,
+then a Hugging Face Hub id ``owner/name[@revision]``, resolved to its cached snapshot folder by
+:mod:`codi_probe.hub` (only the files the loop variant needs).
 
 Resolution of the base config for a checkpoint (first match wins):
-1. ``base=`` a local HF directory with ``config.json``, or a bundled name (``gpt2``,
-   ``meta-llama/Llama-3.2-1B-Instruct``);
+1. ``base=`` a local HF directory with ``config.json``, a bundled name (``gpt2``,
+   ``meta-llama/Llama-3.2-1B-Instruct``: always the bundled config, offline), or a Hub id (its config.json);
 2. the ``codi_config.json`` sidecar that codi-probe writes beside the checkpoints it saves;
 3. the bundled config whose family and shapes match the file's keys (the released zen-E files).
 LoRA rank and ``prj_dim`` are read from the file's shapes unless given. LoRA alpha is not stored in the
@@ -242,9 +246,10 @@ def load_codi(spec: str | os.PathLike | None = None, *, base: str | os.PathLike 
     """Load a CODI model by name (``tiny-random-gpt2``, ``tiny-random-llama``, a shipped model, default), path
     or Hugging Face Hub id (``owner/name`` or ``owner/name@revision``, :mod:`codi_probe.hub`).
 
-    A spec is read in this order: an existing local path, a built-in or shipped model name, a Hub id. ``base``
-    and ``tokenizer`` take a local path, a bundled base name (its bundled config, offline) or a Hub id too.
-    ``lora_alpha`` must be a positive number when given. ``dtype``: ``fp32`` (CPU default), ``bf16`` (the
+    A spec is read in this order: a built-in model name, an existing local path, a shipped model name, a Hub
+    id. ``base`` and ``tokenizer`` take a local path, a bundled base name (its bundled config, offline) or a
+    Hub id too.
+    ``lora_alpha`` must be a positive integer when given. ``dtype``: ``fp32`` (CPU default), ``bf16`` (the
     released evaluation's numerics: all bf16), ``fp16``, ``mixed`` (the official storage layout: bf16 base,
     fp32 LoRA and prj), or ``native`` (keep the file's own dtypes). The tokenizer comes from ``tokenizer``,
     else the ``base`` directory when it holds tokenizer files, else the one the model names (the GPT-2
@@ -319,11 +324,12 @@ def fixtures_tokenizers() -> list[str]:
 
 
 def check_lora_alpha(lora_alpha: int | None) -> None:
-    """``None`` (read from the sidecar, else assumed) or a positive number; 0 is an error, never replaced."""
+    """``None`` (read from the sidecar, else assumed) or a positive integer; 0 is an error, never replaced."""
     if lora_alpha is None:
         return
-    if isinstance(lora_alpha, bool) or not isinstance(lora_alpha, (int, float)) or not lora_alpha > 0:
-        raise ValueError(f"lora_alpha {lora_alpha!r}: must be a positive number (the LoRA scale is alpha / r)")
+    whole = isinstance(lora_alpha, int) or (isinstance(lora_alpha, float) and lora_alpha.is_integer())
+    if isinstance(lora_alpha, bool) or not whole or not lora_alpha > 0:
+        raise ValueError(f"lora_alpha {lora_alpha!r}: must be a positive integer (the LoRA scale is alpha / r)")
 
 
 def shipped_models() -> list[str]:

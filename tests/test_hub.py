@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from bcywinski_reference import MARKER, _Trap, build_checkpoint
+from bcywinski_reference import MARKER, _Trap
 from codi_probe.cli import main
 from codi_probe.data.loaders import fixtures_dir
 from codi_probe.engine import CodiEngine, Record
@@ -63,7 +63,7 @@ def trap(marker: Path) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def hub(tmp_path_factory):
+def hub(tmp_path_factory, cyw_checkpoint):
     """A cache with: owner/tiny-codi (main: codi-tiny-arith; tag v1: codi-tiny-pause), owner/tiny-cyw (a
     bcywinski-layout checkpoint, its training_args.bin a trap) with its base owner/tiny-llama-base
     (config.json only), and owner/no-weights (a config, no weights)."""
@@ -75,7 +75,7 @@ def hub(tmp_path_factory):
     put_in_cache(cache, "owner/tiny-codi", {**pause, "training_args.bin": trap(markers / "v1")}, commit_of("v1"),
                  refs=("v1",))
     put_in_cache(cache, "owner/tiny-codi", {**arith, "training_args.bin": trap(markers / "main")}, commit_of("main"))
-    ckpt, base = build_checkpoint(root / "cyw", fixtures_dir() / "tokenizers" / "gpt2")
+    ckpt, base = cyw_checkpoint
     put_in_cache(cache, "owner/tiny-cyw", folder_files(ckpt), commit_of("cyw"))
     put_in_cache(cache, "owner/tiny-llama-base", folder_files(base), commit_of("base"))
     put_in_cache(cache, "owner/no-weights", {"config.json": b"{}"}, commit_of("none"))
@@ -248,6 +248,29 @@ def test_online_download_asks_only_for_the_needed_files(monkeypatch, tmp_path):
     assert snap.commit == Info.sha and snap.revision == "v2"
 
 
+@pytest.mark.parametrize(("error", "message"), [
+    ("RepositoryNotFoundError", "owner/typo: not a local path, and no such repository on the Hugging Face Hub"),
+    ("RevisionNotFoundError", "owner/typo: no revision 'main' on the Hugging Face Hub"),
+    ("GatedRepoError", "owner/typo: a gated repository; accept its licence"),
+])
+def test_online_errors_are_one_line(error, message, monkeypatch):
+    import huggingface_hub
+    import huggingface_hub.errors
+
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "0")
+    cls = getattr(huggingface_hub.errors, error)
+
+    class Api:
+        def model_info(self, *a, **k):
+            raise cls.__new__(cls)  # as the Hub answers; built without an HTTP response
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", Api)
+    with pytest.raises(HubError) as info:
+        resolve(HubRef("owner/typo"), "model")
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
 def test_no_network_falls_back_to_the_cache(hub, monkeypatch):
     import huggingface_hub
 
@@ -280,6 +303,8 @@ def test_cli_run_by_hub_id_and_its_errors(hub, by_path, capsys):
     assert out["model"]["hub"]["model"] == {"repo_id": "owner/tiny-codi", "revision": "main", "commit": commit_of("main")}
     assert out["model"]["sha256"] == by_path("codi-tiny-arith")["sha256"]
     assert [r["answer_token_ids"] for r in out["results"]] == by_path("codi-tiny-arith")["tokens"]
+    assert main(["info", "owner/tiny-codi@v1"]) == 0
+    assert f"hub model      owner/tiny-codi revision v1 commit {commit_of('v1')}" in capsys.readouterr().out
     for spec, message in (("owner/tiny-codi@v9", "owner/tiny-codi: revision 'v9' is not in the cache"),
                           ("owner/tiny-codl", "Hub repository owner/tiny-codl (revision main) is not in the cache")):
         assert main(["info", spec]) == 2

@@ -7,12 +7,12 @@ import pytest
 from codi_probe.loading import load_checkpoint, load_codi
 
 
-@pytest.mark.parametrize("alpha", [0, -1, 0.0])
+@pytest.mark.parametrize("alpha", [0, -1, 0.0, 0.5])
 def test_lora_alpha_must_be_positive(alpha):
     """Defect: ``lora_alpha=0`` was replaced by the default 32 (``lora_alpha or ...``) and the fingerprint
     said it was given, not assumed."""
     for load in (load_codi, load_checkpoint):
-        with pytest.raises(ValueError, match=r"lora_alpha .*: must be a positive number") as info:
+        with pytest.raises(ValueError, match=r"lora_alpha .*: must be a positive integer") as info:
             load("codi-tiny-arith" if load is load_codi else _shipped(), lora_alpha=alpha)
         assert "\n" not in str(info.value)
 
