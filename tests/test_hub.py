@@ -293,22 +293,23 @@ def _env(hub) -> dict[str, str]:
             "OMP_NUM_THREADS": "1"}
 
 
-def test_cli_run_by_hub_id_and_its_errors(hub, by_path, capsys):
-    run = subprocess.run([sys.executable, "-m", "codi_probe.cli", "run", "owner/tiny-codi", "--json",
-                          "--max-new-tokens", "8", *(a for q in QUESTIONS for a in ("--question", q))],
-                         capture_output=True, text=True, env=_env(hub), timeout=300)
-    assert run.returncode == 0, run.stderr
-    assert run.stderr == ""  # loading prints nothing
-    out = json.loads(run.stdout)
+def test_cli_run_by_hub_id_and_its_errors(hub, by_path, capfd):
+    """In process (the environment is this test's); tests/test_cli.py runs the command as a subprocess."""
+    capfd.readouterr()
+    assert main(["run", "owner/tiny-codi", "--json", "--max-new-tokens", "8",
+                 *(a for q in QUESTIONS for a in ("--question", q))]) == 0
+    stdout, stderr = capfd.readouterr()
+    assert stderr == ""  # loading prints nothing
+    out = json.loads(stdout)
     assert out["model"]["hub"]["model"] == {"repo_id": "owner/tiny-codi", "revision": "main", "commit": commit_of("main")}
     assert out["model"]["sha256"] == by_path("codi-tiny-arith")["sha256"]
     assert [r["answer_token_ids"] for r in out["results"]] == by_path("codi-tiny-arith")["tokens"]
     assert main(["info", "owner/tiny-codi@v1"]) == 0
-    assert f"hub model      owner/tiny-codi revision v1 commit {commit_of('v1')}" in capsys.readouterr().out
+    assert f"hub model      owner/tiny-codi revision v1 commit {commit_of('v1')}" in capfd.readouterr().out
     for spec, message in (("owner/tiny-codi@v9", "owner/tiny-codi: revision 'v9' is not in the cache"),
                           ("owner/tiny-codl", "Hub repository owner/tiny-codl (revision main) is not in the cache")):
         assert main(["info", spec]) == 2
-        out, err = capsys.readouterr()
+        out, err = capfd.readouterr()
         assert out == "" and err.count("\n") == 1 and message in err, err
     no_trap_fired(hub)
 
