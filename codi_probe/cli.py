@@ -15,13 +15,14 @@ from .errors import first_line
 
 
 def _model_args(p: argparse.ArgumentParser, dtype_default: str) -> None:
-    p.add_argument("checkpoint", help="checkpoint file or directory, or tiny-random-gpt2 / tiny-random-llama")
-    p.add_argument("--base", help="local HF base directory with config.json, or a bundled base name")
-    p.add_argument("--tokenizer", help="local tokenizer directory (default: the --base directory when it holds "
-                   "tokenizer files, else the model's own; a bcywinski checkpoint's own tokenizer comes first)")
+    p.add_argument("checkpoint", help="checkpoint file or directory, a model name (tiny-random-gpt2, a shipped "
+                   "model), or a Hugging Face Hub id owner/name[@revision]")
+    p.add_argument("--base", help="local HF base directory with config.json, a bundled base name, or a Hub id")
+    p.add_argument("--tokenizer", help="local tokenizer directory or Hub id (default: the --base directory when it "
+                   "holds tokenizer files, else the model's own; a bcywinski checkpoint's own tokenizer comes first)")
     p.add_argument("--lora-alpha", type=int, default=None,
-                   help="LoRA alpha of the checkpoint (not stored in the file; default: the sidecar's, else the "
-                        "official 32, reported as assumed)")
+                   help="LoRA alpha of the checkpoint, a positive number (not stored in the file; default: the "
+                        "sidecar's, else the official 32, reported as assumed)")
     p.add_argument("--dtype", default=dtype_default, choices=DTYPE_CHOICES,
                    help=f"fp32, bf16 (the released evaluation's numerics), fp16, mixed (bf16 base, fp32 LoRA and prj) "
                         f"or native (the file's own dtypes); default {dtype_default} (the plugin's --codi-dtype takes "
@@ -39,6 +40,8 @@ def _load(args):
 
     if args.threads is not None and args.threads < 1:
         raise ValueError(f"--threads {args.threads}: must be at least 1")
+    if args.lora_alpha is not None and args.lora_alpha < 1:  # 0 is an error, never replaced by the default
+        raise ValueError(f"--lora-alpha {args.lora_alpha}: must be a positive integer (the LoRA scale is alpha / r)")
     torch.set_num_threads(default_threads(args.threads))
     return load_codi(args.checkpoint, base=args.base, tokenizer=args.tokenizer, dtype=args.dtype,
                      lora_alpha=args.lora_alpha)
@@ -67,6 +70,8 @@ def cmd_info(args) -> int:
         f"loop variant   {model.variant.describe()}",
         f"weights sha256 {fp['sha256']}",
     ]
+    lines += [f"hub {role:<10} {h['repo_id']} revision {h['revision']} commit {h['commit']}"
+              for role, h in (fp["hub"] or {}).items()]
     lines += [f"assumed        {name}: {why}" for name, why in fp["assumed"].items()]
     if fp["file_sha256"]:
         lines.append(f"file sha256    {fp['file_sha256']}")
@@ -102,7 +107,7 @@ def cmd_run(args) -> int:
                         "answer_token_ids": trace.answer_ids[r], "latents": latents})
     if args.json:
         fp = model.fingerprint()
-        info = {k: fp[k] for k in ("name", "path", "architecture", "lora_r", "lora_alpha", "lora_alpha_assumed",
+        info = {k: fp[k] for k in ("name", "path", "hub", "architecture", "lora_r", "lora_alpha", "lora_alpha_assumed",
                                    "prj_dim", "dtype", "sha256", "variant", "assumed")}
         print(json.dumps({"model": info, "results": results}))
         return 0

@@ -1,8 +1,12 @@
-"""``load_codi``: the one way to get a ready CODI model from a name or a checkpoint path.
+"""``load_codi``: the one way to get a ready CODI model from a name, a checkpoint path or a Hub id.
+
+A spec is read in this order: a built-in random model name, an existing local path, a shipped model name,
+then a Hugging Face Hub id ``owner/name[@revision]``, resolved to its cached snapshot folder by
+:mod:`codi_probe.hub` (only the files the loop variant needs).
 
 Resolution of the base config for a checkpoint (first match wins):
-1. ``base=`` a local HF directory with ``config.json``, or a bundled name (``gpt2``,
-   ``meta-llama/Llama-3.2-1B-Instruct``);
+1. ``base=`` a local HF directory with ``config.json``, a bundled name (``gpt2``,
+   ``meta-llama/Llama-3.2-1B-Instruct``: always the bundled config, offline), or a Hub id (its config.json);
 2. the ``codi_config.json`` sidecar that codi-probe writes beside the checkpoints it saves;
 3. the bundled config whose family and shapes match the file's keys (the released zen-E files).
 LoRA rank and ``prj_dim`` are read from the file's shapes unless given. LoRA alpha is not stored in the
@@ -30,6 +34,7 @@ from .checkpoint import (CHECKPOINT_NAMES, SIDECAR, CheckpointError, detect_bcyw
                          read_state_dict, resolve_file)
 from .arch import arch_for_keys
 from .defaults import DEFAULT_MODEL
+from .hub import HubError, HubSnapshot, parse_hub_id, resolve
 from .data.loaders import fixtures_dir
 from .model import CodiConfig, CodiModel, attach_tokenizer, check_precision
 from .variants import BCYWINSKI, OFFICIAL, LoopVariant, variant
@@ -43,20 +48,40 @@ LLAMA_INSTRUCT_EOS = (128009, 128001)  # codi-spec 6.1: stop on <|eot_id|>, also
 
 
 def load_tokenizer(spec: str | os.PathLike):
-    """A tokenizer from a local directory or a fixtures name (``gpt2``). Never touches a hub."""
+    """A tokenizer from a local directory, a fixtures name (``gpt2``) or a Hub id (its tokenizer files only,
+    through :mod:`codi_probe.hub`); transformers itself never touches the Hub."""
     from transformers import AutoTokenizer
 
     path = Path(spec)
     if not path.is_dir():
         path = fixtures_dir() / "tokenizers" / str(spec)
+    if not path.is_dir() and parse_hub_id(str(spec)) is not None:
+        path = hub_dir(str(spec), "tokenizer")[0]
     if not path.is_dir():
-        raise FileNotFoundError(f"tokenizer {spec!r}: not a local directory nor a fixtures tokenizer")
+        raise FileNotFoundError(f"tokenizer {spec!r}: not a local directory, a fixtures tokenizer nor a Hub id")
     return AutoTokenizer.from_pretrained(str(path), padding_side="left", local_files_only=True)
+
+
+def hub_dir(spec: str, role: str) -> tuple[Path, HubSnapshot]:
+    """The cached snapshot folder of the Hub id ``spec`` holding the files ``role`` needs, and its snapshot."""
+    ref = parse_hub_id(spec)
+    if ref is None:
+        raise HubError(f"{spec!r}: not a Hub id (owner/name or owner/name@revision)")
+    snap = resolve(ref, role)
+    return snap.path, snap
+
+
+def local_base(base: str | os.PathLike | None) -> tuple[str | os.PathLike | None, HubSnapshot | None]:
+    """``base`` as the loader reads it: a local path or a bundled name as given (a bundled name always means
+    its bundled config, offline), a Hub id as its cached snapshot folder (config and tokenizer files only)."""
+    if base is None or Path(base).exists() or str(base) in BUNDLED_CONFIGS or parse_hub_id(str(base)) is None:
+        return base, None
+    return hub_dir(str(base), "base")
 
 
 def bundled_base_config(name: str) -> dict:
     if name not in BUNDLED_CONFIGS:
-        raise CheckpointError(f"base {name!r}: not a local directory nor a bundled config "
+        raise CheckpointError(f"base {name!r}: not a local directory, a bundled config nor a Hub id "
                               f"(bundled: {', '.join(BUNDLED_CONFIGS)})")
     text = resources.files("codi_probe").joinpath("configs", BUNDLED_CONFIGS[name]).read_text()
     return json.loads(text)
@@ -98,7 +123,7 @@ def _infer_config(sd, origin: str, base, prj_dim, lora_alpha, sidecar: CodiConfi
         prj_dim=int(prj_dim or (prj1.shape[0] if prj1 is not None else base_cfg.get("n_embd") or
                                 base_cfg.get("hidden_size"))),
         lora_r=int(lora_a.shape[0]) if lora_a is not None else (sidecar.lora_r if sidecar else 128),
-        lora_alpha=int(lora_alpha or (sidecar.lora_alpha if sidecar else loop.lora_alpha)),
+        lora_alpha=int(lora_alpha if lora_alpha is not None else (sidecar.lora_alpha if sidecar else loop.lora_alpha)),
         eos_token_ids=eos,
         tokenizer=sidecar.tokenizer if sidecar else ("gpt2" if base_cfg.get("model_type") == "gpt2" else None),
         name=_display_name(Path(origin)),
@@ -165,6 +190,8 @@ def load_checkpoint(path: str | os.PathLike, *, base: str | os.PathLike | None =
     (a tokenizer defining ``<|bocot|>``/``<|eocot|>``, or prj and LoRA all bf16). A variant whose special
     ids come from its tokenizer reads them from ``tokenizer`` when given, else from the checkpoint
     directory. Only the weights file is read: a ``training_args.bin`` beside it is never opened."""
+    check_lora_alpha(lora_alpha)
+    base = local_base(base)[0]
     file = resolve_file(path)
     sd = read_state_dict(file)
     sidecar = read_sidecar(str(file))
@@ -216,16 +243,31 @@ def _match_dtypes(model: CodiModel, sd) -> None:
 def load_codi(spec: str | os.PathLike | None = None, *, base: str | os.PathLike | None = None,
               tokenizer: str | os.PathLike | None = None, dtype: str = "fp32", device: str = "cpu",
               prj_dim: int | None = None, lora_alpha: int | None = None) -> CodiModel:
-    """Load a CODI model by name (``tiny-random-gpt2``, ``tiny-random-llama``, default) or path.
+    """Load a CODI model by name (``tiny-random-gpt2``, ``tiny-random-llama``, a shipped model, default), path
+    or Hugging Face Hub id (``owner/name`` or ``owner/name@revision``, :mod:`codi_probe.hub`).
 
-    ``dtype``: ``fp32`` (CPU default), ``bf16`` (the released evaluation's numerics: all bf16), ``fp16``,
-    ``mixed`` (the official storage layout: bf16 base, fp32 LoRA and prj), or ``native`` (keep the file's
-    own dtypes). The tokenizer comes from ``tokenizer`` (a local
-    directory), else the one the model names (the GPT-2 tokenizer ships in fixtures).
+    A spec is read in this order: a built-in model name, an existing local path, a shipped model name, a Hub
+    id. ``base`` and ``tokenizer`` take a local path, a bundled base name (its bundled config, offline) or a
+    Hub id too.
+    ``lora_alpha`` must be a positive integer when given. ``dtype``: ``fp32`` (CPU default), ``bf16`` (the
+    released evaluation's numerics: all bf16), ``fp16``, ``mixed`` (the official storage layout: bf16 base,
+    fp32 LoRA and prj), or ``native`` (keep the file's own dtypes). The tokenizer comes from ``tokenizer``,
+    else the ``base`` directory when it holds tokenizer files, else the one the model names (the GPT-2
+    tokenizer ships in fixtures), else the Hub repository of a bundled base name (LLaMA's).
+    ``model.source["hub"]`` records the repository id, revision and resolved commit of each Hub spec.
     """
     check_precision(dtype, native=True)
+    check_lora_alpha(lora_alpha)
     spec = str(spec or DEFAULT_MODEL)
     shipped = fixtures_dir() / "models" / spec
+    hub: dict[str, dict[str, str]] = {}
+    base, base_snap = local_base(base)
+    if base_snap is not None:
+        hub["base"] = base_snap.to_json()
+    if tokenizer is not None and not Path(tokenizer).exists() and str(tokenizer) not in fixtures_tokenizers() \
+            and parse_hub_id(str(tokenizer)) is not None:
+        tokenizer, snap = hub_dir(str(tokenizer), "tokenizer")
+        hub["tokenizer"] = snap.to_json()
     if spec in TINY_CONFIGS:
         if lora_alpha is not None:
             raise ValueError(f"{spec}: a built-in random model has its own LoRA alpha; lora_alpha applies to checkpoints")
@@ -235,16 +277,59 @@ def load_codi(spec: str | os.PathLike | None = None, *, base: str | os.PathLike 
         model = load_checkpoint(shipped, base=base, prj_dim=prj_dim, lora_alpha=lora_alpha, tokenizer=tokenizer)
     elif Path(spec).exists():
         model = load_checkpoint(spec, base=base, prj_dim=prj_dim, lora_alpha=lora_alpha, tokenizer=tokenizer)
+    elif parse_hub_id(spec) is not None:
+        folder, snap = hub_dir(spec, "model")
+        model = load_checkpoint(folder, base=base, prj_dim=prj_dim, lora_alpha=lora_alpha, tokenizer=tokenizer)
+        model.source["name"] = snap.repo_id
+        hub["model"] = snap.to_json()
     else:
         names = [*TINY_CONFIGS, *shipped_models()]
-        raise CheckpointError(f"{spec}: no such checkpoint path or model name (names: {', '.join(names)})")
+        raise CheckpointError(f"{spec}: no such checkpoint path, model name (names: {', '.join(names)}) "
+                              f"nor Hub id (owner/name[@revision])")
+    if hub:
+        model.source["hub"] = hub
     if dtype != "native":
         model.set_precision(dtype)
     model.to(device)
     tok = tokenizer or (base if has_tokenizer(base) else None) or model.config.tokenizer
+    if model.tokenizer is None and tok is None:
+        tok = _bundled_base_tokenizer(model, base, hub)
     if model.tokenizer is None and tok is not None:  # a variant's own tokenizer is attached by load_checkpoint
         attach_tokenizer(model, load_tokenizer(tok))
     return model
+
+
+def _bundled_base_tokenizer(model: CodiModel, base, hub: dict) -> Path | None:
+    """The tokenizer of a bundled base (given, or assumed for a released file) from its own Hub repository
+    (``meta-llama/Llama-3.2-1B-Instruct``: gated, so cached or with access); ``None`` when the Hub cannot
+    give it, and the model loads without a tokenizer as before (``--tokenizer DIR`` gives one)."""
+    name = str(base) if base is not None and str(base) in BUNDLED_CONFIGS else None
+    if base is None and "base_config" in model.source.get("assumed", {}):
+        name = _bundled_name(model.arch)
+    if name is None or name in fixtures_tokenizers():
+        return None
+    try:
+        folder, snap = hub_dir(name, "tokenizer")
+    except HubError:
+        return None
+    hub["tokenizer"] = snap.to_json()
+    model.source["hub"] = hub
+    return folder
+
+
+def fixtures_tokenizers() -> list[str]:
+    """Names of the tokenizers shipped under ``fixtures/tokenizers/``."""
+    root = fixtures_dir() / "tokenizers"
+    return sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+
+
+def check_lora_alpha(lora_alpha: int | None) -> None:
+    """``None`` (read from the sidecar, else assumed) or a positive integer; 0 is an error, never replaced."""
+    if lora_alpha is None:
+        return
+    whole = isinstance(lora_alpha, int) or (isinstance(lora_alpha, float) and lora_alpha.is_integer())
+    if isinstance(lora_alpha, bool) or not whole or not lora_alpha > 0:
+        raise ValueError(f"lora_alpha {lora_alpha!r}: must be a positive integer (the LoRA scale is alpha / r)")
 
 
 def shipped_models() -> list[str]:

@@ -139,7 +139,8 @@ class CodiModel(nn.Module):
         ctx = _no_init() if skip_init else _nullcontext()
         with ctx:
             lm = AutoModelForCausalLM.from_config(hf_cfg, attn_implementation="sdpa")
-            lm.resize_token_embeddings(config.resized_vocab, mean_resizing=not skip_init)
+            with _quiet_build_notices():
+                lm.resize_token_embeddings(config.resized_vocab, mean_resizing=not skip_init)
             lora = LoraConfig(
                 task_type="CAUSAL_LM",
                 inference_mode=False,
@@ -148,8 +149,10 @@ class CodiModel(nn.Module):
                 lora_dropout=config.lora_dropout,
                 target_modules=list(self.arch.lora_targets),
                 init_lora_weights=True,
+                fan_in_fan_out=self.arch.name == "gpt2",  # GPT-2's Conv1D stores (in, out): what peft sets anyway
             )
-            self.codi = get_peft_model(lm, lora)
+            with _quiet_build_notices():
+                self.codi = get_peft_model(lm, lora)
             self.prj = build_prj(hf_cfg.hidden_size, config.prj_dim)
         eos = config.eos_token_ids or _as_tuple(hf_cfg.eos_token_id)
         if config.special_ids is None:
@@ -275,6 +278,7 @@ class CodiModel(nn.Module):
             "name": self.source.get("name", self.config.name),
             "path": self.source.get("path"),
             "file_sha256": self.source.get("file_sha256"),
+            "hub": self.source.get("hub"),  # {role: {repo_id, revision, commit}} of the Hub ids loaded, or None
             "sha256": self.weights_sha256(),
             "architecture": self.arch.name,
             "model_type": self.config.model_type,
@@ -307,6 +311,36 @@ class _nullcontext:
         return None
 
     def __exit__(self, *exc):
+        return False
+
+
+class _DropNotice:
+    """A logging filter that drops transformers' mean-resizing notice (an expected step of every CODI build)."""
+
+    def filter(self, record) -> bool:
+        return "mean_resizing" not in record.getMessage()
+
+
+class _quiet_build_notices:
+    """Silence the library notices that building a CODI triggers by design, and only those: transformers'
+    mean-resizing notice and the ``is_gradient_checkpointing`` deprecation some peft versions trip on
+    (codi-probe never enables gradient checkpointing). Every other warning passes."""
+
+    def __enter__(self):
+        import logging
+        import warnings
+
+        self._logger = logging.getLogger("transformers.modeling_utils")
+        self._filter = _DropNotice()
+        self._logger.addFilter(self._filter)
+        self._warnings = warnings.catch_warnings()
+        self._warnings.__enter__()
+        warnings.filterwarnings("ignore", message=r".*is_gradient_checkpointing.* is deprecated", category=FutureWarning)
+        return self
+
+    def __exit__(self, *exc):
+        self._warnings.__exit__(*exc)
+        self._logger.removeFilter(self._filter)
         return False
 
 

@@ -254,11 +254,20 @@ def problem_set_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> l
 
 
 def weights_changed(old: Mapping[str, Any], new: Mapping[str, Any]) -> str | None:
-    """``"weights sha256 a -> b"`` when both runs name their weights and they differ (a retrained model)."""
+    """``"weights sha256 a -> b"`` when both runs name their weights and they differ (a retrained model); another
+    revision of the same Hub repository is such a checkpoint, and the message names both commits."""
     a, b = _get(old, ("model", "sha256")), _get(new, ("model", "sha256"))
     if a and b and a != b:
-        return f"weights sha256 {str(a)[:12]} -> {str(b)[:12]}"
+        return f"weights sha256 {str(a)[:12]} -> {str(b)[:12]}" + _revision_change(old, new)
     return None
+
+
+def _revision_change(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
+    """``" (owner/name commit a -> b)"`` when both runs loaded the model from the same Hub repository."""
+    a, b = _get(old, ("model", "hub", "model")) or {}, _get(new, ("model", "hub", "model")) or {}
+    if a.get("repo_id") and a.get("repo_id") == b.get("repo_id") and a.get("commit") != b.get("commit"):
+        return f" ({a['repo_id']} commit {str(a.get('commit'))[:12]} -> {str(b.get('commit'))[:12]})"
+    return ""
 
 
 def baseline_problems(report: Mapping[str, Any]) -> list[str]:

@@ -30,3 +30,13 @@ def engine(tiny):
 @pytest.fixture(scope="session")
 def questions():
     return list(QUESTIONS)
+
+
+@pytest.fixture(scope="session")
+def cyw_checkpoint(tmp_path_factory):
+    """``(checkpoint dir, base dir)`` of the tiny bcywinski-layout checkpoint (tests/bcywinski_reference.py),
+    built once per session (about 20 s on 2 busy cores): test_variants and test_hub share it; copy before editing."""
+    from bcywinski_reference import build_checkpoint
+    from codi_probe.data.loaders import fixtures_dir
+
+    return build_checkpoint(tmp_path_factory.mktemp("cyw"), fixtures_dir() / "tokenizers" / "gpt2")

@@ -130,6 +130,31 @@ def test_info_says_when_alpha_is_assumed(tmp_path, capsys):
     assert "ASSUMED" not in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("alpha", ["0", "-1"])
+def test_a_lora_alpha_below_one_is_a_one_line_error(alpha, capsys):
+    """Defect: `--lora-alpha 0` was replaced by the default 32 (and reported as given), `-1` was accepted."""
+    assert main(["info", "codi-tiny-arith", "--lora-alpha", alpha]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"--lora-alpha {alpha}: must be a positive integer" in err
+
+
+def test_a_bad_model_spec_prints_exactly_one_line(tmp_path):
+    """Defect: every load printed library notices (peft's fan_in_fan_out warning, transformers' mean-resizing
+    notice) before the one-line error. A subprocess, so that no earlier load has used up a print-once notice."""
+    import subprocess
+    import sys
+
+    model = load_codi("tiny-random-llama")
+    path = save_checkpoint(model, tmp_path / "pytorch_model.bin", sidecar=False)
+    base = tmp_path / "base"
+    base.mkdir()
+    (base / "config.json").write_text(json.dumps(load_codi("tiny-random-gpt2").config.base))  # a LLaMA file, a GPT-2 base
+    run = subprocess.run([sys.executable, "-m", "codi_probe.cli", "info", str(path), "--base", str(base)],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 2 and run.stdout == ""
+    assert run.stderr.count("\n") == 1 and run.stderr.startswith("codi-probe: error: ") and "wrong base" in run.stderr, run.stderr
+
+
 def test_a_question_beyond_the_position_limit_is_one_line(capsys):
     """Defect: a question longer than the model's positions crashed with a raw IndexError traceback."""
     assert main(["run", "tiny-random-gpt2", "--question", "seven " * 600, "--max-new-tokens", "4"]) == 2

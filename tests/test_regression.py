@@ -78,6 +78,16 @@ def test_differences_name_what_differs_and_skip_what_an_old_report_lacks():
     assert weights_changed(old, new) == "weights sha256 a -> b" and weights_changed(old, old) is None
 
 
+def test_another_revision_of_a_hub_repository_is_another_checkpoint_of_the_same_model():
+    def run(sha, repo, commit):
+        return {"model": {"sha256": sha, "n_layers": 4, "hub": {"model": {"repo_id": repo, "revision": "main",
+                                                                         "commit": commit}}}}
+    old, new = run("a" * 64, "owner/m", "1" * 40), run("b" * 64, "owner/m", "2" * 40)
+    assert differences(old, new) == []  # comparable: a retrained checkpoint, as another file
+    assert weights_changed(old, new) == f"weights sha256 {'a' * 12} -> {'b' * 12} (owner/m commit {'1' * 12} -> {'2' * 12})"
+    assert weights_changed(old, run("b" * 64, "other/m", "2" * 40)) == f"weights sha256 {'a' * 12} -> {'b' * 12}"
+
+
 def test_problem_sets_compare_by_fingerprint():
     old = {"data": {"a": {"fingerprint": "1" * 64}, "b": {"fingerprint": "2" * 64}, "depth": {"tier": "quick"}}}
     new = {"data": {"a": {"fingerprint": "1" * 64}, "b": {"fingerprint": "3" * 64}}}

@@ -15,7 +15,7 @@ import sys
 import pytest
 import torch
 
-from bcywinski_reference import MARKER, build_checkpoint, cyw_loop, load_reference
+from bcywinski_reference import MARKER, cyw_loop, load_reference
 from codi_probe.checkpoint import CheckpointError, save_checkpoint
 from codi_probe.data.loaders import fixtures_dir
 from codi_probe.engine import CodiEngine, Record
@@ -31,8 +31,8 @@ QUESTIONS = [
 
 
 @pytest.fixture(scope="module")
-def cyw(tmp_path_factory):
-    return build_checkpoint(tmp_path_factory.mktemp("cyw"), fixtures_dir() / "tokenizers" / "gpt2")
+def cyw(cyw_checkpoint):
+    return cyw_checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -113,12 +113,13 @@ def _dtype(text: str) -> str:
 
 
 SPECS = (
-    _Spec("model", "CODI model: tiny-random-gpt2, tiny-random-llama, a checkpoint path "
-          "(default: codi_probe.loading.DEFAULT_MODEL)", path="maybe"),
-    _Spec("base", "base model config/directory for a checkpoint", path="maybe"),
-    _Spec("tokenizer", "tokenizer directory or fixtures name (default: the --codi-base directory when it "
+    _Spec("model", "CODI model: tiny-random-gpt2, tiny-random-llama, a shipped model, a checkpoint path or a "
+          "Hugging Face Hub id owner/name[@revision] (default: codi_probe.loading.DEFAULT_MODEL)", path="maybe"),
+    _Spec("base", "base model for a checkpoint: a directory with config.json, a bundled base name (gpt2, "
+          "meta-llama/Llama-3.2-1B-Instruct) or a Hub id", path="maybe"),
+    _Spec("tokenizer", "tokenizer directory, fixtures name or Hub id (default: the --codi-base directory when it "
           "holds tokenizer files, else the model's own; a bcywinski checkpoint's own tokenizer comes first)", path="maybe"),
-    _Spec("lora_alpha", "LoRA alpha of a checkpoint (not stored in the file; default: the sidecar's, else "
+    _Spec("lora_alpha", "LoRA alpha of a checkpoint, a positive integer (not stored in the file; default: the sidecar's, else "
           "the official 32, reported as assumed)", _positive_int),
     _Spec("dtype", "model dtype, as the CLI's --dtype: fp32, bf16 (the released evaluation's numerics), fp16, "
           "mixed (bf16 base, fp32 LoRA and prj) or native (the file's own dtypes); default fp32", _dtype, "fp32"),

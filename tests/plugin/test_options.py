@@ -100,6 +100,8 @@ def test_ini_paths_are_relative_to_the_ini_file(pytester: pytest.Pytester, monke
     (["--codi-problems=0"], {}, "--codi-problems='0': must be at least 1"),
     ([], {"CODI_SEED": "abc"}, "CODI_SEED='abc': invalid literal for int()"),
     ([], {"CODI_TOLERANCE": "-1"}, "CODI_TOLERANCE='-1': must be a number >= 0"),
+    (["--codi-lora-alpha=0"], {}, "--codi-lora-alpha='0': must be at least 1"),  # 0 is an error, never replaced
+    ([], {"CODI_LORA_ALPHA": "-1"}, "CODI_LORA_ALPHA='-1': must be at least 1"),
 ])
 def test_bad_values_are_usage_errors(args, env, message, monkeypatch: pytest.MonkeyPatch, run_claims) -> None:
     for name, value in env.items():
