@@ -299,7 +299,8 @@ def test_cli_run_by_hub_id_and_its_errors(hub, by_path, capfd):
     assert main(["run", "owner/tiny-codi", "--json", "--max-new-tokens", "8",
                  *(a for q in QUESTIONS for a in ("--question", q))]) == 0
     stdout, stderr = capfd.readouterr()
-    assert stderr == ""  # loading prints nothing
+    # loading prints nothing; the only line is the run's own note on words the word-level tokenizer lacks
+    assert [l for l in stderr.splitlines() if "the tokenizer does not know" not in l] == []
     out = json.loads(stdout)
     assert out["model"]["hub"]["model"] == {"repo_id": "owner/tiny-codi", "revision": "main", "commit": commit_of("main")}
     assert out["model"]["sha256"] == by_path("codi-tiny-arith")["sha256"]
