@@ -436,10 +436,10 @@ def small_sets(codi_engine, codi_problems):
     the same code paths as IMP-04/07/10 and the CCTA grid, at the cost of an invariant."""
     from codi_probe.engine import Zero
     from codi_probe.experiments.ablation import set_ablation
-    from codi_probe.experiments.common import depth_to_layer
+    from codi_probe.experiments.common import middle_layer
     from codi_probe.experiments.corruption import corruption_grid
 
-    layer = depth_to_layer(0.5, codi_engine.model.n_layers)
+    layer = middle_layer(codi_engine.model.n_layers)
     problems = list(codi_problems)
     sets = set_ablation(codi_engine, problems, [*PREFIXES, *KEEP_ONLY.values()], layer=layer, max_new_tokens=8)
     grid = corruption_grid(codi_engine, problems, layer=layer, methods={"zero": lambda i, p: Zero()}, max_new_tokens=8)

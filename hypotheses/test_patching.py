@@ -414,10 +414,10 @@ def stages_and_parallel(engine, pairs) -> tuple[int, dict]:
     """Logit differences (clean - corrupted answer token) of the corrupted run with block L (relative depth 0.5)
     patched from the clean run: at P1..P_s for stages s = 1, 3, 6 of the seeds' iterative patching, and at
     P1..P6 in one go ("parallel")."""
-    from codi_probe.experiments.common import depth_to_layer
+    from codi_probe.experiments.common import middle_layer
     from codi_probe.experiments.patching import patch_targets, patched_logit_differences
 
-    layer = depth_to_layer(0.5, engine.model.n_layers)
+    layer = middle_layer(engine.model.n_layers)
     t = patch_targets(engine, pairs)
     if not t.targets:
         return layer, {}
@@ -442,7 +442,7 @@ def test_iterative_equals_parallel_by_construction(codi_engine, patch_pairs, cla
     import torch
 
     from codi_probe.engine import Patch, Record
-    from codi_probe.experiments.common import depth_to_layer
+    from codi_probe.experiments.common import middle_layer
     from codi_probe.tolerance import tolerance
 
     pairs = patch_pairs[:INVARIANT_PAIRS]
@@ -452,7 +452,7 @@ def test_iterative_equals_parallel_by_construction(codi_engine, patch_pairs, cla
     # the stages are not vacuous: the first stage's latents differ from the parallel patch's (read at the
     # latents, where a patch's effect stands out even on a random tiny model)
     clean = codi_engine.run([c.question for c, _ in pairs], record=Record(sites=("resid_post",)), max_new_tokens=1)
-    layer = depth_to_layer(0.5, codi_engine.model.n_layers)
+    layer = middle_layer(codi_engine.model.n_layers)
     out = codi_engine.run([x.question for _, x in pairs], record=Record(sites=()), max_new_tokens=1, variants=[
         (i, [Intervention("resid_post", positions, Patch(clean, i), layer=layer)])
         for positions in (STAGES["iterative stage 1"], FED_POSITIONS) for i in range(len(pairs))])

@@ -26,6 +26,14 @@ def depth_to_layer(depth: float, n_layers: int) -> int:
     return min(n_layers - 1, int(round(depth * n_layers)))
 
 
+def middle_layer(n_layers: int) -> int:
+    """The block of a P0..P6 grid at relative depth 0.5 (:func:`depth_to_layer`), moved off the last block
+    when the model has a block before it: the last block's P6 cell is dead by construction
+    (:func:`codi_probe.engine.positions.is_dead_cell`), so a full grid there would be refused. Unchanged on
+    models of 4 or more blocks (block 8 of 16); block 1 of 3 and block 0 of 2."""
+    return min(depth_to_layer(0.5, n_layers), max(0, n_layers - 2))
+
+
 @dataclass
 class ConditionRuns:
     """One batched run of several named conditions; ``rows[name]`` are that condition's trace rows,

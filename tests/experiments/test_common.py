@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from codi_probe.engine import Intervention, Zero
-from codi_probe.experiments.common import answer_target, depth_to_layer, readout_kl, run_conditions
+from codi_probe.engine.positions import LATENT_POSITIONS, live_positions
+from codi_probe.experiments.common import answer_target, depth_to_layer, middle_layer, readout_kl, run_conditions
 from codi_probe.tolerance import tolerance
 
 
@@ -13,6 +14,17 @@ def test_depth_to_layer():
     assert depth_to_layer(1.0, 12) == 11 and depth_to_layer(0.0, 4) == 0
     with pytest.raises(ValueError):
         depth_to_layer(1.5, 12)
+
+
+def test_middle_layer_is_live_on_shallow_models():
+    """Defect (issue 32 item 2): on a 3-block (or 2-block) model relative depth 0.5 is the last block, whose
+    P6 cell is dead, so every P0..P6 grid there was refused. The grids' middle layer keeps all seven cells
+    live, and is depth 0.5 itself on every model of 4 or more blocks (the shipped ones: 4, 12, 16)."""
+    for n in range(2, 33):
+        layer = middle_layer(n)
+        assert live_positions(layer, LATENT_POSITIONS, n) == LATENT_POSITIONS, n
+        assert layer == depth_to_layer(0.5, n) or n < 4, n
+    assert (middle_layer(2), middle_layer(3), middle_layer(16)) == (0, 1, 8)
 
 
 def test_run_conditions_rows_and_scores(engine, questions):
