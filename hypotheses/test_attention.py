@@ -7,7 +7,7 @@ import pytest
 
 from codi_probe import stats
 from codi_probe.engine.positions import LATENT_POSITIONS, TRACE_POSITIONS
-from codi_probe.experiments.common import depth_to_layer, middle_layer
+from codi_probe.experiments.common import decided_below_minimum, depth_to_layer, middle_layer
 from codi_probe.hypothesis import Hypothesis, Prediction, combine, decide
 
 DEPTHS = {"early": 0.25, "middle": 0.5, "late": 0.875}
@@ -134,6 +134,8 @@ def test_eot_attends_to_p5(codi_engine, answer_attention_trace, codi_options, cl
     att = eot_attention(answer_attention_trace, layer)
     share = att / np.clip(att.sum(1, keepdims=True), 1e-30, None)
     claim.record(details={"share_by_position": dict(zip(LATENT_POSITIONS, share.mean(0).tolist())), "layer": layer})
+    if decided_below_minimum(claim, len(share)):
+        return
     claim.decide([stats.mean_evidence(share[:, LATENT_POSITIONS.index("P5")], ATT03.predictions[0],
                                       seed=codi_options.seed)], n=len(share))
 

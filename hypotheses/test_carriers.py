@@ -39,7 +39,7 @@ def carrier_decoding(template_problems, template_trace, codi_options):
         right = decode_accuracy(template_trace.latent_post[:, k - 1], values, folds)[ok]
         # no scorable problem (a handful of problems): no evidence, the rule decides n below minimum
         ev = [stats.proportion_evidence(int(right.sum()), len(right), DECODE.predictions[0])] if len(right) else []
-        majority = float(np.unique(values[ok], return_counts=True)[1].max() / max(1, ok.sum()))
+        majority = float(np.unique(values[ok], return_counts=True)[1].max() / ok.sum()) if ok.any() else None
         info = {"majority-value rate": majority, "left out (value in no training fold)": int((~ok).sum())}
         out[key] = (ev, info, combine(DECODE, ev, len(right)))
     return out

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from codi_probe import stats
-from codi_probe.experiments.common import middle_layer
+from codi_probe.experiments.common import decided_below_minimum, middle_layer
 from codi_probe.experiments.corruption import corruption_grid, relative_noise
 from codi_probe.hypothesis import EQUIVALENCE_MIN_N, EQUIVALENCE_MIN_N_SOURCE, Hypothesis, Prediction, shown
 
@@ -103,6 +103,8 @@ def test_failure_flat_in_sigma(ccta, codi_options, claim):
     claim.record(details={"failure_by_sigma": {m: float(ccta.per_position("failure", m).mean())
                                                for m in ccta.methods if m.startswith("noise_")},
                           "layer": ccta.layer})
+    if decided_below_minimum(claim, len(diff)):
+        return
     claim.decide([stats.mean_evidence(diff, NOISE02.predictions[0], seed=codi_options.seed)], n=len(diff))
 
 

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from codi_probe import stats
+from codi_probe.experiments.common import decided_below_minimum
 from codi_probe.engine.positions import FED_POSITIONS
 from codi_probe.experiments.carriers import operand_group
 from codi_probe.experiments.probes import balanced_from_means, balanced_rows, probe, question_embedding
@@ -41,6 +42,9 @@ def too_few(n: int, *hypotheses: Hypothesis) -> bool:
     "inconclusive (n below minimum)" without evidence, so the probes (grouped folds, which a handful of
     problems cannot fill) are not fitted."""
     return n < min(h.min_n for h in hypotheses)
+
+
+NOT_JUDGED = {LEAK: False}  # below the minimum n no probe is fitted: the leak control is not established
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +87,7 @@ OP01 = Hypothesis(tuple(Prediction(f"operation, held-out-template balanced accur
                    reported="n/r", hypothesis=OP01)
 def test_operation_in_a_fed_latent(operation_probes, question_operation, templates, codi_options, claim):
     if operation_probes is None:
-        claim.decide([], n=len(templates["operation"]))
+        claim.decide([], n=len(templates["operation"]), controls=NOT_JUDGED)
         return
     ev = [evidence(r, pred, codi_options.seed) for r, pred in zip(operation_probes.values(), OP01.predictions)]
     best = max(range(len(ev)), key=lambda j: ev[j].value)
@@ -122,7 +126,7 @@ def test_lens_cannot_read_the_operation(codi_engine, template_trace, templates, 
     lens_right = ops[mass.argmax(1)] == templates["operation"]
     lens_rows = balanced_rows(lens_right, templates["operation"])
     if too_few(len(lens_right), OP02):
-        claim.decide([], n=len(lens_right))
+        claim.decide([], n=len(lens_right), controls=NOT_JUDGED)
         return
     lin = probe(template_trace.latent_pre[:, 2].numpy(), templates["operation"], templates["template"],
                 types=templates["operands"], seed=codi_options.seed)
@@ -183,7 +187,7 @@ OP04 = Hypothesis((Prediction("operation from all fed latents, held-out-template
                    reported=0.833, hypothesis=OP04)
 def test_operation_beyond_the_prompt(template_trace, templates, question_operation, codi_options, claim):
     if question_operation is None:
-        claim.decide([], n=len(templates["operation"]))
+        claim.decide([], n=len(templates["operation"]), controls=NOT_JUDGED)
         return
     feats = template_trace.latent_post.flatten(1).numpy()
     lat = probe(feats, templates["operation"], templates["template"], types=templates["operands"],
@@ -418,6 +422,8 @@ def test_tasks_have_distinct_centroids(codi_engine, template_trace, empirical_n,
     from codi_probe.engine import Record
     from codi_probe.experiments.problems import family_problems
 
+    if decided_below_minimum(claim, min(empirical_n, len(template_trace.latent_pre))):
+        return
     gsm = list(family_problems("gsm8k", empirical_n))
     g = codi_engine.run([p.question for p in gsm], record=Record(sites=(), logits=False), max_new_tokens=1)
     a = g.latent_pre[:, 1:].mean(1).double().numpy()  # per problem, the mean of h_1..h_6

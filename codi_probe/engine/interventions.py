@@ -47,8 +47,11 @@ class Op:
         forward pass; the default accepts every site."""
 
 
-def _check_width(what: str, vector: torch.Tensor, width: int) -> None:
-    if not isinstance(vector, torch.Tensor) or vector.shape != (width,):
+def _check_width(what: str, vector: torch.Tensor, width: int, *, broadcast: bool = False) -> None:
+    """``vector`` must be ``[width]`` (``broadcast``: or one value, ``[]`` or ``[1]``, added to every dim)."""
+    ok = isinstance(vector, torch.Tensor) and (vector.shape == (width,) or broadcast and vector.numel() == 1
+                                               and vector.dim() <= 1)
+    if not ok:
         got = tuple(vector.shape) if isinstance(vector, torch.Tensor) else type(vector).__name__
         raise ValueError(f"{what} has shape {got}, expected a vector of width ({width},)")
 
@@ -96,7 +99,7 @@ class Add(Op):
         return x + self.vector.to(x)
 
     def check(self, *, width, **_):
-        _check_width("the vector", self.vector, width)
+        _check_width("the vector", self.vector, width, broadcast=True)
 
 
 @dataclass(frozen=True)

@@ -145,3 +145,15 @@ def filtered_effect(filtered: np.ndarray, unfiltered: np.ndarray, keep: np.ndarr
                          f"rows ({len(u)}) every problem ({len(keep)})")
     return {"filter": name, "n filtered": int(keep.sum()), "n all": int(len(keep)),
             "filtered": f.mean(0).tolist() if len(f) else None, "unfiltered": u.mean(0).tolist() if len(u) else None}
+
+
+def decided_below_minimum(claim, n: int) -> bool:
+    """Decide ``claim`` "inconclusive (n below minimum)" without evidence when ``n`` problems are below its
+    hypothesis's minimum, and say so (True): the caller then computes no statistic that a handful of
+    problems cannot give (a mean test needs 2 problems, a grouped fold needs groups). Declared controls
+    are recorded as not established (False); the rule judges none below the minimum."""
+    hyp = claim.hypothesis
+    if n >= hyp.min_n:
+        return False
+    claim.decide([], n=n, controls={c: False for c in hyp.controls} or None)
+    return True

@@ -50,3 +50,21 @@ def test_filtered_effect_reports_both():
     assert rep == {"filter": "baseline-correct", "n filtered": 3, "n all": 4, "filtered": 2 / 3, "unfiltered": 0.5}
     with pytest.raises(ValueError, match="kept problems"):
         filtered_effect(np.zeros(2), np.zeros(4), keep, "x")
+
+
+def test_decided_below_minimum():
+    """Below its hypothesis's minimum n a claim decides "inconclusive (n below minimum)" without evidence
+    (the declared controls recorded as not established); at the minimum it is left to its statistics."""
+    from codi_probe.experiments.common import decided_below_minimum
+    from codi_probe.hypothesis import Hypothesis, Prediction
+
+    class Claim:
+        hypothesis = Hypothesis(Prediction("x", "greater", 0.5), controls=("c",))
+        calls: list = []
+
+        def decide(self, evidence, *, n, controls=None):
+            self.calls.append((list(evidence), n, controls))
+
+    claim = Claim()
+    assert decided_below_minimum(claim, 3) and claim.calls == [([], 3, {"c": False})]
+    assert not decided_below_minimum(claim, claim.hypothesis.min_n) and len(claim.calls) == 1
