@@ -7,7 +7,7 @@ import pytest
 
 from codi_probe import stats
 from codi_probe.engine.positions import LATENT_POSITIONS, TRACE_POSITIONS
-from codi_probe.experiments.common import depth_to_layer
+from codi_probe.experiments.common import decided_below_minimum, depth_to_layer, middle_layer
 from codi_probe.hypothesis import Hypothesis, Prediction, combine, decide
 
 DEPTHS = {"early": 0.25, "middle": 0.5, "late": 0.875}
@@ -91,7 +91,7 @@ def test_attention_predicts_importance(attention_importance, ccta, mean_ablation
                    source="GS CCTA full (claims.md 4.D ATT-02): pooled r=0.235 (600 points, n=100); within-token r<=0.02",
                    reported=0.235, hypothesis=ATT02)
 def test_correlation_is_not_the_last_position(codi_engine, answer_attention_trace, ccta, codi_options, claim):
-    layer = depth_to_layer(0.5, codi_engine.model.n_layers)
+    layer = middle_layer(codi_engine.model.n_layers)
     att = eot_attention(answer_attention_trace, layer)
     imp = ccta.per_position("kl", "zero")
     ev, n = last_position_excluded(att, imp, codi_options.seed)
@@ -130,10 +130,12 @@ ATT03 = Hypothesis(Prediction("P5's share of the EOT query's attention over P0..
                           "seeds' T5 column was the EOT query's self-attention (F-07)",
                    reported={"L8": 0.448, "L14": 0.498}, hypothesis=ATT03)
 def test_eot_attends_to_p5(codi_engine, answer_attention_trace, codi_options, claim):
-    layer = depth_to_layer(0.5, codi_engine.model.n_layers)
+    layer = middle_layer(codi_engine.model.n_layers)
     att = eot_attention(answer_attention_trace, layer)
     share = att / np.clip(att.sum(1, keepdims=True), 1e-30, None)
     claim.record(details={"share_by_position": dict(zip(LATENT_POSITIONS, share.mean(0).tolist())), "layer": layer})
+    if decided_below_minimum(claim, len(share)):
+        return
     claim.decide([stats.mean_evidence(share[:, LATENT_POSITIONS.index("P5")], ATT03.predictions[0],
                                       seed=codi_options.seed)], n=len(share))
 

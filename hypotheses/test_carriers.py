@@ -37,8 +37,9 @@ def carrier_decoding(template_problems, template_trace, codi_options):
         values = intermediate_values(problems, name)
         ok = scorable(values, folds)
         right = decode_accuracy(template_trace.latent_post[:, k - 1], values, folds)[ok]
-        ev = [stats.proportion_evidence(int(right.sum()), len(right), DECODE.predictions[0])]
-        majority = float(np.unique(values[ok], return_counts=True)[1].max() / max(1, ok.sum()))
+        # no scorable problem (a handful of problems): no evidence, the rule decides n below minimum
+        ev = [stats.proportion_evidence(int(right.sum()), len(right), DECODE.predictions[0])] if len(right) else []
+        majority = float(np.unique(values[ok], return_counts=True)[1].max() / ok.sum()) if ok.any() else None
         info = {"majority-value rate": majority, "left out (value in no training fold)": int((~ok).sum())}
         out[key] = (ev, info, combine(DECODE, ev, len(right)))
     return out
@@ -110,6 +111,11 @@ LAY08 = Hypothesis(tuple(Prediction(f"{name} decoded at both e_{k} and e_{k + 1}
                           "across latent positions for 2-3 hops (up to 0.709); here the CYW chain's step1 and step2",
                    reported=0.709, hypothesis=LAY08)
 def test_bridge_states(carrier_decoding, claim):
+    claim.record(details={"decoding accuracy by site": {k: v[0][0].value if v[0] else None
+                                                        for k, v in carrier_decoding.items()}})
+    if not all(ev for ev, *_ in carrier_decoding.values()):  # a site with no scorable problem: n = 0
+        claim.decide([], n=0)
+        return
     ev = []
     for (name, k), pred in zip(LAY08_PAIRS, LAY08.predictions):
         a, b = carrier_decoding[f"{name}@P{k}"][0][0], carrier_decoding[f"{name}@P{k + 1}"][0][0]
@@ -117,5 +123,4 @@ def test_bridge_states(carrier_decoding, claim):
         ev.append(type(weaker)(pred.statistic, weaker.value, weaker.lo, weaker.hi, weaker.n, weaker.p_support,
                                min(1.0, 2 * min(a.p_refute, b.p_refute)), weaker.method + " (intersection-union over the pair)"))
     best = min(range(len(ev)), key=lambda j: ev[j].p_support)
-    claim.record(details={"decoding accuracy by site": {k: v[0][0].value for k, v in carrier_decoding.items()}})
     claim.decide([ev[best]] + [e for j, e in enumerate(ev) if j != best], n=max(e.n for e in ev))

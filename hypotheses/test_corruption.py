@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from codi_probe import stats
-from codi_probe.experiments.common import depth_to_layer
+from codi_probe.experiments.common import decided_below_minimum, middle_layer
 from codi_probe.experiments.corruption import corruption_grid, relative_noise
 from codi_probe.hypothesis import EQUIVALENCE_MIN_N, EQUIVALENCE_MIN_N_SOURCE, Hypothesis, Prediction, shown
 
@@ -13,7 +13,7 @@ SIGMAS = (0.01, 0.1, 0.5, 1.0, 2.0)  # relative to |h|; claims.md COR-01: sigma 
 
 @pytest.fixture(scope="module")
 def noise_sweep(codi_engine, answer_problems, codi_options):
-    layer = depth_to_layer(0.5, codi_engine.model.n_layers)
+    layer = middle_layer(codi_engine.model.n_layers)
     # every sigma teacher-forced (the KL), only the smallest generated (the answer-change bound)
     return corruption_grid(codi_engine, list(answer_problems), layer=layer, seed=codi_options.seed,
                            methods=relative_noise(SIGMAS, codi_options.seed), generate=(f"rel_noise_{SIGMAS[0]:g}",))
@@ -103,6 +103,8 @@ def test_failure_flat_in_sigma(ccta, codi_options, claim):
     claim.record(details={"failure_by_sigma": {m: float(ccta.per_position("failure", m).mean())
                                                for m in ccta.methods if m.startswith("noise_")},
                           "layer": ccta.layer})
+    if decided_below_minimum(claim, len(diff)):
+        return
     claim.decide([stats.mean_evidence(diff, NOISE02.predictions[0], seed=codi_options.seed)], n=len(diff))
 
 
@@ -121,7 +123,7 @@ def test_amplifying_p5_raises_accuracy(codi_engine, answer_problems, claim):
     from codi_probe.experiments.common import golds, run_conditions
 
     problems = list(answer_problems)
-    layer = depth_to_layer(0.5, codi_engine.model.n_layers)
+    layer = middle_layer(codi_engine.model.n_layers)
     conds = {f"x{f:g}": [[Intervention("resid_post", ("P5",), Scale(f), layer=layer)]] * len(problems)
              for f in (1.0, 1.5)}
     runs = run_conditions(codi_engine, [p.question for p in problems], conds)
@@ -198,7 +200,7 @@ def test_norm_preserving_noise(codi_engine, template_problems, template_trace, c
 def test_small_noise_is_not_ablation(codi_engine, codi_problems, codi_options, claim):
     from codi_probe.engine import Zero
 
-    layer = depth_to_layer(0.5, codi_engine.model.n_layers)
+    layer = middle_layer(codi_engine.model.n_layers)
     methods = {**relative_noise((0.01,), codi_options.seed), "zero": lambda i, p: Zero()}
     grid = corruption_grid(codi_engine, list(codi_problems), layer=layer, methods=methods, max_new_tokens=8)
     tiny = float(grid.per_position("kl", "rel_noise_0.01").mean())

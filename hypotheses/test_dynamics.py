@@ -12,7 +12,7 @@ import pytest
 from codi_probe import stats
 from codi_probe.engine import Intervention, Randomize, Record
 from codi_probe.engine.positions import FED_POSITIONS, LATENT_POSITIONS
-from codi_probe.experiments.common import number_text, run_conditions
+from codi_probe.experiments.common import decided_below_minimum, number_text, run_conditions
 from codi_probe.hypothesis import Hypothesis, Prediction
 
 EVEN, ODD = ("P2", "P4", "P6"), ("P1", "P3", "P5")
@@ -43,6 +43,8 @@ def test_even_latents_store_numbers(answer_lens, ccta, mean_ablation, codi_optio
     claim.record(details={"number_top1_rate_by_position": dict(zip(LATENT_POSITIONS, number.mean(0).tolist())),
                           "change_rate_by_ablation_type": ablation_types(ccta, mean_ablation, "changed"),
                           "layer": ccta.layer})
+    if decided_below_minimum(claim, len(parity)):
+        return
     claim.decide([stats.mean_evidence(parity, NEW01.predictions[0], seed=codi_options.seed),
                   stats.mean_evidence(damage, NEW01.predictions[1], seed=codi_options.seed)], n=len(parity))
 
@@ -76,6 +78,8 @@ def test_routing_is_non_local(step_influence, codi_options, claim):
     stat = gaps.max(1)
     claim.record(details={"influence matrix (rows e_i P1..P6, columns h_j P0..P6)": {
         "rows": list(FED_POSITIONS), "cols": list(LATENT_POSITIONS), "values": m.mean(0).tolist()}})
+    if decided_below_minimum(claim, len(stat)):
+        return
     claim.decide([stats.mean_evidence(stat, NEW03.predictions[0], seed=codi_options.seed)], n=len(stat))
 
 
@@ -113,6 +117,8 @@ def test_first_latent_is_a_hub(ccta, codi_options, claim):
     changed = ccta.per_position("changed", "noise_1")[:, _cols(FED_POSITIONS)]  # [n, 6] P1..P6
     claim.record(details={"change_rate_by_position": dict(zip(FED_POSITIONS, changed.mean(0).tolist())),
                           "layer": ccta.layer})
+    if decided_below_minimum(claim, len(changed)):
+        return
     ev = stats.rows_evidence(changed, lambda m: m[..., 0] - m[..., 1:].max(-1), NEW07.predictions[0],
                              seed=codi_options.seed)
     claim.decide([ev], n=len(changed))
@@ -145,6 +151,8 @@ def pairwise_cosine(h) -> np.ndarray:
 def test_latents_homogenise(template_trace, codi_options, claim):
     cos = pairwise_cosine(template_trace.latent_pre[:, 1:])  # [n, 5] for k = 2..6
     claim.record(details={"mean pairwise cosine by k": dict(zip(range(2, 7), cos.mean(0).tolist()))})
+    if decided_below_minimum(claim, len(cos)):
+        return
     claim.decide([stats.mean_evidence(cos[:, -1], NEW04.predictions[0], seed=codi_options.seed),
                   stats.page_evidence(cos, NEW04.predictions[1])], n=len(cos))
 
@@ -191,6 +199,8 @@ def test_steering_is_no_better_than_random(codi_engine, template_problems, templ
         target.append(implied_answer(p, "step1", v2))
         steer.append([Intervention("latent_post_prj", (FED_POSITIONS[k],), Add(d))])
         rand.append([Intervention("latent_post_prj", (FED_POSITIONS[k],), Add(r * d.norm() / r.norm()))])
+    if decided_below_minimum(claim, len(rows)):
+        return
     sub = [problems[i] for i in rows]
     runs = run_conditions(codi_engine, [p.question for p in sub], {"steer": steer, "random": rand})
     moved, control = runs.correct("steer", target), runs.correct("random", target)

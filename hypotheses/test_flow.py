@@ -11,7 +11,7 @@ from codi_probe.engine import knockout
 from codi_probe.engine.positions import FED_POSITIONS, live_positions
 from codi_probe.engine.positions import LATENT_POSITIONS
 from codi_probe.experiments.attention_flow import hub_hits, incoming
-from codi_probe.experiments.common import golds, run_conditions
+from codi_probe.experiments.common import decided_below_minimum, golds, run_conditions
 from codi_probe.hypothesis import Hypothesis, Prediction
 
 
@@ -66,6 +66,8 @@ FLOW03 = Hypothesis(Prediction("mean attention P6 -> {P0,P1,P2}", "less", 0.1))
                    source="GS (claims.md 4.G FLOW-02): 0.038 with threshold 0.3", reported=0.038)
 def test_no_sequential_flow(flow, claim):
     seq = np.array([np.mean([a[i, i - 1] for i in range(1, 7)]) for a in flow])
+    if decided_below_minimum(claim, len(seq)):
+        return
     claim.decide(stats.mean_evidence(seq, FLOW02.predictions[0]), n=len(seq))
 
 
@@ -74,6 +76,8 @@ def test_no_sequential_flow(flow, claim):
                    source="GS (claims.md 4.G FLOW-03): 5->{0,1,2} mean 0.029 with threshold 0.1", reported=0.029)
 def test_no_skip_connections(flow, claim):
     skip = flow[:, 6, :3].mean(1)
+    if decided_below_minimum(claim, len(skip)):
+        return
     claim.decide(stats.mean_evidence(skip, FLOW03.predictions[0]), n=len(skip))
 
 
@@ -119,6 +123,8 @@ FLOW04 = Hypothesis(Prediction("P1's incoming attention / mean over P0..P5", "gr
 def test_p1_is_the_hub(flow, codi_options, claim):
     inc = incoming(flow)  # [n, 6] keys P0..P5
     claim.record(details={"mean normalised incoming attention": dict(zip(LATENT_POSITIONS[:6], inc.mean(0).tolist()))})
+    if decided_below_minimum(claim, len(inc)):
+        return
     ev = stats.rows_evidence(inc, lambda m: m[..., 1] / np.clip(m.mean(-1), 1e-30, None), FLOW04.predictions[0],
                              seed=codi_options.seed)
     claim.decide([ev], n=len(inc))
@@ -136,6 +142,8 @@ FLOW05 = Hypothesis((Prediction("mean self-attention of P1..P6", "less", 0.10),
 def test_latent_attention_is_parallel(flow, codi_options, claim):
     self_att = np.array([np.mean([a[i, i] for i in range(1, 7)]) for a in flow])
     seq = np.array([np.mean([a[i, i - 1] for i in range(1, 7)]) for a in flow])
+    if decided_below_minimum(claim, len(flow)):
+        return
     claim.decide([stats.mean_evidence(self_att, FLOW05.predictions[0], seed=codi_options.seed),
                   stats.mean_evidence(seq, FLOW05.predictions[1], seed=codi_options.seed)], n=len(flow))
 

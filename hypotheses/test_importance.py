@@ -11,7 +11,7 @@ import pytest
 from codi_probe import stats
 from codi_probe.engine import Intervention, Randomize
 from codi_probe.engine.positions import LATENT_POSITIONS
-from codi_probe.experiments.common import filtered_effect, golds, run_conditions
+from codi_probe.experiments.common import decided_below_minimum, filtered_effect, golds, run_conditions
 from codi_probe.experiments.corruption import ablation_types
 from codi_probe.hypothesis import (EQUIVALENCE_MIN_N, EQUIVALENCE_MIN_N_SOURCE, Hypothesis, Prediction, any_shown,
                                    combine)
@@ -265,6 +265,8 @@ def test_single_position_ablation_is_mild(ccta, mean_ablation, codi_options, cla
     claim.record(details={"failure_by_position": dict(zip(LATENT_POSITIONS[:6], fail.mean(0).tolist())),
                           "failure_by_ablation_type": ablation_types(ccta, mean_ablation),
                           "baseline accuracy": float(ccta.baseline_correct.mean()), "layer": ccta.layer})
+    if decided_below_minimum(claim, fail.shape[0]):
+        return
     claim.decide([stats.mean_evidence(fail.mean(1), IMP09.predictions[0], seed=codi_options.seed)], n=fail.shape[0])
 
 
@@ -425,6 +427,8 @@ def test_ablations_are_subadditive(position_sets, set_runs, ccta, codi_options, 
                           "set failure rate by ablation type": {"+".join(s): by_method(set_runs, s, "failure")
                                                                 for s in SUBADDITIVE},
                           "layer": ccta.layer})
+    if decided_below_minimum(claim, len(single)):
+        return
     ev = [stats.mean_evidence(v, pred, seed=codi_options.seed) for v, pred in zip(inter.values(), IMP10.predictions)]
     claim.decide(ev, n=len(single),
                  controls={SAME_BASELINE: bool(np.array_equal(position_sets.baseline_correct, ccta.baseline_correct))})
@@ -436,10 +440,10 @@ def small_sets(codi_engine, codi_problems):
     the same code paths as IMP-04/07/10 and the CCTA grid, at the cost of an invariant."""
     from codi_probe.engine import Zero
     from codi_probe.experiments.ablation import set_ablation
-    from codi_probe.experiments.common import depth_to_layer
+    from codi_probe.experiments.common import middle_layer
     from codi_probe.experiments.corruption import corruption_grid
 
-    layer = depth_to_layer(0.5, codi_engine.model.n_layers)
+    layer = middle_layer(codi_engine.model.n_layers)
     problems = list(codi_problems)
     sets = set_ablation(codi_engine, problems, [*PREFIXES, *KEEP_ONLY.values()], layer=layer, max_new_tokens=8)
     grid = corruption_grid(codi_engine, problems, layer=layer, methods={"zero": lambda i, p: Zero()}, max_new_tokens=8)

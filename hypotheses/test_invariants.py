@@ -14,6 +14,7 @@ import torch
 
 from codi_probe.engine import Intervention, Patch, Record, Set, Zero
 from codi_probe.engine.positions import FED_POSITIONS, LATENT_POSITIONS, TRACE_POSITIONS, live_positions
+from codi_probe.experiments.common import middle_layer
 from codi_probe.guards import fed_projection_deviation, run_beside_clean
 from codi_probe.metrics import kl_divergence
 from codi_probe.tolerance import max_abs, tokens_agree, tolerance
@@ -184,15 +185,18 @@ def test_logit_lens_alignment(codi_engine, clean_trace, claim):
                    source="claims.md 7 F-02 (GS CCTA, N-token and step-importance patching)")
 def test_off_by_one_patch_is_detected(codi_engine, codi_questions, clean_trace, claim):
     layer = max(1, codi_engine.model.n_layers // 2)
+    # on a 2-block model the layer is the last block, whose P6 cell is dead by construction: left out
+    cells = [(i, pos) for i, pos in enumerate(LATENT_POSITIONS)
+             if pos in live_positions(layer, LATENT_POSITIONS, codi_engine.model.n_layers)]
     planted = [(r, [Intervention("resid_post", (pos,), Set(clean_trace.resid(layer - 1)[r, i]), layer=layer)])
-               for r in range(clean_trace.n_rows) for i, pos in enumerate(LATENT_POSITIONS)]
+               for r in range(clean_trace.n_rows) for i, pos in cells]
     out, ref = run_beside_clean(codi_engine, codi_questions, planted, max_new_tokens=1)
     tol = tolerance(codi_engine.model.base_dtype, "noop_vs_clean")
-    k = len(LATENT_POSITIONS)
+    k = len(cells)
     # read at the patched position's own last-layer state h_k: the skipped block's update reaches it
     # through the remaining blocks on every model (the answer logits need not move on a random tiny one)
-    moved = torch.tensor([tol.deviation(out.latent_pre[j, j % k], out.latent_pre[ref[j], j % k])
-                          for j in range(len(planted))])  # planted row j patches position j % k
+    moved = torch.tensor([tol.deviation(out.latent_pre[j, cells[j % k][0]], out.latent_pre[ref[j], cells[j % k][0]])
+                          for j in range(len(planted))])  # planted row j patches cell j % k
     logits = torch.tensor([tol.deviation(out.answer_logits[r][0], out.answer_logits[ref[r]][0])
                            for r in range(len(planted))])
     detected = float((moved > 1.0).float().mean())
@@ -271,7 +275,7 @@ def skip_without_fed_path(model) -> None:
 def test_self_swap_and_seeded_rerun(codi_engine, codi_questions, clean_trace, claim):
     from codi_probe.engine import Noise
 
-    layer = codi_engine.model.n_layers // 2
+    layer = middle_layer(codi_engine.model.n_layers)
     n = clean_trace.n_rows
     swap = [(r, [Intervention("resid_post", LATENT_POSITIONS, Patch(clean_trace, r), layer=layer)]) for r in range(n)]
     out, ref = run_beside_clean(codi_engine, codi_questions, swap, max_new_tokens=8)

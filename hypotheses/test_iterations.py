@@ -7,7 +7,7 @@ import pytest
 from codi_probe import stats
 from codi_probe.data import answers_match
 from codi_probe.engine import CodiEngine, Record
-from codi_probe.experiments.common import golds
+from codi_probe.experiments.common import decided_below_minimum, golds
 from codi_probe.hypothesis import EQUIVALENCE_MIN_N, EQUIVALENCE_MIN_N_SOURCE, Hypothesis, Prediction
 
 
@@ -84,6 +84,8 @@ def test_answer_commits_early(early_exit_answers, template_trace, codi_options, 
     claim.record(details={"commitment step histogram": np.bincount(commit, minlength=7).tolist(),
                           "convergence step histogram": np.bincount(settle - 1, minlength=7).tolist(),
                           "convergence threshold (relative change)": CONVERGED})
+    if decided_below_minimum(claim, n):
+        return
     claim.decide([stats.mean_evidence(settle - commit, NEW02.predictions[0], seed=codi_options.seed)], n=n)
 
 

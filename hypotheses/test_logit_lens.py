@@ -9,7 +9,7 @@ import torch
 
 from codi_probe import stats
 from codi_probe.engine.positions import LATENT_POSITIONS
-from codi_probe.experiments.common import number_text
+from codi_probe.experiments.common import decided_below_minimum, number_text
 from codi_probe.hypothesis import Hypothesis, Prediction, combine
 
 
@@ -179,6 +179,8 @@ def test_even_odd_alternation(answer_problems, answer_lens, codi_options, claim)
     gap = ent[:, [idx["P3"], idx["P5"]]].mean(1) - ent[:, [idx["P2"], idx["P4"]]].mean(1)
     claim.record(details={"answer_top10_rate_by_position": dict(zip(LATENT_POSITIONS, top.mean(0).tolist())),
                           "mean_entropy_by_position": dict(zip(LATENT_POSITIONS, ent.mean(0).tolist()))})
+    if decided_below_minimum(claim, len(gap)):
+        return
     claim.decide([stats.paired_binary_evidence(odd, even, LENS08.predictions[0]),
                   stats.mean_evidence(gap, LENS08.predictions[1], seed=codi_options.seed)], n=len(gap))
 
@@ -206,6 +208,8 @@ def test_position_specific_lens_adds_little(codi_engine, template_problems, temp
     h = template_trace.latent_pre[keep, 1:].double().numpy()
     groups = np.array([repr(operand_group(p)) for p, k in zip(problems, keep) if k])
     unembed = codi_engine.model.lm_head.weight.detach().double().cpu().numpy()
+    if decided_below_minimum(claim, len(targets)):
+        return
     specific = affine_lens_hits(h, targets, unembed, groups, shared=False, seed=codi_options.seed)
     shared = affine_lens_hits(h, targets, unembed, groups, shared=True, seed=codi_options.seed)
     gain = specific.mean(1) - shared.mean(1)

@@ -8,7 +8,7 @@ from codi_probe.data import load_pairs, shipped_pairs_path
 from codi_probe.design import implied_answer
 from codi_probe.engine import Intervention, Randomize, Set
 from codi_probe.engine.positions import FED_POSITIONS
-from codi_probe.experiments.common import golds, run_conditions
+from codi_probe.experiments.common import decided_below_minimum, golds, run_conditions
 from codi_probe.experiments.patching import band_margin, groups, layer_patching, template_pairs
 from codi_probe.hypothesis import EQUIVALENCE_MIN_N, EQUIVALENCE_MIN_N_SOURCE, Hypothesis, Prediction, combine, shown
 from codi_probe.experiments.problems import model_families
@@ -240,6 +240,8 @@ def answer_patching_grid(codi_engine, patch_pairs):
     from codi_probe.experiments.common import depth_to_layer
     from codi_probe.experiments.patching import answer_patching
 
+    if not patch_pairs:  # a handful of problems may hold no pair: the claims decide n = 0
+        return None
     layers = {d: depth_to_layer(r, codi_engine.model.n_layers) for d, r in DEPTHS.items()}
     sets = [(d, s) for d in DEPTHS for s in FIRST.values()] + [("late", s) for s in IMP12_SETS.values()]
     return answer_patching(codi_engine, patch_pairs, layers=layers, sets=sets)
@@ -269,6 +271,8 @@ LAY04 = Hypothesis(tuple(Prediction(f"clean-answer rate change, P0 patched at {d
                    reported={"unpatched": 0.3556, "L3": 0.1333, "L6": 0.1333, "L11": 0.20}, hypothesis=LAY04)
 def test_first_position_is_epiphenomenal(answer_patching_grid, claim):
     g = answer_patching_grid
+    if g is None and decided_below_minimum(claim, 0):
+        return
     base = g.rate("baseline", "clean")
     claim.record(details=grid_details(g))
     claim.decide([stats.paired_binary_evidence(base, g.rate(_cond(d, FIRST[1]), "clean"), pred)
@@ -286,6 +290,8 @@ LAY05 = Hypothesis(Prediction("corrupted answer kept, P0 patched at middle depth
                    reported={"Llama L8": 1.0, "GPT-2 L6": 1.0}, hypothesis=LAY05)
 def test_input_dominates_one_position_patch(answer_patching_grid, claim):
     g = answer_patching_grid
+    if g is None and decided_below_minimum(claim, 0):
+        return
     from codi_probe.experiments.common import filtered_effect
 
     kept = g.rate(_cond("middle", FIRST[1]), "corrupted")
@@ -308,6 +314,8 @@ LAY06 = Hypothesis(Prediction("clean-answer rate, first 4 minus first 2 position
                    reported={"N=2": 0.0, "N=4": 0.263}, hypothesis=LAY06)
 def test_majority_of_positions_needed(answer_patching_grid, claim):
     g = answer_patching_grid
+    if g is None and decided_below_minimum(claim, 0):
+        return
     two, four = g.rate(_cond("late", FIRST[2]), "clean"), g.rate(_cond("late", FIRST[4]), "clean")
     claim.record(details=grid_details(g))
     claim.decide([stats.paired_binary_evidence(two, four, LAY06.predictions[0])], n=len(two))
@@ -325,6 +333,8 @@ LAY07 = Hypothesis((Prediction("clean-answer rate, first 4 positions patched at 
                    reported={"Llama L4 N=1": 0.163, "Llama L4 N=4": 0.698}, hypothesis=LAY07)
 def test_recovery_grows_with_positions(answer_patching_grid, claim):
     g = answer_patching_grid
+    if g is None and decided_below_minimum(claim, 0):
+        return
     one, four = g.rate(_cond("early", FIRST[1]), "clean"), g.rate(_cond("early", FIRST[4]), "clean")
     claim.record(details=grid_details(g))
     claim.decide([stats.proportion_evidence(int(four.sum()), len(four), LAY07.predictions[0]),
@@ -344,6 +354,8 @@ IMP12 = Hypothesis((Prediction("neither answer, {P0,P1,P4,P5} patched at late de
                    reported={"[0,1,4,5]": 0.895, "[0,1,2,3]": 0.053}, hypothesis=IMP12)
 def test_middle_positions_are_anchors(answer_patching_grid, claim):
     g = answer_patching_grid
+    if g is None and decided_below_minimum(claim, 0):
+        return
     outer, first = g.rate(_cond("late", IMP12_SETS["0145"]), "other"), g.rate(_cond("late", IMP12_SETS["0123"]), "other")
     claim.record(details=grid_details(g))
     claim.decide([stats.proportion_evidence(int(outer.sum()), len(outer), IMP12.predictions[0]),
@@ -414,10 +426,10 @@ def stages_and_parallel(engine, pairs) -> tuple[int, dict]:
     """Logit differences (clean - corrupted answer token) of the corrupted run with block L (relative depth 0.5)
     patched from the clean run: at P1..P_s for stages s = 1, 3, 6 of the seeds' iterative patching, and at
     P1..P6 in one go ("parallel")."""
-    from codi_probe.experiments.common import depth_to_layer
+    from codi_probe.experiments.common import middle_layer
     from codi_probe.experiments.patching import patch_targets, patched_logit_differences
 
-    layer = depth_to_layer(0.5, engine.model.n_layers)
+    layer = middle_layer(engine.model.n_layers)
     t = patch_targets(engine, pairs)
     if not t.targets:
         return layer, {}
@@ -442,17 +454,19 @@ def test_iterative_equals_parallel_by_construction(codi_engine, patch_pairs, cla
     import torch
 
     from codi_probe.engine import Patch, Record
-    from codi_probe.experiments.common import depth_to_layer
+    from codi_probe.experiments.common import middle_layer
     from codi_probe.tolerance import tolerance
 
     pairs = patch_pairs[:INVARIANT_PAIRS]
+    if not pairs:
+        pytest.skip("no clean/corrupted pair among the empirical problems (--codi-problems): nothing to patch")
     layer, ld = stages_and_parallel(codi_engine, pairs)
     tol = tolerance(codi_engine.model.base_dtype, "batch_vs_alone")
     last = tol.deviation(torch.tensor(ld["iterative stage 6"]), torch.tensor(ld["parallel"])) if ld else float("nan")
     # the stages are not vacuous: the first stage's latents differ from the parallel patch's (read at the
     # latents, where a patch's effect stands out even on a random tiny model)
     clean = codi_engine.run([c.question for c, _ in pairs], record=Record(sites=("resid_post",)), max_new_tokens=1)
-    layer = depth_to_layer(0.5, codi_engine.model.n_layers)
+    layer = middle_layer(codi_engine.model.n_layers)
     out = codi_engine.run([x.question for _, x in pairs], record=Record(sites=()), max_new_tokens=1, variants=[
         (i, [Intervention("resid_post", positions, Patch(clean, i), layer=layer)])
         for positions in (STAGES["iterative stage 1"], FED_POSITIONS) for i in range(len(pairs))])

@@ -86,14 +86,15 @@ def cyw_modules(base_dir: Path, n_tokens: int, *, alpha: int = ALPHA, ln_at_inde
     return codi, prj
 
 
-def build_checkpoint(root: Path, gpt2_dir: Path) -> tuple[Path, Path]:
-    """Write ``root/base`` (config.json only) and ``root/ckpt`` (bcywinski layout); return both."""
+def build_checkpoint(root: Path, gpt2_dir: Path, *, n_layers: int | None = None) -> tuple[Path, Path]:
+    """Write ``root/base`` (config.json only) and ``root/ckpt`` (bcywinski layout); return both.
+    ``n_layers`` overrides the base's 4 blocks (shallow models: the last block is a grid's layer)."""
     from transformers import AutoConfig
 
     base_dir, ckpt = root / "base", root / "ckpt"
     base_dir.mkdir(parents=True, exist_ok=True)
     ckpt.mkdir(parents=True, exist_ok=True)
-    cfg = dict(TINY_LLAMA)
+    cfg = dict(TINY_LLAMA) if n_layers is None else {**TINY_LLAMA, "num_hidden_layers": n_layers}
     AutoConfig.for_model(cfg.pop("model_type"), **cfg).save_pretrained(str(base_dir))
     tok = cyw_tokenizer(gpt2_dir)
     tok.save_pretrained(str(ckpt))

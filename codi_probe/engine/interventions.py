@@ -41,6 +41,33 @@ class Op:
     def __call__(self, x: torch.Tensor, *, site: str, layer: int | None, position: str, key: int = 0) -> torch.Tensor:
         raise NotImplementedError
 
+    def check(self, *, site: str, layer: int | None, positions: tuple[str, ...], width: int) -> None:
+        """Raise a one-line ValueError (what was expected) when the op cannot apply at ``site`` of block
+        ``layer`` at ``positions``, whose activations have ``width`` dims. Called by the engine before any
+        forward pass; the default accepts every site."""
+
+
+def _check_width(what: str, vector: torch.Tensor, width: int, *, broadcast: bool = False) -> None:
+    """``vector`` must be ``[width]`` (``broadcast``: or one value, ``[]`` or ``[1]``, added to every dim)."""
+    ok = isinstance(vector, torch.Tensor) and (vector.shape == (width,) or broadcast and vector.numel() == 1
+                                               and vector.dim() <= 1)
+    if not ok:
+        got = tuple(vector.shape) if isinstance(vector, torch.Tensor) else type(vector).__name__
+        raise ValueError(f"{what} has shape {got}, expected a vector of width ({width},)")
+
+
+def _check_rows(trace: "Trace", rows, what: str) -> None:
+    for row in rows:
+        if not 0 <= row < trace.n_rows:
+            raise ValueError(f"{what} row {row} is out of range: the trace has rows 0..{trace.n_rows - 1}")
+
+
+def _check_recorded(trace: "Trace", site: str, layer: int | None, what: str) -> None:
+    if site in MODULE_SITES and (site, layer) not in trace.sites:
+        have = sorted({f"{s}@{l}" for s, l in trace.sites})
+        raise ValueError(f"{what} did not record {site} at layer {layer} (recorded: {', '.join(have) or 'none'}); "
+                         f"make it with record=Record(sites=(..., {site!r}))")
+
 
 @dataclass(frozen=True)
 class Identity(Op):
@@ -71,6 +98,9 @@ class Add(Op):
     def __call__(self, x, **_):
         return x + self.vector.to(x)
 
+    def check(self, *, width, **_):
+        _check_width("the vector", self.vector, width, broadcast=True)
+
 
 @dataclass(frozen=True)
 class Set(Op):
@@ -81,6 +111,15 @@ class Set(Op):
     def __call__(self, x, *, position, **_):
         v = self.value[position] if isinstance(self.value, Mapping) else self.value
         return v.to(x).clone()
+
+    def check(self, *, positions, width, **_):
+        if not isinstance(self.value, Mapping):
+            _check_width("the value", self.value, width)
+            return
+        for pos in positions:
+            if pos not in self.value:
+                raise ValueError(f"the value mapping has no vector for {pos} (it has {', '.join(map(str, self.value))})")
+            _check_width(f"the value at {pos}", self.value[pos], width)
 
 
 @dataclass(frozen=True)
@@ -129,6 +168,12 @@ class Patch(Op):
         src = self.position_map.get(position, position)
         return self.source.value(site, layer, src, self.row).to(x).clone()
 
+    def check(self, *, site, layer, positions, **_):
+        _check_rows(self.source, (self.row,), "the source trace's")
+        _check_recorded(self.source, site, layer, "the source trace")
+        for pos in positions:
+            position_index(self.position_map.get(pos, pos))
+
 
 @dataclass(frozen=True)
 class Mean(Op):
@@ -140,6 +185,13 @@ class Mean(Op):
     def __call__(self, x, *, site, layer, position, **_):
         return self.pool.mean_value(site, layer, position, self.rows).to(x).clone()
 
+    def check(self, *, site, layer, **_):
+        if self.rows is not None:
+            if not self.rows:
+                raise ValueError("the pool's rows are empty: a mean needs at least one row")
+            _check_rows(self.pool, self.rows, "the pool trace's")
+        _check_recorded(self.pool, site, layer, "the pool trace")
+
 
 @dataclass(frozen=True)
 class AblateHeads(Op):
@@ -149,6 +201,17 @@ class AblateHeads(Op):
     heads: tuple[int, ...]
     n_heads: int
     mean: torch.Tensor | None = None
+
+    def check(self, *, site, width, **_):
+        if site != "attn_z":
+            raise ValueError(f"AblateHeads acts on the attn_z site, not {site}")
+        if width % self.n_heads:
+            raise ValueError(f"attn_z has {width} dims, not a multiple of {self.n_heads} heads")
+        bad = [h for h in self.heads if not 0 <= h < self.n_heads]
+        if bad:
+            raise ValueError(f"head {bad[0]} out of range: the layer has heads 0..{self.n_heads - 1}")
+        if self.mean is not None:
+            _check_width("the mean", self.mean, width)
 
     def __call__(self, x, *, site, **_):
         if site != "attn_z":

@@ -175,7 +175,7 @@ class CodiEngine:
         if t_len == 0:
             raise ValueError("an empty question has no tokens")
         n_answer = max(map(len, teacher_force)) if teacher_force is not None else max_new_tokens
-        self._check_length(q_ids, t_len, n_answer)
+        self._check_length(q_ids, t_len, n_answer if readout is None else max(k + 1 for k in readout))
         pad = model.special.pad
         ids = torch.full((len(q_ids), t_len), pad, dtype=torch.long)
         qmask = torch.zeros((len(q_ids), t_len), dtype=torch.long)
@@ -273,17 +273,18 @@ class CodiEngine:
         return shared, cache
 
     def _check_length(self, q_ids, t_len: int, n_answer: int) -> None:
-        """A one-line error when question + BOT + latents + EOT + answer exceed the position limit
-        (``t_len``: the longest question's tokens)."""
+        """A one-line error when the tokens fed exceed the position limit: the question (``t_len``: the
+        longest question's tokens), BOT, the latents, EOT and the answer tokens but the last (``n_answer``
+        answer tokens are read, generated or teacher-forced; the last is never fed back)."""
         limit = self.model.max_positions
         if limit is None:
             return
-        need = t_len + self.num_latent + 2 + n_answer
+        need = t_len + 1 + self.num_latent + 1 + max(0, n_answer - 1)
         if need > limit:
             longest = max(range(len(q_ids)), key=lambda i: len(q_ids[i]))
             raise ValueError(
                 f"question {longest} has {len(q_ids[longest])} tokens; with BOT, {self.num_latent} latents, EOT "
-                f"and {n_answer} answer tokens the run needs {need} positions, but the model has {limit}: "
+                f"and {n_answer} answer tokens (the last never fed) the run needs {need} positions, but the model has {limit}: "
                 f"shorten the question or lower max_new_tokens")
 
     # ------------------------------------------------------------------- plan
@@ -310,10 +311,29 @@ class CodiEngine:
                             f"row {row}: {iv.site} at the last block ({iv.layer}) at {pos} is a no-op by construction: "
                             f"it can only change h_{self.num_latent}, which feeds no later step "
                             f"(e_{self.num_latent + 1} is never fed); leave this cell out of the grid")
+                self._check_op(row, iv)
+                for pos in iv.positions:
                     target = latent_plan if iv.layer is None else plan
                     key = (iv.site, pos) if iv.layer is None else (iv.site, iv.layer, pos)
                     target.setdefault(key, []).append((row, iv.op))
         return plan, latent_plan, knockouts
+
+    def site_width(self, site: str) -> int:
+        """Dims of one activation vector at ``site``: ``d_model``, or at ``attn_z`` the heads' outputs
+        concatenated (``n_heads x head_dim``)."""
+        if site != "attn_z":
+            return self.model.d_model
+        cfg = self.model.lm.config
+        return self.model.n_heads * int(getattr(cfg, "head_dim", None) or self.model.d_model // self.model.n_heads)
+
+    def _check_op(self, row: int, iv: Intervention) -> None:
+        """The op's arguments against the site (widths, source rows, recorded sites), before any forward
+        pass: one ValueError naming the row, the op, the site and what was expected."""
+        try:
+            iv.op.check(site=iv.site, layer=iv.layer, positions=iv.positions, width=self.site_width(iv.site))
+        except ValueError as e:
+            where = iv.site if iv.layer is None else f"{iv.site} layer {iv.layer}"
+            raise ValueError(f"row {row}: {type(iv.op).__name__} at {where} ({', '.join(iv.positions)}): {e}") from None
 
     def _check_position(self, pos: str, what: str) -> None:
         if pos != "EOT" and position_index(pos) > self.num_latent:

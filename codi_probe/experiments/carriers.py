@@ -66,6 +66,8 @@ def decode_accuracy(latents: torch.Tensor, values: np.ndarray, folds: np.ndarray
     right = np.zeros(len(values), dtype=bool)
     for f in np.unique(folds):
         train, test = folds != f, folds == f
+        if not train.any():  # a single fold (one problem): nothing to learn from, its problems stay wrong
+            continue
         classes = np.unique(values[train])
         mu = x[train].mean(0)
         means = np.stack([x[train][values[train] == c].mean(0) for c in classes]) - mu

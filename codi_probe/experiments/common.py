@@ -26,6 +26,14 @@ def depth_to_layer(depth: float, n_layers: int) -> int:
     return min(n_layers - 1, int(round(depth * n_layers)))
 
 
+def middle_layer(n_layers: int) -> int:
+    """The block of a P0..P6 grid at relative depth 0.5 (:func:`depth_to_layer`), moved off the last block
+    when the model has a block before it: the last block's P6 cell is dead by construction
+    (:func:`codi_probe.engine.positions.is_dead_cell`), so a full grid there would be refused. Unchanged on
+    models of 4 or more blocks (block 8 of 16); block 1 of 3 and block 0 of 2."""
+    return min(depth_to_layer(0.5, n_layers), max(0, n_layers - 2))
+
+
 @dataclass
 class ConditionRuns:
     """One batched run of several named conditions; ``rows[name]`` are that condition's trace rows,
@@ -137,3 +145,15 @@ def filtered_effect(filtered: np.ndarray, unfiltered: np.ndarray, keep: np.ndarr
                          f"rows ({len(u)}) every problem ({len(keep)})")
     return {"filter": name, "n filtered": int(keep.sum()), "n all": int(len(keep)),
             "filtered": f.mean(0).tolist() if len(f) else None, "unfiltered": u.mean(0).tolist() if len(u) else None}
+
+
+def decided_below_minimum(claim, n: int) -> bool:
+    """Decide ``claim`` "inconclusive (n below minimum)" without evidence when ``n`` problems are below its
+    hypothesis's minimum, and say so (True): the caller then computes no statistic that a handful of
+    problems cannot give (a mean test needs 2 problems, a grouped fold needs groups). Declared controls
+    are recorded as not established (False); the rule judges none below the minimum."""
+    hyp = claim.hypothesis
+    if n >= hyp.min_n:
+        return False
+    claim.decide([], n=n, controls={c: False for c in hyp.controls} or None)
+    return True

@@ -101,9 +101,11 @@ def _held_out(x: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: int, compo
     in training where the groups allow (``StratifiedGroupKFold``)."""
     from sklearn.model_selection import StratifiedGroupKFold
 
-    folds = min(N_FOLDS, len(np.unique(groups)))
+    # fewer folds than N_FOLDS where the problems allow no more: sklearn refuses more folds than the
+    # largest class has members (a handful of problems whose values are all distinct)
+    folds = min(N_FOLDS, len(np.unique(groups)), int(np.unique(y, return_counts=True)[1].max()))
     if folds < 2:
-        raise ValueError("a held-out probe needs at least 2 groups")
+        raise ValueError("a held-out probe needs at least 2 groups and a label shared by 2 problems")
     cv = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
     correct = np.zeros(len(y), dtype=bool)
     with warnings.catch_warnings():  # value probes have classes rarer than the folds: expected, and scored

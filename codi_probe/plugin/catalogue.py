@@ -18,6 +18,10 @@ recorder are in :mod:`codi_probe.plugin.fixtures`.
 
 import pytest
 
+class CodiProblemsWarning(UserWarning):
+    """``--codi-problems`` asked for more problems than a problem set has (the set's size is the cap)."""
+
+
 DEFAULT_PROBLEMS = 8  # invariants are exact checks: a few problems of mixed length suffice
 
 
@@ -49,12 +53,13 @@ def codi_engine(codi_model):
 
 
 @pytest.fixture(scope="session")
-def codi_problems(pytestconfig, codi_options):
-    """The first N GSM8K test problems in file order (no filtering; N = --codi-problems)."""
+def codi_problems(pytestconfig):
+    """The invariants' first ``DEFAULT_PROBLEMS`` GSM8K test problems in file order (no filtering). Exact
+    checks: their count is their own, never ``--codi-problems`` (which sizes the empirical claims)."""
     from codi_probe.data import load_gsm8k
     from codi_probe.plugin.metadata import add_session_metadata
 
-    n = codi_options.problems or DEFAULT_PROBLEMS
+    n = DEFAULT_PROBLEMS
     problems = list(load_gsm8k("test"))[:n]
     add_session_metadata(pytestconfig, "invariant_problems",
                          {"source": "gsm8k/test", "n": len(problems), "ids": [p.id for p in problems]},
@@ -101,6 +106,11 @@ def _family_set(pytestconfig, model, key, family, n, seed):
 
     ps = for_variant(family_problems(family, n, seed=seed, model_dir=model_dir(model)), model)
     unknown = unknown_words(model.tokenizer, [p.question for p in ps])  # the report warns (plugin.report)
+    if len(ps) < n:  # --codi-problems beyond the set: every problem it has, said once per set
+        import warnings
+
+        warnings.warn(f"--codi-problems {n} exceeds the {len(ps)} problems of the {family} set: "
+                      f"{key} uses all {len(ps)}", CodiProblemsWarning, stacklevel=1)
     add_session_metadata(pytestconfig, key, {"family": family, "n": len(ps), "fingerprint": ps.fingerprint(),
                                              "filters": ps.filters, **({"unknown_words": unknown} if unknown else {})},
                          section="data")
@@ -129,12 +139,12 @@ def template_problems(pytestconfig, codi_model, codi_options, empirical_n):
 def ccta(pytestconfig, codi_engine, answer_problems, codi_options):
     """The seeds' CCTA grid: 7 positions x 7 corruption methods at relative depth 0.5 (layer 8 of 16)."""
     from codi_probe.engine.positions import LATENT_POSITIONS
-    from codi_probe.experiments.common import depth_to_layer
+    from codi_probe.experiments.common import middle_layer
     from codi_probe.experiments.corruption import CorruptionResult, grid_chunk, grid_key, grid_methods
     from codi_probe.plugin.sharing import shared_problems
 
     ps, seed = list(answer_problems), codi_options.seed
-    layer = depth_to_layer(0.5, codi_engine.model.n_layers)
+    layer = middle_layer(codi_engine.model.n_layers)
     rows = shared_problems(pytestconfig, "ccta", codi_engine.model,
                            grid_key(codi_engine, ps, layer, "resid_post", LATENT_POSITIONS, seed, 16), [p.id for p in ps],
                            lambda idx: grid_chunk(codi_engine, ps, idx, layer=layer, seed=seed), chunk=_chunk(len(ps)))

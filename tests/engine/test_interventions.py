@@ -1,5 +1,7 @@
 """Interventions: identity controls, positive/null controls per site, hook hygiene, properties."""
 
+import dataclasses
+
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
@@ -208,3 +210,52 @@ def test_run_uses_eval_mode_and_restores_the_callers_mode(tiny, engine):
     again = eng.run(Q, max_new_tokens=2)
     assert model.training  # the caller's mode is restored
     assert torch.equal(again.latent_pre, ref.latent_pre)  # same layout, deterministic: no dropout applied
+
+
+def test_intervention_arguments_are_checked_before_any_forward_pass(engine, clean, monkeypatch):
+    """Defect (issue 32 item 12): a Set vector of the wrong width raised a raw torch RuntimeError inside a
+    hook, a Patch row beyond the source trace a raw IndexError, and a site the source trace did not record a
+    KeyError after the question prefix ran. Each is now one ValueError naming the row, the op, the site and
+    what was expected, raised before the model runs at all."""
+    from codi_probe.engine import AblateHeads
+
+    d = engine.model.d_model
+    calls = []
+    monkeypatch.setattr(engine, "_forward", lambda *a, **k: calls.append(1) or (_ for _ in ()).throw(AssertionError))
+    unrecorded = dataclasses.replace(clean, sites={})
+    cases = [
+        (Intervention("resid_post", ("P2",), Set(torch.zeros(d + 1)), layer=0),
+         rf"row 0: Set at resid_post layer 0 \(P2\): the value has shape \({d + 1},\), expected a vector of width \({d},\)"),
+        (Intervention("latent_post_prj", ("P3",), Set({"P3": torch.zeros(3)})),
+         rf"row 0: Set at latent_post_prj \(P3\): the value at P3 has shape \(3,\), expected .*\({d},\)"),
+        (Intervention("resid_post", ("P2", "P3"), Set({"P2": torch.zeros(d)}), layer=0),
+         r"Set at resid_post layer 0 \(P2, P3\): the value mapping has no vector for P3"),
+        (Intervention("mlp_out", ("P1",), Add(torch.zeros(2, d)), layer=1),
+         rf"row 0: Add at mlp_out layer 1 \(P1\): the vector has shape \(2, {d}\)"),
+        (Intervention("resid_post", ("P1",), Patch(clean, 2), layer=0),
+         r"row 0: Patch at resid_post layer 0 \(P1\): the source trace's row 2 is out of range: the trace has rows 0..1"),
+        (Intervention("attn_z", ("P1",), Patch(clean, 0), layer=0),
+         r"row 0: Patch at attn_z layer 0 \(P1\): the source trace did not record attn_z at layer 0 \(recorded: "),
+        (Intervention("resid_post", ("P1",), Mean(unrecorded), layer=0),
+         r"Mean at resid_post layer 0 \(P1\): the pool trace did not record resid_post at layer 0 \(recorded: none\)"),
+        (Intervention("resid_post", ("P1",), Mean(clean, (0, 5)), layer=0),
+         r"Mean at resid_post layer 0 \(P1\): the pool trace's row 5 is out of range"),
+        (Intervention("attn_z", ("P1",), AblateHeads((engine.model.n_heads,), engine.model.n_heads), layer=0),
+         rf"AblateHeads at attn_z layer 0 \(P1\): head {engine.model.n_heads} out of range"),
+    ]
+    for iv, message in cases:
+        with pytest.raises(ValueError, match=message):
+            engine.run(Q, variants=[(0, [iv])], max_new_tokens=1)
+    assert not calls, "the model ran before the arguments were checked"
+
+
+def test_valid_intervention_arguments_still_run(engine, clean):
+    """The checks accept what the ops apply: a per-position Set mapping, a latent-site Patch from a trace
+    that recorded no module site, an attn_z Set of the heads' width."""
+    d = engine.model.d_model
+    latents = engine.run(Q, record=Record(sites=()), max_new_tokens=1)
+    ivs = [Intervention("resid_post", ("P1", "P2"), Set({"P1": torch.zeros(d), "P2": torch.ones(d)}), layer=0),
+           Intervention("latent_post_prj", ("P3",), Patch(latents, 1)),
+           Intervention("attn_z", ("P4",), Set(torch.zeros(engine.site_width("attn_z"))), layer=0)]
+    out = engine.run(Q, variants=[(0, ivs)], max_new_tokens=1)
+    assert out.answer_logits[0].shape[0] == 1

@@ -165,3 +165,25 @@ def test_bf16_batched_rows_equal_single_runs_within_the_bf16_tolerance(arch, que
     # and bf16 is really bf16: the fp32 run of the same model differs by far more than fp32 round-off
     fp32 = CodiEngine(load_codi(arch)).run(questions, max_new_tokens=1)
     assert not tolerance(torch.float32).close(batch.latent_pre, fp32.latent_pre)
+
+
+def test_position_limit_counts_the_tokens_fed(engine):
+    """Defect (issue 32 item 12): the limit counted the last answer token, which is never fed: a 497-token
+    question with 8 new tokens on a 512-position model was refused as needing 513. Fed are the question,
+    BOT, the 6 latents, EOT and the answer tokens but the last: 497 + 1 + 6 + 1 + 7 = 512. At the boundary
+    the run goes through (the 8th teacher-forced token is scored from position 511, the last there is), and
+    one token more is refused with one line."""
+    limit = engine.model.max_positions
+    assert limit == 512
+    question = "a" + " a" * (limit - 16)
+    (ids,) = engine.encode([question])
+    assert len(ids) == limit - 15 == 497
+    target = (engine.encode(["1 2 3 4"])[0] * 9)[:9]
+    out = engine.run([question], record=Record(sites=()), teacher_force=[target[:8]])
+    assert len(out.meta["target_logprobs"][0]) == 8
+    assert engine.run([question], record=Record(sites=()), max_new_tokens=8).answer_ids[0]
+    with pytest.raises(ValueError, match="question 0 has 497 tokens; .* 9 answer tokens .* needs 513 positions, "
+                                         "but the model has 512"):
+        engine.run([question], record=Record(sites=()), max_new_tokens=9)
+    with pytest.raises(ValueError, match="needs 513 positions"):
+        engine.run([question], record=Record(sites=()), teacher_force=[target[:9]])
