@@ -9,7 +9,7 @@ source numbers its latents ambiguously the reading used is stated in the claim.
 import numpy as np
 import pytest
 
-from codi_probe import stats
+from codi_probe import extremes, stats
 from codi_probe.engine import Intervention, Randomize, Record
 from codi_probe.engine.positions import FED_POSITIONS, LATENT_POSITIONS
 from codi_probe.experiments.common import number_text, run_conditions
@@ -101,7 +101,8 @@ def test_candidates_in_superposition(template_problems, template_lens, claim):
     claim.decide([stats.proportion_evidence(int(sum(hits)), n, NEW06.predictions[0])], n=n)
 
 
-NEW07 = Hypothesis(Prediction("answer changes under noise, P1 minus the largest later fed latent", "greater", 0.0))
+NEW07 = Hypothesis(Prediction("answer changes under noise, P1 minus every later fed latent (intersection-union, "
+                              "exact McNemar per pair)", "greater", 0.0))
 
 
 @pytest.mark.claim(id="NEW-07", kind="empirical",
@@ -113,8 +114,7 @@ def test_first_latent_is_a_hub(ccta, codi_options, claim):
     changed = ccta.per_position("changed", "noise_1")[:, _cols(FED_POSITIONS)]  # [n, 6] P1..P6
     claim.record(details={"change_rate_by_position": dict(zip(FED_POSITIONS, changed.mean(0).tolist())),
                           "layer": ccta.layer})
-    ev = stats.rows_evidence(changed, lambda m: m[..., 0] - m[..., 1:].max(-1), NEW07.predictions[0],
-                             seed=codi_options.seed)
+    ev = extremes.every_pair_evidence(changed, 0, NEW07.predictions[0], seed=codi_options.seed)
     claim.decide([ev], n=len(changed))
 
 
