@@ -47,7 +47,8 @@ def test_even_latents_store_numbers(answer_lens, ccta, mean_ablation, codi_optio
                   stats.mean_evidence(damage, NEW01.predictions[1], seed=codi_options.seed)], n=len(parity))
 
 
-NEW03 = Hypothesis(Prediction("largest non-adjacent minus adjacent step influence", "greater", 0.0))
+NEW03 = Hypothesis(Prediction("non-adjacent minus adjacent step influence, some (i, j >= i+2) (union over the 10 "
+                              "pairs, Holm)", "greater", 0.0))
 
 
 @pytest.fixture(scope="module")
@@ -67,16 +68,20 @@ def step_influence(codi_engine, answer_problems, codi_options):
 
 @pytest.mark.claim(id="NEW-03", kind="empirical",
                    statement="routing is non-local: for some step i, randomising the fed latent e_i changes a later "
-                             "latent h_j (j >= i+2) more than the next one h_(i+1) (relative change, per problem)",
+                             "latent h_j (j >= i+2) more than the next one h_(i+1) (relative change, mean over problems; "
+                             "some pair (i, j), Holm over the 10)",
                    source="Dynamics Within Latent CoT (claims-2026 NEW-03; arXiv 2602.08783), on Coconut and CODI",
                    reported="n/r", hypothesis=NEW03)
 def test_routing_is_non_local(step_influence, codi_options, claim):
     m = step_influence  # [n, i = P1..P6, j = P0..P6]
-    gaps = np.stack([m[:, i - 1, i + 2:].max(1) - m[:, i - 1, i + 1] for i in range(1, 5)], 1)  # [n, 4]
-    stat = gaps.max(1)
+    # one paired difference per (i, j >= i+2), never the per-problem max over them (its mean is > 0 under any noise)
+    gaps = {(i, j): m[:, i - 1, j] - m[:, i - 1, i + 1] for i in range(1, 5) for j in range(i + 2, 7)}
     claim.record(details={"influence matrix (rows e_i P1..P6, columns h_j P0..P6)": {
         "rows": list(FED_POSITIONS), "cols": list(LATENT_POSITIONS), "values": m.mean(0).tolist()}})
-    claim.decide([stats.mean_evidence(stat, NEW03.predictions[0], seed=codi_options.seed)], n=len(stat))
+    ev = [] if len(m) < 2 else [extremes.any_of([stats.mean_evidence(
+        g, Prediction(f"h_{j} - h_{i + 1} under e_{i}", "greater", 0.0), seed=codi_options.seed)
+        for (i, j), g in gaps.items()], NEW03.predictions[0])]
+    claim.decide(ev, n=len(m))
 
 
 NEW06 = Hypothesis(Prediction("share of problems with >= 2 chain values in one fed latent's top-5", "greater", 0.5))

@@ -111,3 +111,18 @@ def test_low_power_lists_claims_below_the_target():
     cases = [cal.ClaimCase("A", hyp, [], power=[0.5]), cal.ClaimCase("B", hyp, [], power=[0.9]),
              cal.ClaimCase("C", hyp, [], power=[None])]
     assert cal.low_power(cases) == [("A", 0.5)]
+
+
+def test_capture_replays_a_composite_prediction_as_its_members():
+    from codi_probe import extremes
+
+    hyp = Hypothesis(Prediction("some gap", "greater", 0.0), min_n=2)
+    rng = np.random.default_rng(5)
+    with cal.capture() as cases:
+        members = [stats.mean_evidence(rng.normal(0, 1, 20), Prediction(f"gap {i}", "greater", 0.0)) for i in (1, 2)]
+        ev = extremes.any_of(members, hyp.predictions[0])
+        ClaimRecorder(ClaimRecord(id="X-02", base_id="X-02", kind="empirical", statement="x"), hyp).decide([ev], n=20)
+    (case,) = cases
+    assert [c.prediction.statistic for c in case.calls] == ["gap 1", "gap 2"]
+    assert case.hypothesis.combine == "any" and case.hypothesis.min_n == 2
+    assert cal.units(case) == [case.calls]  # a union is replayed with every member at its boundary
