@@ -550,15 +550,16 @@ def table(rows: Sequence[Row]) -> str:
         rate = "-" if r.rate is None else f"{r.rate:.3f}"
         fam = "-" if r.rate_family is None else f"{r.rate_family:.3f}"
         ok = {True: "yes", False: "**NO**", None: "n/a"}[r.passed]
+        se = "-" if r.rate is None else f"{r.se:.3f}"
         lines.append(f"| {r.claim} | {r.statistic} | {r.direction} | {r.shape} | {r.n} | {r.reps} | {rate} | "
-                     f"{r.se:.3f} | {fam} | {ok}{' (' + r.note + ')' if r.note else ''} |")
+                     f"{se} | {fam} | {ok}{' (' + r.note + ')' if r.note else ''} |")
     return "\n".join(lines)
 
 
-COMMAND = "python -m codi_probe.calibration --reps {reps} --out docs/calibration.md"
+COMMAND = "python -m codi_probe.calibration --out docs/calibration.md"  # the full run, DEFAULT_REPS
 
 
-def write_doc(path: str, rows: Sequence[Row], reps: int, seconds: float, command: str | None = None) -> None:
+def write_doc(path: str, rows: Sequence[Row], seconds: float, command: str | None = None) -> None:
     """The table with its header (how it was made and how to rebuild it), written atomically.
     ``command``: the command that made this table, when it is not the full run's."""
     from .atomic import write_text_atomic
@@ -570,7 +571,12 @@ def write_doc(path: str, rows: Sequence[Row], reps: int, seconds: float, command
         "Each empirical claim's false-supported rate at its null boundary, through its own evidence function, "
         "prediction, combination and family (`codi_probe.calibration`; the method is in its docstring). "
         f"Pass: rate <= {ALPHA} + 3 SE. Rebuild the full table (not run in CI; budget about 30 min on 2 cores):",
-        "", "```", COMMAND.format(reps=reps), "```", "", *made, f"This run took {seconds / 60:.1f} min.", "",
+        "", "```", COMMAND, "```", "", *made, f"This run took {seconds / 60:.1f} min.", "",
+        "Reading it: `n` is the claim's own n on the default model (at least its declared minimum); `after "
+        "family` adjusts by the family size with the other members clearly false; a row with no rate says why "
+        "its null boundary was not constructed. A `mean` row that fails on one shape only is a property of "
+        "the test used for that statistic (`codi_probe.stats.mean_evidence`), shared by every claim with the "
+        "same signature.", "",
         f"{len(rows)} rows, {len(bad)} above the bound" + (": " + ", ".join(sorted({r.claim for r in bad}))
                                                            if bad else "") + ".", "", table(rows), ""]
     write_text_atomic(path, "\n".join(head))
@@ -598,9 +604,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     rows = calibrate(cases, reps=args.reps, log=lambda s: print(s, file=sys.stderr, flush=True))
     if args.out:
-        partial = None if not (args.only or pytest_args) else "python -m codi_probe.calibration " + shlex.join(
+        partial = None if not (args.only or pytest_args or args.reps != DEFAULT_REPS) else "python -m codi_probe.calibration " + shlex.join(
             argv if argv is not None else sys.argv[1:])
-        write_doc(args.out, rows, args.reps, time.time() - t0, partial)
+        write_doc(args.out, rows, time.time() - t0, partial)
     else:
         print(table(rows))
     return 1 if failures(rows) else 0

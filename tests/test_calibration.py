@@ -31,14 +31,24 @@ def test_the_planted_min_statistic_fails_the_harness():
     assert [r.claim for r in cal.failures(rows)] == [case.claim], cal.table(rows)
 
 
+def imp01_case(imp, rates: np.ndarray) -> cal.ClaimCase:
+    """IMP-01[P5] as the catalogue decides it: its own evidence function captured by the harness."""
+    with cal.capture() as cases:
+        ev = imp.importance_evidence(rates, P5, seed=0)
+        record = ClaimRecord(id="IMP-01[P5]", base_id="IMP-01", kind="empirical", statement="IMP-01")
+        ClaimRecorder(record, imp.IMP01).decide(ev, n=len(rates))
+    (case,) = cases
+    case.family_size = 7
+    return case
+
+
 def test_imp01_holds_its_level_at_the_null_boundary():
-    """The union half ("2x some other position"): the one the min statistic broke. Its exchangeable worst
-    case (every other position equal). The intersection-union half is in the full run (its rate is at
-    most one pair's)."""
+    """The union half ("2x some other position", the one the min statistic broke) of the catalogue's own
+    IMP-01 evidence, at its exchangeable worst case (every other position equal). The intersection-union
+    half is in the full run (its rate is at most one pair's)."""
     imp = cal.catalogue_module("test_importance")
-    case = cal.ClaimCase("IMP-01[P5]", imp.IMP01, [cal.Call("extremes.some_pair_evidence", imp.IMP01.predictions[1],
-                                                            (observed_rates(),), {"k": P5, "scale": 2.0})],
-                         family_size=7)
+    case = imp01_case(imp, observed_rates())
+    case.calls = [c for c in case.calls if c.prediction == imp.IMP01.predictions[1]]
     (row,) = cal.calibrate([case], reps=40, shapes=["binomial7"])
     assert row.passed and row.n == 100, cal.table([row])
 
@@ -126,3 +136,11 @@ def test_capture_replays_a_composite_prediction_as_its_members():
     assert [c.prediction.statistic for c in case.calls] == ["gap 1", "gap 2"]
     assert case.hypothesis.combine == "any" and case.hypothesis.min_n == 2
     assert cal.units(case) == [case.calls]  # a union is replayed with every member at its boundary
+
+
+def test_the_doc_names_the_rebuild_command_and_a_partial_run(tmp_path):
+    row = cal.Row("S-01", "share", "greater", "binomial", 60, 300, 0.1, 0.1)
+    cal.write_doc(tmp_path / "c.md", [row], 60.0, "python -m codi_probe.calibration --only S-01")
+    text = (tmp_path / "c.md").read_text()
+    assert cal.COMMAND in text and "partial run, made by `python -m codi_probe.calibration --only S-01`" in text
+    assert "1 rows, 1 above the bound: S-01." in text and "**NO**" in text
