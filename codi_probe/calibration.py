@@ -1,0 +1,616 @@
+"""Claim-level calibration: each empirical claim's false-supported rate at its null boundary, measured
+through the claim's own evidence function, prediction (statistic, direction, threshold), combination
+and family, on synthetic per-problem data of several shapes.
+
+Entry points:
+
+- ``python -m codi_probe.calibration [--reps 200] [--out docs/calibration.md] [pytest args]`` runs the
+  catalogue once on the default model with the evidence functions wrapped (:func:`capture`), so every
+  claim's exact evidence calls are recorded (function, prediction, data, options such as the position
+  index), then replays each claim at its null boundary (:func:`calibrate`) and writes the table;
+  ``--power`` lists instead the claims whose recorded power (``Evidence.power``, when the statistics
+  provide it) at the run's n is below 0.8 (:func:`low_power`);
+- :func:`calibrate` on hand-built :class:`ClaimCase` s (the fast subset in
+  ``tests/test_calibration.py``: IMP-01 and the KL-shaped "less" claims).
+
+The null boundary, per kind of evidence function (every function is looked up by name in
+:mod:`codi_probe.stats` / :mod:`codi_probe.extremes` at replay time, so a fix there is measured):
+
+- ``proportion``: ``k ~ Binomial(n, threshold)`` (shape ``binomial``);
+- ``paired_binary``: gained/lost problems with ``q01 − q10 = threshold`` (shapes ``rare``: 1% of
+  problems discordant the other way, ``common``: 20%);
+- ``mean``: per-problem values of shape ``normal``, ``skewed`` (lognormal(0, 1)), ``skewed-left``
+  (its negative), ``heavy`` (t with 3 df), ``tied`` (Binomial(7, 0.15)/7: IMP-01-like rates), ``kl``
+  (zero-inflated: half uniform(0, 1e-3), half lognormal(−1, 1.5)) and ``observed`` (the claim's own
+  values, resampled), moved to mean = threshold: scaled when the shape is non-negative and the
+  threshold > 0 (a KL stays a KL), shifted otherwise. Equivalence claims alternate ``±margin``;
+- ``rows`` (``stats.rows_evidence`` and :mod:`codi_probe.extremes`): independent columns
+  (``bernoulli`` for binary rows, ``binomial7`` for rates in [0, 1], ``observed``: the claim's rows
+  resampled, each column shifted) whose population column means ``μ`` put the claim's population
+  statistic exactly at the threshold. ``μ`` is found by a 1-D root search from the observed means
+  (scaling their spread, then shifting one column); where none exists the row says so;
+- ``spearman``: independent positions within each problem (threshold 0 only); ``page``: exchangeable
+  binary columns.
+- ``bootstrap_evidence`` with an arbitrary statistic is not constructed (declared in the table).
+
+A claim combining predictions with ``all`` (an intersection-union test) is at its least favourable
+null when one prediction sits at its boundary and the others are true, so each prediction is replayed
+alone and the claim's rate is the largest; ``any`` replays all of them at their boundaries and combines
+them with :func:`~codi_probe.hypothesis.combine`. The rate reported and checked is the claim's own
+(before its family); ``after family`` also adjusts by Holm with the other members clearly false
+(Bonferroni by the family size). Members of one family with the same signature are replayed once.
+A claim passes when its rate ≤ ``ALPHA + 3 SE`` (binomial SE of the nominal rate over ``reps``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import inspect
+import math
+import shlex
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy import optimize
+
+from .hypothesis import ALPHA, Evidence, Hypothesis, Prediction, combine
+
+MEAN_SHAPES = ("normal", "skewed", "skewed-left", "heavy", "tied", "kl", "observed")
+# the skew that makes a one-sided mean test anti-conservative is the one against the prediction: a long
+# right tail for "less", a long left tail for "greater"; equivalence claims get both
+_SKEW_AGAINST = {"less": ("skewed",), "greater": ("skewed-left",), "equivalent": ("skewed", "skewed-left")}
+PAIRED_SHAPES = ("rare", "common")
+DEFAULT_REPS = 200
+POWER_TARGET = 0.8
+
+# evidence function name -> kind; the functions themselves are looked up at replay time
+KINDS = {"stats.proportion_evidence": "proportion", "stats.paired_binary_evidence": "paired_binary",
+         "stats.mean_evidence": "mean", "stats.rows_evidence": "rows", "stats.bootstrap_evidence": "bootstrap",
+         "stats.permutation_spearman": "spearman", "stats.page_evidence": "page",
+         "extremes.every_pair_evidence": "rows", "extremes.some_pair_evidence": "rows",
+         "extremes.spread_evidence": "rows"}
+
+
+@dataclass
+class Call:
+    """One evidence call a claim makes: ``function`` (``"stats.mean_evidence"``), its ``prediction``,
+    its data arrays (``args``, the prediction removed) and keyword options (``k``, ``scale``, ``fn``...)."""
+
+    function: str
+    prediction: Prediction
+    args: tuple
+    options: dict = field(default_factory=dict)
+
+    @property
+    def kind(self) -> str:
+        return KINDS.get(self.function, "unknown")
+
+    @property
+    def n(self) -> int:
+        if self.kind == "proportion":
+            return int(self.args[1])
+        return int(len(np.asarray(self.args[0])))
+
+
+@dataclass
+class ClaimCase:
+    """One claim (family member) as the catalogue decided it: its id, hypothesis, calls and family size."""
+
+    claim: str
+    hypothesis: Hypothesis
+    calls: list[Call]
+    family_size: int = 1
+    power: list[float | None] = field(default_factory=list)  # Evidence.power per call, when provided
+    note: str = ""  # why there is nothing to replay (no evidence on this model, an unwrapped function)
+
+    @property
+    def base(self) -> str:
+        return self.claim.split("[")[0]
+
+
+@dataclass
+class Row:
+    """One line of the table."""
+
+    claim: str
+    statistic: str
+    direction: str
+    shape: str
+    n: int
+    reps: int
+    rate: float | None  # claim-level false-supported rate (None: boundary not constructible)
+    rate_family: float | None
+    note: str = ""
+
+    @property
+    def se(self) -> float:
+        return math.sqrt(ALPHA * (1 - ALPHA) / max(self.reps, 1))
+
+    @property
+    def passed(self) -> bool | None:
+        return None if self.rate is None else self.rate <= ALPHA + 3 * self.se
+
+
+# ---- capture: the catalogue's own evidence calls ------------------------------------------------------
+
+_DATA = {"stats.proportion_evidence": ("k", "n"), "stats.paired_binary_evidence": ("before", "after"),
+         "stats.mean_evidence": ("values",), "stats.rows_evidence": ("rows",),
+         "stats.bootstrap_evidence": ("samples",), "stats.permutation_spearman": ("x", "y"),
+         "stats.page_evidence": ("matrix",), "extremes.every_pair_evidence": ("rows",),
+         "extremes.some_pair_evidence": ("rows",), "extremes.spread_evidence": ("rows",)}
+
+
+_JOINED = {"extremes.all_of": "all", "extremes.any_of": "any"}
+
+
+@contextlib.contextmanager
+def capture() -> Iterator[list[ClaimCase]]:
+    """Wrap the evidence functions of :mod:`codi_probe.stats` and :mod:`codi_probe.extremes` and the
+    claim recorder's ``decide``: yields the list that fills with one :class:`ClaimCase` per decided
+    claim. Evidence is matched to its call by object identity."""
+    from . import extremes, stats
+    from .plugin.recorder import ClaimRecorder
+
+    made: dict[int, tuple[Evidence, Call]] = {}
+    cases: list[ClaimCase] = []
+    saved = []
+
+    def wrap(module, qual: str):
+        name = qual.split(".")[1]
+        original = getattr(module, name)
+        signature = inspect.signature(original)
+
+        def wrapper(*args, **kwargs):
+            out = original(*args, **kwargs)
+            bound = dict(signature.bind(*args, **kwargs).arguments)
+            pred = bound.pop("prediction")
+            data = tuple(bound.pop(a) for a in _DATA[qual])
+            data = tuple(d if isinstance(d, (int, np.integer)) or qual == "stats.bootstrap_evidence"
+                         else np.array(d, copy=True) for d in data)
+            made[id(out)] = (out, Call(qual, pred, data, bound))
+            return out
+
+        saved.append((module, name, original))
+        setattr(module, name, wrapper)
+
+    for qual in _DATA:
+        wrap(stats if qual.startswith("stats.") else extremes, qual)
+    for how in ("all", "any"):  # a composite: its members' calls, joined by `how`
+        def joined(evidence, prediction, value=None, _how=how, _original=getattr(extremes, f"{how}_of")):
+            evidence = list(evidence)
+            out = _original(evidence, prediction, value)
+            members = [made.get(id(e), (None, None))[1] for e in evidence]
+            if all(members):
+                made[id(out)] = (out, Call(f"extremes.{_how}_of", prediction, tuple(members)))
+            return out
+
+        saved.append((extremes, f"{how}_of", getattr(extremes, f"{how}_of")))
+        setattr(extremes, f"{how}_of", joined)
+    decide = ClaimRecorder.decide
+
+    def recording_decide(self, evidence=(), *, n, controls=None, family=None, member=None):
+        ev = [evidence] if isinstance(evidence, Evidence) else list(evidence)
+        calls = [made[id(e)][1] if id(e) in made and made[id(e)][0] is e else None for e in ev]
+        if self._hypothesis is not None:
+            size = sum(o.verdict is None for o in family.values()) if family else 1
+            note = ("no evidence on this model (did not test)" if not ev else "" if all(calls) else
+                    "evidence not made by a wrapped function")
+            hyp = self._hypothesis
+            if not note and len(calls) == 1 and calls[0].function in _JOINED:
+                members = list(calls[0].args)  # one composite prediction: replayed as its members, joined
+                if any(m.function in _JOINED for m in members):
+                    note = "nested all/any combination: null boundary not constructed"
+                else:
+                    hyp = Hypothesis(tuple(m.prediction for m in members), min_n=hyp.min_n,
+                                     combine=_JOINED[calls[0].function])
+                    calls = members
+            cases.append(ClaimCase(self.id, hyp, [] if note else list(calls), max(size, 1),
+                                   [getattr(e, "power", None) for e in ev], note))
+        return decide(self, evidence, n=n, controls=controls, family=family, member=member)
+
+    ClaimRecorder.decide = recording_decide
+    try:
+        yield cases
+    finally:
+        ClaimRecorder.decide = decide
+        for module, name, original in saved:
+            setattr(module, name, original)
+
+
+def capture_catalogue(pytest_args: Sequence[str] = ()) -> list[ClaimCase]:
+    """Run ``pytest hypotheses`` in-process (``pytest_args`` appended) under :func:`capture`."""
+    import pytest
+
+    with capture() as cases:
+        pytest.main(["hypotheses", "-q", "-p", "no:cacheprovider", *pytest_args])
+    return cases
+
+
+def catalogue_module(name: str):
+    """The catalogue module ``name`` (``"test_importance"``) of this checkout, for hand-built cases:
+    ``hypotheses/`` beside the package (a source checkout) or ``codi_probe/hypotheses`` (installed).
+    Loaded from its file: in an editable install ``codi_probe.hypotheses`` may name another checkout."""
+    import importlib.util
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parent
+    for folder in (here.parent / "hypotheses", here / "hypotheses"):
+        path = folder / f"{name}.py"
+        if path.is_file():
+            spec = importlib.util.spec_from_file_location(f"_codi_catalogue_{name}", path)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            return module
+    raise FileNotFoundError(f"no catalogue module {name!r} beside {here}")
+
+
+# ---- synthetic data at the null boundary --------------------------------------------------------------
+
+def _boundaries(prediction: Prediction) -> tuple[float, ...]:
+    t = float(prediction.threshold)
+    return (-t, t) if prediction.direction == "equivalent" else (t,)
+
+
+def _mean_sample(shape: str, n: int, rng: np.random.Generator, observed: np.ndarray | None) -> tuple[np.ndarray, float, bool]:
+    """``(values, population mean, non-negative)`` of one shape."""
+    if shape == "normal":
+        return rng.normal(0, 1, n), 0.0, False
+    if shape == "skewed":
+        return rng.lognormal(0, 1, n), math.exp(0.5), True
+    if shape == "skewed-left":
+        return -rng.lognormal(0, 1, n), -math.exp(0.5), False
+    if shape == "heavy":
+        return rng.standard_t(3, n), 0.0, False
+    if shape == "tied":
+        return rng.binomial(7, 0.15, n) / 7, 0.15, True
+    if shape == "kl":
+        zero = rng.random(n) < 0.5
+        return (np.where(zero, rng.uniform(0, 1e-3, n), rng.lognormal(-1, 1.5, n)),
+                0.5 * 5e-4 + 0.5 * math.exp(-1 + 1.5 ** 2 / 2), True)
+    if shape == "observed" and observed is not None:
+        obs = np.asarray(observed, dtype=float)
+        obs = obs[np.isfinite(obs)]
+        return rng.choice(obs, n), float(obs.mean()), bool(np.all(obs >= 0))
+    raise ValueError(f"unknown or unavailable mean shape {shape!r}")
+
+
+def mean_at(shape: str, n: int, target: float, rng: np.random.Generator,
+            observed: np.ndarray | None = None) -> np.ndarray:
+    """``n`` values of ``shape`` with population mean ``target`` (scaled when non-negative and
+    ``target > 0``, else shifted)."""
+    x, mu, nonneg = _mean_sample(shape, n, rng, observed)
+    if nonneg and target > 0 and mu > 0:
+        return x * (target / mu)
+    return x - mu + target
+
+
+def paired_at(shape: str, n: int, delta: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """``(before, after)`` booleans with ``P(gained) − P(lost) = delta``."""
+    base = 0.01 if shape == "rare" else 0.2
+    q10 = base + max(0.0, -delta)
+    q01 = q10 + delta
+    if q01 + q10 > 1:
+        raise ValueError(f"no paired outcome has difference {delta}")
+    u = rng.random(n)
+    gained, lost = u < q01, (u >= q01) & (u < q01 + q10)
+    both = rng.random(n) < 0.5
+    before = np.where(gained, False, np.where(lost, True, both))
+    after = np.where(gained, True, np.where(lost, False, both))
+    return before, after
+
+
+def population_statistic(call: Call) -> Callable[[np.ndarray], float]:
+    """The statistic a rows-kind call tests, as a function of population column means ``μ[k]``."""
+    from . import extremes
+
+    o = call.options
+    if call.function == "stats.rows_evidence":
+        return lambda mu: float(o["fn"](np.asarray(mu, dtype=float)))
+    if call.function == "extremes.every_pair_evidence":
+        return lambda mu: extremes.every_pair_population(mu, o["k"], o.get("others"), o.get("scale", 1.0))
+    if call.function == "extremes.some_pair_evidence":
+        return lambda mu: extremes.some_pair_population(mu, o["k"], o.get("others"), o.get("scale", 1.0))
+    if call.function == "extremes.spread_evidence":
+        return lambda mu: float(np.max(mu) - np.min(mu))
+    raise ValueError(f"{call.function} has no population statistic")
+
+
+def boundary_means(stat: Callable[[np.ndarray], float], start: np.ndarray, target: float,
+                   bounded: bool) -> np.ndarray | None:
+    """Column means ``μ`` near ``start`` with ``stat(μ) = target``: first ``c + λ (start − c)`` (``c``
+    the mean of ``start``; the spread scaled), else ``start + s e_j`` for one column ``j``; within
+    [0, 1] when ``bounded``. ``None`` when neither path crosses the target."""
+    start = np.asarray(start, dtype=float)
+    c = float(start.mean())
+    ok = (lambda mu: bool(np.all(mu >= 0) and np.all(mu <= 1))) if bounded else (lambda mu: True)
+    paths = [lambda s: c + s * (start - c)]
+    for j in range(len(start)):
+        paths.append(lambda s, j=j: start + s * np.eye(len(start))[j])
+    for path in paths:
+        grid = [s for s in np.linspace(-4, 4, 321) if ok(path(s))]
+        g = [stat(path(s)) - target for s in grid]
+        for i in range(len(grid) - 1):
+            if g[i] == 0:
+                return path(grid[i])
+            if g[i] * g[i + 1] < 0:
+                s = optimize.brentq(lambda s: stat(path(s)) - target, grid[i], grid[i + 1], xtol=1e-12)
+                return path(s)
+    return None
+
+
+def rows_shapes(call: Call) -> tuple[str, ...]:
+    rows = np.asarray(call.args[0], dtype=float)
+    if np.all((rows == 0) | (rows == 1)):
+        return ("bernoulli",)
+    if np.all((rows >= 0) & (rows <= 1)):
+        return ("binomial7", "observed")
+    return ("observed",)
+
+
+def rows_at(shape: str, n: int, mu: np.ndarray, rng: np.random.Generator,
+            observed: np.ndarray | None) -> np.ndarray:
+    """``[n, k]`` independent columns with population means ``mu``."""
+    if shape == "bernoulli":
+        return (rng.random((n, len(mu))) < mu).astype(float)
+    if shape == "binomial7":
+        return rng.binomial(7, np.clip(mu, 0, 1), (n, len(mu))) / 7
+    obs = np.asarray(observed, dtype=float)
+    cols = np.stack([rng.choice(obs[:, j], n) for j in range(obs.shape[1])], 1)  # independent columns
+    return cols - obs.mean(0) + mu
+
+
+def shapes_of(call: Call) -> tuple[str, ...]:
+    kind = call.kind
+    if kind == "proportion":
+        return ("binomial",)
+    if kind == "paired_binary":
+        return PAIRED_SHAPES
+    if kind == "mean":
+        return tuple(sh for sh in MEAN_SHAPES if not sh.startswith("skewed") or sh in _SKEW_AGAINST[
+            call.prediction.direction])
+    if kind == "rows":
+        return rows_shapes(call)
+    if kind in ("spearman", "page"):
+        return ("independent",)
+    return ("not constructed",)
+
+
+def _kind_boundary(call: Call, bounded: bool):
+    if call.kind != "rows":
+        return None
+    rows = np.asarray(call.args[0], dtype=float)
+    return boundary_means(population_statistic(call), rows.mean(0), float(call.prediction.threshold), bounded)
+
+
+def simulate_call(call: Call, shape: str, n: int, rng: np.random.Generator, target: float, *, seed: int,
+                  mu: np.ndarray | None = None) -> Evidence:
+    """One replay of ``call`` on fresh data of ``shape`` at the boundary ``target``."""
+    from . import extremes, stats
+
+    module, name = call.function.split(".")
+    fn = getattr(stats if module == "stats" else extremes, name)  # by reference: fixes there are measured
+    pred = call.prediction
+    kind = call.kind
+    if kind == "proportion":
+        return fn(int(rng.binomial(n, min(max(target, 0.0), 1.0))), n, pred)
+    if kind == "paired_binary":
+        before, after = paired_at(shape, n, target, rng)
+        return fn(before, after, pred)
+    if kind == "mean":
+        return fn(mean_at(shape, n, target, rng, call.args[0] if shape == "observed" else None), pred, seed=seed)
+    if kind == "rows":
+        rows = rows_at(shape, n, mu, rng, call.args[0])
+        if call.function == "stats.rows_evidence":
+            return fn(rows, call.options["fn"], pred, seed=seed)
+        if call.function == "extremes.spread_evidence":
+            return fn(rows, pred, seed=seed)
+        opts = {k: v for k, v in call.options.items() if k in ("others", "scale")}
+        return fn(rows, call.options["k"], pred, seed=seed, **opts)
+    if kind == "spearman":
+        k = np.asarray(call.args[0]).shape[1]
+        return fn(rng.integers(0, 3, (n, k)), rng.integers(0, 3, (n, k)), pred, seed=seed)
+    if kind == "page":
+        k = np.asarray(call.args[0]).shape[1]
+        return fn((rng.random((n, k)) < 0.3).astype(int), pred)
+    raise ValueError(f"{call.function}: no null boundary constructed")
+
+
+def _supported(ps: float, family_size: int) -> tuple[bool, bool]:
+    return ps < ALPHA, min(1.0, ps * family_size) < ALPHA
+
+
+def replay(case: ClaimCase, calls: Sequence[Call], shape: str, reps: int, seed: int = 0,
+           progress: Callable[[], None] | None = None) -> Row:
+    """The false-supported rate of ``calls`` (all of an ``any`` claim, or one prediction of an ``all``
+    claim) at their null boundaries, on ``shape``, over ``reps`` data sets."""
+    first = calls[0]
+    n = max(first.n, case.hypothesis.min_n)
+    note = ""
+    mus = []
+    for c in calls:
+        bounded = shape in ("bernoulli", "binomial7")
+        mu = _kind_boundary(c, bounded) if c.kind == "rows" else None
+        if c.kind == "rows" and mu is None:
+            return Row(case.claim, first.prediction.statistic, first.prediction.direction, shape, n, reps, None,
+                       None, "no column means put the statistic at the threshold")
+        if c.kind in ("bootstrap", "unknown"):
+            return Row(case.claim, first.prediction.statistic, first.prediction.direction, shape, n, reps, None,
+                       None, f"{c.function}: null boundary not constructed")
+        if c.kind == "spearman" and c.prediction.threshold != 0:
+            return Row(case.claim, first.prediction.statistic, first.prediction.direction, shape, n, reps, None,
+                       None, "permutation test only at threshold 0")
+        mus.append(mu)
+    hits = hits_family = 0
+    rng = np.random.default_rng(seed)
+    for r in range(reps):
+        evs = []
+        for c, mu in zip(calls, mus):
+            b = _boundaries(c.prediction)
+            target = b[r % len(b)]
+            shape_c = shape if shape in shapes_of(c) else shapes_of(c)[0]
+            evs.append(simulate_call(c, shape_c, n, rng, target, seed=seed + r, mu=mu))
+        if len(evs) == 1:
+            ps = evs[0].p_support
+        else:
+            hyp = Hypothesis(tuple(c.prediction for c in calls), min_n=1, combine=case.hypothesis.combine)
+            ps = combine(hyp, evs, n).p_support
+        a, b_ = _supported(float(ps), case.family_size)
+        hits, hits_family = hits + a, hits_family + b_
+        if progress:
+            progress()
+    if first.kind == "rows":
+        note = "columns independent, means " + ", ".join(f"{m:.3g}" for m in mus[0])
+    return Row(case.claim, first.prediction.statistic if len(calls) == 1 else " ANY ".join(
+        c.prediction.statistic for c in calls), first.prediction.direction, shape, n, reps, hits / reps,
+        hits_family / reps, note)
+
+
+def units(case: ClaimCase) -> list[list[Call]]:
+    """What is replayed for one claim: each prediction alone (``all``) or all together (``any``)."""
+    if not case.calls:
+        return []
+    return [[c] for c in case.calls] if case.hypothesis.combine == "all" else [list(case.calls)]
+
+
+def _signature(case: ClaimCase, calls: Sequence[Call], shape: str) -> tuple:
+    def one(c: Call) -> tuple:
+        key = (c.function, c.prediction.direction, float(c.prediction.threshold), c.n,
+               tuple(sorted((k, repr(v)) for k, v in c.options.items() if k not in ("fn", "seed", "resamples"))))
+        if c.kind == "rows" or shape == "observed":  # the data set the boundary or the shape
+            key += (case.base, hashlib.sha1(np.ascontiguousarray(np.asarray(c.args[0], dtype=float))
+                                            .tobytes()).hexdigest() if c.kind != "rows" else c.prediction.statistic)
+        return key
+    return (case.hypothesis.combine, case.family_size, case.hypothesis.min_n, shape, tuple(one(c) for c in calls))
+
+
+def calibrate(cases: Sequence[ClaimCase], *, reps: int = DEFAULT_REPS, seed: int = 0, shapes: Sequence[str] | None = None,
+              log: Callable[[str], None] | None = None) -> list[Row]:
+    """Every case's rows (one per replayed unit and shape). Units with the same signature (function,
+    direction, threshold, n, options, combination, family size; the data for row statistics and the
+    ``observed`` shape) are replayed once and their row is repeated under each claim id; for a row
+    statistic, members of one family (``IMP-01[P0..P6]``) that differ only in their data share the
+    first member's row."""
+    done: dict[tuple, Row] = {}
+    out: list[Row] = []
+    seen_family: set[tuple] = set()
+    for case in cases:
+        if not case.calls:
+            p = case.hypothesis.predictions[0]
+            out.append(Row(case.claim, p.statistic, p.direction, "-", 0, 0, None, None, case.note or "no calls"))
+        for unit in units(case):
+            fam_key = (case.base, tuple((c.function, c.prediction.statistic) for c in unit))
+            if any(c.kind == "rows" for c in unit) and case.base != case.claim:
+                if fam_key in seen_family:
+                    continue
+                seen_family.add(fam_key)
+            for shape in shapes_of(unit[0]):
+                if shapes is not None and shape not in shapes:
+                    continue
+                key = _signature(case, unit, shape)
+                if key not in done:
+                    t0 = time.time()
+                    done[key] = replay(case, unit, shape, reps, seed)
+                    if log:
+                        r = done[key]
+                        log(f"{case.claim} {shape}: "
+                            f"{'-' if r.rate is None else f'{r.rate:.3f}'} ({time.time() - t0:.1f} s)")
+                r = done[key]
+                out.append(Row(case.claim, r.statistic, r.direction, r.shape, r.n, r.reps, r.rate, r.rate_family,
+                               r.note))
+    return out
+
+
+def failures(rows: Sequence[Row]) -> list[Row]:
+    """The rows whose false-supported rate exceeds ``ALPHA + 3 SE``."""
+    return [r for r in rows if r.passed is False]
+
+
+def low_power(cases: Sequence[ClaimCase], target: float = POWER_TARGET) -> list[tuple[str, float]]:
+    """Claims whose recorded power (the smallest ``Evidence.power`` over their predictions, when the
+    statistics provide it) is below ``target``: ``(claim id, power)``."""
+    out = []
+    for c in cases:
+        powers = [p for p in c.power if p is not None]
+        if powers and min(powers) < target:
+            out.append((c.claim, float(min(powers))))
+    return out
+
+
+def table(rows: Sequence[Row]) -> str:
+    """The markdown table of ``rows``."""
+    lines = ["| claim | statistic | direction | shape | n | reps | false supported | SE | after family | pass |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        rate = "-" if r.rate is None else f"{r.rate:.3f}"
+        fam = "-" if r.rate_family is None else f"{r.rate_family:.3f}"
+        ok = {True: "yes", False: "**NO**", None: "n/a"}[r.passed]
+        se = "-" if r.rate is None else f"{r.se:.3f}"
+        lines.append(f"| {r.claim} | {r.statistic} | {r.direction} | {r.shape} | {r.n} | {r.reps} | {rate} | "
+                     f"{se} | {fam} | {ok}{' (' + r.note + ')' if r.note else ''} |")
+    return "\n".join(lines)
+
+
+COMMAND = "python -m codi_probe.calibration --out docs/calibration.md"  # the full run, DEFAULT_REPS
+
+
+def write_doc(path: str, rows: Sequence[Row], seconds: float, command: str | None = None) -> None:
+    """The table with its header (how it was made and how to rebuild it), written atomically.
+    ``command``: the command that made this table, when it is not the full run's."""
+    from .atomic import write_text_atomic
+
+    bad = failures(rows)
+    made = [] if command is None else [f"This table is a partial run, made by `{command}`.", ""]
+    head = [
+        "# Claim-level calibration", "",
+        "Each empirical claim's false-supported rate at its null boundary, through its own evidence function, "
+        "prediction, combination and family (`codi_probe.calibration`; the method is in its docstring). "
+        f"Pass: rate <= {ALPHA} + 3 SE. Rebuild the full table (not run in CI; budget about 30 min on 2 cores):",
+        "", "```", COMMAND, "```", "", *made, f"This run took {seconds / 60:.1f} min.", "",
+        "Reading it: `n` is the claim's own n on the default model (at least its declared minimum); `after "
+        "family` adjusts by the family size with the other members clearly false; a row with no rate says why "
+        "its null boundary was not constructed. A `mean` row that fails on one shape only is a property of "
+        "the test used for that statistic (`codi_probe.stats.mean_evidence`), shared by every claim with the "
+        "same signature.", "",
+        f"{len(rows)} rows, {len(bad)} above the bound" + (": " + ", ".join(sorted({r.claim for r in bad}))
+                                                           if bad else "") + ".", "", table(rows), ""]
+    write_text_atomic(path, "\n".join(head))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m codi_probe.calibration", description=__doc__.split("\n")[0])
+    parser.add_argument("--reps", type=int, default=DEFAULT_REPS, help="data sets per claim and shape")
+    parser.add_argument("--out", default=None, help="write the markdown table here (default: print it)")
+    parser.add_argument("--only", default=None, help="comma-separated claim ids (base ids) to replay")
+    parser.add_argument("--power", action="store_true",
+                        help="list the claims whose recorded power is below 0.8 instead of calibrating")
+    args, pytest_args = parser.parse_known_args(argv)
+    t0 = time.time()
+    cases = capture_catalogue(pytest_args)
+    if args.only:
+        keep = set(args.only.split(","))
+        cases = [c for c in cases if c.base in keep or c.claim in keep]
+    if args.power:
+        low = low_power(cases)
+        if not any(p is not None for c in cases for p in c.power):
+            print("no evidence carries a power field (Evidence.power) in this version of codi_probe.stats")
+            return 1
+        print("\n".join(f"{cid}\t{p:.2f}" for cid, p in low) or "every decided claim has power >= 0.8")
+        return 0
+    rows = calibrate(cases, reps=args.reps, log=lambda s: print(s, file=sys.stderr, flush=True))
+    if args.out:
+        partial = None if not (args.only or pytest_args or args.reps != DEFAULT_REPS) else "python -m codi_probe.calibration " + shlex.join(
+            argv if argv is not None else sys.argv[1:])
+        write_doc(args.out, rows, time.time() - t0, partial)
+    else:
+        print(table(rows))
+    return 1 if failures(rows) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

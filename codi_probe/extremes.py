@@ -1,0 +1,175 @@
+"""Claims about the largest or smallest of several positions (layers, heads): tests built from the
+pairwise paired differences, never from the maximum or minimum of sample means.
+
+Why. The maximum of several sample means is biased upward and the minimum downward, and a bootstrap
+of that statistic does not remove the bias: "P5's failure rate minus the smallest other position's"
+tested with :func:`codi_probe.stats.rows_evidence` is falsely supported 20% of the time at n = 100 at
+its null boundary (nominal 2.5%; issue 28, ``tests/test_extremes.py``). Every statement about an
+extreme is a statement about all or some of the pairs, and each pair has a calibrated paired test:
+
+- "``rate_k − scale · rate_j > threshold`` for **every** ``j``" (``k`` is the largest, by a margin):
+  :func:`every_pair_evidence`, an intersection-union test (IUT; Berger 1982): supported when every
+  pair is (the largest ``p_support``, no multiplicity adjustment needed), refuted when any pair is
+  (the smallest ``p_refute``, Holm over the pairs);
+- "``rate_k − scale · rate_j > threshold`` for **some** ``j``" (e.g. ``rate_k > 2 · min_j rate_j``):
+  :func:`some_pair_evidence`, a union test: supported when some pair is after Holm over the pairs
+  (Bonferroni on the smallest ``p_support``), refuted only when every pair is (the largest
+  ``p_refute``);
+- "``max_a rate_a − min_b rate_b > threshold``" (the positions differ by more than a margin):
+  :func:`spread_evidence`, the union over every ordered pair ``(a, b)``.
+
+Nested statements (LAY-01: "some layer in the band beats every layer outside it") join pair evidence
+with :func:`all_of` and :func:`any_of`. Both combinations are :func:`codi_probe.hypothesis.combine` itself (``all`` is the IUT, ``any`` the
+mirrored union), applied to one prediction per pair, so the rule is the one every claim uses. A
+claim's :class:`~codi_probe.hypothesis.Hypothesis` holds one :class:`~codi_probe.hypothesis.Prediction`
+per statement; its evidence is the combined pair evidence returned here (``Hypothesis`` has no nested
+all/any, so the nesting lives in these functions and is named in the evidence's ``method``).
+
+Each pair's test: binary rows (every value 0 or 1) with ``scale == 1`` use the exact paired test of
+:func:`codi_probe.stats.paired_binary_evidence` (McNemar at threshold 0, Tango elsewhere); anything
+else is a mean of per-problem differences (:func:`codi_probe.stats.mean_evidence`). The functions
+are called through the ``stats`` module, so a change there applies here.
+
+Units: ``rows[i, j]`` is problem ``i``'s value at position (layer, head) ``j``; thresholds are in the
+rows' units (a fraction for rates: 0.05 = 5 pp).
+
+The reported interval. IUT: ``lo`` is the smallest of the pairs' lower bounds (the IUT bound, so it
+excludes the threshold exactly when the claim is supported), ``hi`` the smallest upper bound, and
+``value`` the plug-in ``rate_k − max_j scale · rate_j``. Union: the deciding pair's (smallest
+``p_support``) interval, and ``value`` the plug-in of the best pair.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from . import stats
+from .hypothesis import Evidence, Hypothesis, Prediction, combine
+
+
+def _is_binary(x: np.ndarray) -> bool:
+    return bool(np.all((x == 0) | (x == 1)))
+
+
+def pair_evidence(a: np.ndarray, b: np.ndarray, prediction: Prediction, *, scale: float = 1.0,
+                  seed: int = 0) -> Evidence:
+    """One pair: the per-problem difference ``a − scale · b`` against ``prediction``. Binary ``a``, ``b``
+    with ``scale == 1``: the exact paired test of proportions; else the mean test of the differences."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if scale == 1.0 and _is_binary(a) and _is_binary(b):
+        return stats.paired_binary_evidence(b.astype(bool), a.astype(bool), prediction)
+    return stats.mean_evidence(a - scale * b, prediction, seed=seed)
+
+
+def _pairs(rows: np.ndarray, pairs: Sequence[tuple[int, int]], prediction: Prediction, scale: float,
+           seed: int) -> list[Evidence]:
+    return [pair_evidence(rows[:, a], rows[:, b],
+                          Prediction(f"{prediction.statistic} [{a} vs {b}]", prediction.direction, prediction.threshold),
+                          scale=scale, seed=seed) for a, b in pairs]
+
+
+def _check(rows: np.ndarray, pairs: Sequence, prediction: Prediction) -> np.ndarray:
+    if prediction.direction != "greater":
+        raise ValueError(f"{prediction.statistic}: an extreme's prediction must be 'greater', got "
+                         f"{prediction.direction!r}")
+    rows = np.asarray(rows, dtype=float)
+    if rows.ndim != 2 or rows.shape[0] < 2 or not pairs:
+        raise ValueError(f"{prediction.statistic}: rows must be [n >= 2, k] with at least one pair, got "
+                         f"shape {rows.shape}")
+    return rows
+
+
+def combined_p(evidence: Sequence[Evidence], how: str, n: int) -> tuple[float, float]:
+    """``(p_support, p_refute)`` of several evidences joined by ``how`` (``all``: intersection-union;
+    ``any``: union, Holm), by :func:`codi_probe.hypothesis.combine` itself."""
+    hyp = Hypothesis(tuple(Prediction(f"{i}: {e.statistic}", "greater", 0.0) for i, e in enumerate(evidence)),
+                     min_n=1, combine=how)
+    renamed = [Evidence(f"{i}: {e.statistic}", e.value, e.lo, e.hi, e.n, e.p_support, e.p_refute, e.method, e.level)
+               for i, e in enumerate(evidence)]
+    out = combine(hyp, renamed, n)
+    return float(out.p_support), float(out.p_refute)
+
+
+def all_of(evidence: Sequence[Evidence], prediction: Prediction, value: float | None = None) -> Evidence:
+    """One prediction that holds when every one of ``evidence`` does (the intersection-union test):
+    ``lo``/``hi`` the smallest of theirs, ``value`` the smallest value unless given."""
+    ev = list(evidence)
+    ps, pr = combined_p(ev, "all", min(e.n for e in ev))
+    return Evidence(prediction.statistic, min(e.value for e in ev) if value is None else float(value),
+                    min(e.lo for e in ev), min(e.hi for e in ev), min(e.n for e in ev), ps, pr,
+                    f"intersection-union over {len(ev)}: {ev[0].method}", ev[0].level)
+
+
+def any_of(evidence: Sequence[Evidence], prediction: Prediction, value: float | None = None) -> Evidence:
+    """One prediction that holds when some one of ``evidence`` does (the union test, Holm): the
+    deciding (smallest ``p_support``) member's interval, ``value`` the largest value unless given."""
+    ev = list(evidence)
+    ps, pr = combined_p(ev, "any", min(e.n for e in ev))
+    best = min(ev, key=lambda e: e.p_support)
+    return Evidence(prediction.statistic, max(e.value for e in ev) if value is None else float(value), best.lo,
+                    best.hi, min(e.n for e in ev), ps, pr,
+                    f"union over {len(ev)} (Holm), interval of the deciding one; each: {best.method}", best.level)
+
+
+def _against_others(rows: np.ndarray, k: int, prediction: Prediction, others: Sequence[int] | None, scale: float,
+                    seed: int) -> tuple[list[Evidence], np.ndarray, list[int]]:
+    """The pair evidence of column ``k`` against each of ``others``, the column means, and ``others``."""
+    rows = np.asarray(rows, dtype=float)
+    others = _others(rows.shape[-1], k, others)
+    rows = _check(rows, others, prediction)
+    return _pairs(rows, [(k, j) for j in others], prediction, scale, seed), rows.mean(0), others
+
+
+def _others(width: int, k: int, others: Sequence[int] | None) -> list[int]:
+    return [j for j in range(width) if j != k] if others is None else list(others)
+
+
+def every_pair_evidence(rows: np.ndarray, k: int, prediction: Prediction, *, others: Sequence[int] | None = None,
+                        scale: float = 1.0, seed: int = 0) -> Evidence:
+    """``rows[:, k] − scale · rows[:, j] > threshold`` for every ``j`` in ``others`` (default: every
+    other column): the intersection-union test over the pairs (module docstring)."""
+    ev, means, others = _against_others(rows, k, prediction, others, scale, seed)
+    return all_of(ev, prediction, every_pair_population(means, k, others, scale))
+
+
+def some_pair_evidence(rows: np.ndarray, k: int, prediction: Prediction, *, others: Sequence[int] | None = None,
+                       scale: float = 1.0, seed: int = 0) -> Evidence:
+    """``rows[:, k] − scale · rows[:, j] > threshold`` for some ``j`` in ``others`` (default: every
+    other column), e.g. ``scale = 2``: "at least twice the least important": the union test."""
+    ev, means, others = _against_others(rows, k, prediction, others, scale, seed)
+    return any_of(ev, prediction, some_pair_population(means, k, others, scale))
+
+
+def spread_evidence(rows: np.ndarray, prediction: Prediction, *, seed: int = 0) -> Evidence:
+    """``max_a mean(rows[:, a]) − min_b mean(rows[:, b]) > threshold``: the union over every ordered
+    pair ``(a, b)``, ``a != b`` (``k · (k − 1)`` pairs, Holm)."""
+    rows = np.asarray(rows, dtype=float)
+    k = rows.shape[-1] if rows.ndim == 2 else 0
+    pairs = [(a, b) for a in range(k) for b in range(k) if a != b]
+    rows = _check(rows, pairs, prediction)
+    means = rows.mean(0)
+    return any_of(_pairs(rows, pairs, prediction, 1.0, seed), prediction, means.max() - means.min())
+
+
+# ---- the population statistics, for the calibration harness -----------------------------------------
+
+def every_pair_population(means: np.ndarray, k: int, others: Sequence[int] | None = None,
+                          scale: float = 1.0) -> float:
+    """The statistic :func:`every_pair_evidence` tests, of population column means: ``min_j (μ_k − s μ_j)``."""
+    means = np.asarray(means, dtype=float)
+    others = _others(means.shape[-1], k, others)
+    return float(means[k] - scale * means[others].max())
+
+
+def some_pair_population(means: np.ndarray, k: int, others: Sequence[int] | None = None,
+                         scale: float = 1.0) -> float:
+    """The statistic :func:`some_pair_evidence` tests: ``max_j (μ_k − s μ_j)``."""
+    means = np.asarray(means, dtype=float)
+    others = _others(means.shape[-1], k, others)
+    return float(means[k] - scale * means[others].min())
+
+
+__all__ = ["all_of", "any_of", "combined_p", "every_pair_evidence", "every_pair_population", "pair_evidence", "some_pair_evidence",
+           "some_pair_population", "spread_evidence"]

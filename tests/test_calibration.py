@@ -1,0 +1,146 @@
+"""Tests of the claim-level calibration harness (codi_probe.calibration), and its fast subset: IMP-01
+and the KL-shaped "less" claims at their null boundaries (the full table: docs/calibration.md)."""
+
+import numpy as np
+import pytest
+
+from codi_probe import calibration as cal
+from codi_probe import stats
+from codi_probe.hypothesis import ALPHA, Hypothesis, Prediction
+from codi_probe.plugin.recorder import ClaimRecorder
+from codi_probe.plugin.records import ClaimRecord
+
+
+P5 = 5
+EQUAL_OTHERS = np.array([0.15, 0.15, 0.15, 0.15, 0.15, 0.30, 0.15])  # the min statistic's worst case
+
+
+def observed_rates(n: int = 100) -> np.ndarray:
+    """IMP-01-shaped rows the boundary search starts from: per-problem rates k/7, P5 high, others equal."""
+    return np.random.default_rng(0).binomial(7, EQUAL_OTHERS, (n, 7)) / 7
+
+
+def test_the_planted_min_statistic_fails_the_harness():
+    """Today's (pre-issue-28) IMP-01 evidence: the bootstrap of ``rate_5 − 2 · min_j rate_j`` is falsely
+    supported far above 2.5% at its null boundary (issue 28: 20% at n = 100)."""
+    pred = Prediction("failure rate - 2 x the smallest other position", "greater", 0.0)
+    others = [j for j in range(7) if j != P5]
+    case = cal.ClaimCase("IMP-01 (planted: min of means)", Hypothesis(pred, min_n=100), [cal.Call(
+        "stats.rows_evidence", pred, (observed_rates(),), {"fn": lambda m: m[..., P5] - 2 * m[..., others].min(-1)})])
+    rows = cal.calibrate([case], reps=100, shapes=["binomial7"])
+    assert [r.claim for r in cal.failures(rows)] == [case.claim], cal.table(rows)
+
+
+def imp01_case(imp, rates: np.ndarray) -> cal.ClaimCase:
+    """IMP-01[P5] as the catalogue decides it: its own evidence function captured by the harness."""
+    with cal.capture() as cases:
+        ev = imp.importance_evidence(rates, P5, seed=0)
+        record = ClaimRecord(id="IMP-01[P5]", base_id="IMP-01", kind="empirical", statement="IMP-01")
+        ClaimRecorder(record, imp.IMP01).decide(ev, n=len(rates))
+    (case,) = cases
+    case.family_size = 7
+    return case
+
+
+def test_imp01_holds_its_level_at_the_null_boundary():
+    """The union half ("2x some other position", the one the min statistic broke) of the catalogue's own
+    IMP-01 evidence, at its exchangeable worst case (every other position equal). The intersection-union
+    half is in the full run (its rate is at most one pair's)."""
+    imp = cal.catalogue_module("test_importance")
+    case = imp01_case(imp, observed_rates())
+    case.calls = [c for c in case.calls if c.prediction == imp.IMP01.predictions[1]]
+    (row,) = cal.calibrate([case], reps=40, shapes=["binomial7"])
+    assert row.passed and row.n == 100, cal.table([row])
+
+
+KL_LESS = [("test_corruption", "COR02", 50), ("test_patching", "LAY03", 50)]
+
+
+@pytest.mark.parametrize("module, name, n", KL_LESS)
+@pytest.mark.xfail(strict=True, reason="issue 28: the BCa mean test is anti-conservative for 'less' on zero-inflated "
+                                       "data; fixed in codi_probe.stats by the statistics half of the issue: remove "
+                                       "this marker when it merges")
+def test_kl_shaped_less_claims_hold_their_level(module, name, n):
+    hyp = getattr(cal.catalogue_module(module), name)
+    pred = hyp.predictions[0]
+    case = cal.ClaimCase(name, hyp, [cal.Call("stats.mean_evidence", pred, (np.zeros(n),))])
+    rows = cal.calibrate([case], reps=100, shapes=["kl"])
+    assert rows and not cal.failures(rows), cal.table(rows)
+
+
+def test_mean_shapes_sit_at_the_target():
+    rng = np.random.default_rng(0)
+    for shape in cal.MEAN_SHAPES[:-1]:
+        for target in (0.01, -0.2, 0.0):
+            x = cal.mean_at(shape, 400_000, target, rng)
+            assert x.mean() == pytest.approx(target, abs=5 * np.std(x) / np.sqrt(x.size)), shape
+    kl = cal.mean_at("kl", 1000, 0.01, rng)
+    assert kl.min() >= 0  # scaled, not shifted: a KL stays non-negative
+
+
+def test_paired_outcomes_sit_at_the_difference():
+    before, after = cal.paired_at("rare", 400_000, 0.05, np.random.default_rng(1))
+    assert (after.mean() - before.mean()) == pytest.approx(0.05, abs=0.002)
+    assert ((before != after).mean()) == pytest.approx(0.07, abs=0.002)
+
+
+def test_boundary_means_put_the_statistic_at_the_threshold():
+    stat = lambda mu: float(mu[2] - 2 * mu[:2].min())
+    mu = cal.boundary_means(stat, np.array([0.1, 0.3, 0.5]), 0.05, bounded=True)
+    assert stat(mu) == pytest.approx(0.05, abs=1e-9) and np.all((mu >= 0) & (mu <= 1))
+    assert cal.boundary_means(lambda mu: 5.0, np.array([0.1, 0.2]), 0.0, bounded=True) is None
+
+
+def test_capture_records_the_claims_own_call_and_hypothesis():
+    hyp = Hypothesis(Prediction("mean x", "less", 0.3), min_n=2)
+    values = np.linspace(0, 0.2, 20)
+    original, decide = stats.mean_evidence, ClaimRecorder.decide
+    with cal.capture() as cases:
+        ev = stats.mean_evidence(values, hyp.predictions[0], seed=3)
+        record = ClaimRecord(id="X-01", base_id="X-01", kind="empirical", statement="x")
+        ClaimRecorder(record, hyp).decide([ev], n=20)
+    assert stats.mean_evidence is original and ClaimRecorder.decide is decide  # restored
+    (case,) = cases
+    (call,) = case.calls
+    assert (case.claim, case.hypothesis, case.family_size) == ("X-01", hyp, 1)
+    assert call.function == "stats.mean_evidence" and call.prediction == hyp.predictions[0]
+    np.testing.assert_array_equal(call.args[0], values)
+    assert call.options == {"seed": 3} and call.n == 20
+
+
+def test_an_exact_claim_passes_and_the_table_says_so():
+    hyp = Hypothesis(Prediction("share", "greater", 0.5))
+    case = cal.ClaimCase("S-01", hyp, [cal.Call("stats.proportion_evidence", hyp.predictions[0], (30, 60))])
+    (row,) = cal.calibrate([case], reps=300)
+    assert row.passed and row.rate <= ALPHA + 3 * row.se and row.n == 60
+    assert "| S-01 | share | greater | binomial | 60 | 300 |" in cal.table([row])
+
+
+def test_low_power_lists_claims_below_the_target():
+    hyp = Hypothesis(Prediction("share", "greater", 0.5))
+    cases = [cal.ClaimCase("A", hyp, [], power=[0.5]), cal.ClaimCase("B", hyp, [], power=[0.9]),
+             cal.ClaimCase("C", hyp, [], power=[None])]
+    assert cal.low_power(cases) == [("A", 0.5)]
+
+
+def test_capture_replays_a_composite_prediction_as_its_members():
+    from codi_probe import extremes
+
+    hyp = Hypothesis(Prediction("some gap", "greater", 0.0), min_n=2)
+    rng = np.random.default_rng(5)
+    with cal.capture() as cases:
+        members = [stats.mean_evidence(rng.normal(0, 1, 20), Prediction(f"gap {i}", "greater", 0.0)) for i in (1, 2)]
+        ev = extremes.any_of(members, hyp.predictions[0])
+        ClaimRecorder(ClaimRecord(id="X-02", base_id="X-02", kind="empirical", statement="x"), hyp).decide([ev], n=20)
+    (case,) = cases
+    assert [c.prediction.statistic for c in case.calls] == ["gap 1", "gap 2"]
+    assert case.hypothesis.combine == "any" and case.hypothesis.min_n == 2
+    assert cal.units(case) == [case.calls]  # a union is replayed with every member at its boundary
+
+
+def test_the_doc_names_the_rebuild_command_and_a_partial_run(tmp_path):
+    row = cal.Row("S-01", "share", "greater", "binomial", 60, 300, 0.1, 0.1)
+    cal.write_doc(tmp_path / "c.md", [row], 60.0, "python -m codi_probe.calibration --only S-01")
+    text = (tmp_path / "c.md").read_text()
+    assert cal.COMMAND in text and "partial run, made by `python -m codi_probe.calibration --only S-01`" in text
+    assert "1 rows, 1 above the bound: S-01." in text and "**NO**" in text

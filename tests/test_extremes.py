@@ -1,0 +1,74 @@
+"""Tests of codi_probe.extremes: claims about the largest/smallest position from pairwise paired tests."""
+
+import numpy as np
+import pytest
+
+from codi_probe import extremes, stats
+from codi_probe.calibration import catalogue_module
+from codi_probe.hypothesis import ALPHA, Prediction, adjust_family, combine, decide
+
+
+def rates(means, n: int = 100, seed: int = 0) -> np.ndarray:
+    """Per-problem failure rates averaged over 7 methods (values k/7), independent columns."""
+    return np.random.default_rng(seed).binomial(7, means, (n, len(means))) / 7
+
+
+def test_imp01_supports_a_clearly_dominant_position_and_only_it():
+    imp = catalogue_module("test_importance")
+    r = rates([0.15, 0.18, 0.16, 0.12, 0.18, 0.45, 0.15])
+    outcomes = {f"P{k}": combine(imp.IMP01, imp.importance_evidence(r, k, seed=0), len(r)) for k in range(7)}
+    family = adjust_family(outcomes, "holm")
+    verdicts = {p: decide(o, family_size=7).verdict for p, o in family.items()}
+    assert verdicts["P5"] == "supported"
+    assert all(v != "supported" for p, v in verdicts.items() if p != "P5")
+
+
+def test_imp01_is_not_supported_when_the_gap_is_below_the_margin():
+    imp = catalogue_module("test_importance")
+    r = rates([0.15, 0.15, 0.15, 0.15, 0.15, 0.17, 0.15], n=300)
+    ev = imp.importance_evidence(r, 5, seed=0)
+    assert combine(imp.IMP01, ev, len(r)).p_support >= ALPHA
+
+
+def test_every_pair_is_the_intersection_union_of_the_pair_tests():
+    r = rates([0.1, 0.2, 0.5], n=120, seed=1)
+    pred = Prediction("gap", "greater", 0.05)
+    ev = extremes.every_pair_evidence(r, 2, pred)
+    pairs = [stats.mean_evidence(r[:, 2] - r[:, j], pred) for j in (0, 1)]
+    assert ev.p_support == pytest.approx(max(e.p_support for e in pairs))
+    assert ev.p_refute == pytest.approx(min(1.0, 2 * min(e.p_refute for e in pairs)))
+    assert ev.lo == pytest.approx(min(e.lo for e in pairs))
+    assert (ev.lo > pred.threshold) == (ev.p_support < ALPHA)  # the IUT bound agrees with the verdict
+    assert ev.value == pytest.approx(r[:, 2].mean() - r[:, 1].mean())
+
+
+def test_some_pair_is_the_holm_union_of_the_pair_tests():
+    r = rates([0.1, 0.2, 0.5], n=120, seed=2)
+    pred = Prediction("2x", "greater", 0.0)
+    ev = extremes.some_pair_evidence(r, 2, pred, scale=2.0)
+    pairs = [stats.mean_evidence(r[:, 2] - 2 * r[:, j], pred) for j in (0, 1)]
+    assert ev.p_support == pytest.approx(min(1.0, 2 * min(e.p_support for e in pairs)))
+    assert ev.p_refute == pytest.approx(max(e.p_refute for e in pairs))
+    assert ev.value == pytest.approx(r[:, 2].mean() - 2 * r[:, 0].mean())
+
+
+def test_binary_pairs_use_the_exact_paired_test():
+    rng = np.random.default_rng(3)
+    rows = (rng.random((80, 3)) < [0.1, 0.1, 0.6]).astype(float)
+    ev = extremes.every_pair_evidence(rows, 2, Prediction("first", "greater", 0.0))
+    assert "McNemar" in ev.method and ev.p_support < ALPHA
+
+
+def test_spread_is_supported_only_when_some_pair_differs_by_the_margin():
+    rng = np.random.default_rng(4)
+    pred = Prediction("spread", "greater", 0.3)
+    apart = (rng.random((100, 3)) < [0.1, 0.5, 0.9]).astype(float)
+    assert extremes.spread_evidence(apart, pred).p_support < ALPHA
+    alike = (rng.random((100, 3)) < 0.5).astype(float)
+    ev = extremes.spread_evidence(alike, pred)
+    assert ev.p_support >= ALPHA and ev.p_refute < ALPHA
+
+
+def test_only_greater_predictions_are_accepted():
+    with pytest.raises(ValueError, match="must be 'greater'"):
+        extremes.every_pair_evidence(rates([0.1, 0.2]), 1, Prediction("gap", "less", 0.0))
