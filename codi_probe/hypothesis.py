@@ -33,7 +33,10 @@ return :class:`Evidence`: the estimate, its interval and two one-sided p-values,
 ``ALPHA`` is one-sided 0.025, so a single directional prediction is supported exactly when its
 two-sided 95% interval lies beyond the threshold, and an equivalence is supported when the 95%
 interval lies inside the margins (TOST at 2.5% per side: stricter than the usual 5%, so the
-interval shown in the report always agrees with the verdict).
+interval shown in the report always agrees with the verdict). Every interval in
+:mod:`codi_probe.stats` is the inversion of the test that decided (``tests/test_stats.py`` checks
+each), except the within-problem permutation test's, which is the bootstrap interval of the mean
+per-problem correlation and is descriptive.
 """
 
 from __future__ import annotations
@@ -109,7 +112,7 @@ class Hypothesis:
 
     def to_dict(self) -> dict:
         predictions = [{k: v for k, v in asdict(p).items() if k != "effect" or v is not None}
-                       for p in self.predictions]  # an undeclared effect is left out (reports before 1.5)
+                       for p in self.predictions]  # an undeclared effect is left out (reports stay as they were)
         return {**asdict(self), "predictions": predictions, "alpha": ALPHA,
                 "statement": f" {self.combine.upper()} ".join(p.describe() for p in self.predictions)}
 
