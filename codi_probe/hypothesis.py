@@ -17,7 +17,8 @@ return :class:`Evidence`: the estimate, its interval and two one-sided p-values,
 
 :func:`decide` is the only place a verdict is made:
 
-1. fewer problems than the declared minimum → ``inconclusive`` ("n below minimum");
+1. fewer problems than the declared minimum → ``inconclusive`` ("n below minimum"); problems an
+   evidence excluded as non-finite (``Evidence.excluded``) do not count towards it;
 2. a failed control or precondition → ``invalid`` (the measurement cannot speak to the claim);
 3. the predictions combine into one ``(p_support, p_refute)`` pair. ``all``: the claim is
    supported when every prediction is (an intersection-union test, so the largest ``p_support``)
@@ -26,12 +27,16 @@ return :class:`Evidence`: the estimate, its interval and two one-sided p-values,
 4. inside a parameterized family both p-values are adjusted over the members (Holm, or
    Benjamini-Hochberg when declared) with :func:`adjust_family`;
 5. ``supported`` when ``p_support < ALPHA``, ``refuted`` when ``p_refute < ALPHA``, else
-   ``inconclusive``.
+   ``inconclusive``. An evidence's ``reason`` (a test that could not decide, excluded problems) is
+   appended to the verdict's reason, so it reaches the report.
 
 ``ALPHA`` is one-sided 0.025, so a single directional prediction is supported exactly when its
 two-sided 95% interval lies beyond the threshold, and an equivalence is supported when the 95%
 interval lies inside the margins (TOST at 2.5% per side: stricter than the usual 5%, so the
-interval shown in the report always agrees with the verdict).
+interval shown in the report always agrees with the verdict). Every interval in
+:mod:`codi_probe.stats` is the inversion of the test that decided (``tests/test_stats.py`` checks
+each), except the within-problem permutation test's, which is the bootstrap interval of the mean
+per-problem correlation and is descriptive.
 """
 
 from __future__ import annotations
@@ -59,8 +64,11 @@ class Prediction:
     statistic: str
     direction: str
     threshold: float
+    effect: float | None = None  # the distance beyond the threshold that the power is computed for
 
     def __post_init__(self):
+        if self.effect is not None and not self.effect > 0:
+            raise ValueError(f"prediction {self.statistic!r}: an effect for the power must be > 0")
         if self.direction not in DIRECTIONS:
             raise ValueError(f"prediction {self.statistic!r}: direction must be one of {DIRECTIONS}, "
                              f"got {self.direction!r}")
@@ -103,7 +111,9 @@ class Hypothesis:
             raise ValueError(f"prediction statistics must be distinct, got {names}")
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "predictions": [asdict(p) for p in self.predictions], "alpha": ALPHA,
+        predictions = [{k: v for k, v in asdict(p).items() if k != "effect" or v is not None}
+                       for p in self.predictions]  # an undeclared effect is left out (reports stay as they were)
+        return {**asdict(self), "predictions": predictions, "alpha": ALPHA,
                 "statement": f" {self.combine.upper()} ".join(p.describe() for p in self.predictions)}
 
 
@@ -121,6 +131,10 @@ class Evidence:
     p_refute: float
     method: str
     level: float = 0.95
+    reason: str | None = None  # why the test could not decide (both p-values are then 1), or a note
+    excluded: int = 0  # problems left out as non-finite before testing (``n`` counts those kept)
+    power: float | None = None  # the test's power at its threshold against ``effect``
+    effect: float | None = None  # the alternative of ``power``: a distance beyond the threshold
 
     @property
     def ci(self) -> tuple[float, float]:
@@ -141,6 +155,7 @@ class Outcome:
     verdict: str | None = None  # set only for claims that did not test
     reason: str | None = None
     raw: tuple[float | None, float | None] = (None, None)  # before the family adjustment
+    notes: tuple[str, ...] = ()  # the evidence's reasons (a degenerate test, excluded problems)
 
 
 @dataclass(frozen=True)
@@ -166,8 +181,11 @@ def combine(hypothesis: Hypothesis, evidence: Sequence[Evidence], n: int,
     if missing or extra:
         raise ValueError(f"controls must match the declared ones {list(hypothesis.controls)}: "
                          f"missing {missing}, undeclared {extra}")
-    if n < hypothesis.min_n:  # first: a control cannot be judged on too few problems either
-        return Outcome(None, None, n, "inconclusive", f"n below minimum ({n} < {hypothesis.min_n})")
+    excluded = max((e.excluded for e in evidence), default=0)
+    if n - excluded < hypothesis.min_n:  # first: a control cannot be judged on too few problems either
+        after = f" after excluding {excluded} non-finite" if excluded else ""
+        return Outcome(None, None, n, "inconclusive",
+                       f"n below minimum ({n - excluded}{after} < {hypothesis.min_n})")
     failed = [c for c in hypothesis.controls if not controls[c]]
     if failed:
         return Outcome(None, None, n, "invalid", "failed control: " + ", ".join(failed))
@@ -181,7 +199,8 @@ def combine(hypothesis: Hypothesis, evidence: Sequence[Evidence], n: int,
         ps, pr = max(sup), _holm_min(ref)
     else:
         ps, pr = _holm_min(sup), max(ref)
-    return Outcome(ps, pr, n, raw=(ps, pr))
+    notes = tuple(f"{e.statistic}: {e.reason}" for e in evidence if e.reason)
+    return Outcome(ps, pr, n, raw=(ps, pr), notes=notes)
 
 
 @lru_cache(maxsize=1024)
@@ -208,7 +227,7 @@ def adjust_family(outcomes: Mapping[str, Outcome], correction: str = "holm") -> 
         adj[which] = adjusted_p_values(tuple(float(getattr(outcomes[k], which)) for k in tested), correction)
     for i, k in enumerate(tested):
         o = outcomes[k]
-        out[k] = Outcome(float(adj["p_support"][i]), float(adj["p_refute"][i]), o.n, raw=o.raw)
+        out[k] = Outcome(float(adj["p_support"][i]), float(adj["p_refute"][i]), o.n, raw=o.raw, notes=o.notes)
     return out
 
 
@@ -226,6 +245,8 @@ def decide(outcome: Outcome, *, family_size: int = 1, correction: str = "holm") 
         verdict, reason = "inconclusive", f"neither test rejects (p_support={ps:.3g}, p_refute={pr:.3g})"
     if family_size > 1:
         reason += f" after {correction} over {family_size} family members"
+    if outcome.notes:
+        reason += "; " + "; ".join(outcome.notes)
     return Verdict(verdict, reason, ps, pr, fam)
 
 

@@ -8,26 +8,52 @@ Which test for which statistic:
 
 - a share of problems (``k`` of ``n``): the exact binomial test at the threshold, with the
   Clopper-Pearson interval (its inversion, so interval and verdict agree): :func:`proportion_evidence`;
-- a paired accuracy change (one binary outcome per problem, twice): exact McNemar (binomial on the
-  discordant problems) when the threshold is 0, else the exact unconditional Tango score test, with
-  the exact Tango interval (:mod:`codi_probe.paired_binary`): :func:`paired_binary_evidence`;
-- the mean of a continuous per-problem value, or any statistic of paired per-problem rows: the BCa
-  bootstrap (``scipy.stats.bootstrap(method="BCa")``) at the *expanded* level (Hesterberg 2015: the
-  normal quantile replaced by ``t_(n-1) · sqrt(n/(n-1))``, which corrects the bootstrap's known
-  narrowness at small n; plain BCa rejects 5.6-6% at a nominal 5% for n = 50-100 in the calibration
-  simulations, the expanded one 5.1-5.4%). The p-value against the threshold inverts the interval
-  by bisection on the level over one fixed bootstrap distribution: :func:`mean_evidence`,
-  :func:`bootstrap_evidence`;
+- a paired accuracy change (one binary outcome per problem, twice): the exact unconditional Tango
+  score test at every threshold, 0 included, with the exact Tango interval, its inversion
+  (:mod:`codi_probe.paired_binary`): :func:`paired_binary_evidence`. (Exact McNemar, the conditional
+  test at 0, is kept as :func:`mcnemar_exact` for reference: deciding with it while showing Tango's
+  interval let the two disagree.)
+- the mean of a continuous per-problem value, or a smooth function of column means of per-problem
+  rows: the studentized bootstrap (bootstrap-t, jackknife standard error) over problems, joined with
+  Student's t test of the same studentized statistic (the larger p-value: the bootstrap corrects for
+  skew, Student's t for heavy tails). Its interval is the exact inversion of that p-value (the outer
+  of the two bounds; no bisection): :func:`mean_evidence`, :func:`rows_evidence`. It replaced the BCa bootstrap
+  there, which was anti-conservative for "less" claims on right-skewed data (docs/statistics.md has
+  the measured tables; very heavy right tails, e.g. lognormal(−1, 2) or KL-like data, remain above
+  the nominal rate for "less" at small n with any mean test, and are recorded there);
+- any other smooth statistic of paired per-problem samples (e.g. a correlation): the BCa bootstrap
+  (``scipy.stats.bootstrap(method="BCa")``) at the *expanded* level (Hesterberg 2015: the normal
+  quantile replaced by ``t_(n-1) · sqrt(n/(n-1))``); its p-value inverts the interval by bisection
+  over levels in (0, 0.5]: :func:`bootstrap_evidence`;
 - an association within problems: a permutation test that shuffles positions within each problem
   (ATT-02): :func:`permutation_spearman`.
 
+Degenerate data (one rule for every function here): a problem with a non-finite value (NaN, ±inf)
+is **excluded and counted** (``Evidence.excluded``, with a note in ``Evidence.reason``), and the
+claim's minimum n is checked on the problems left (:func:`~codi_probe.hypothesis.combine`). Fewer
+than 2 problems left (0 included), a statistic that is not finite (a zero denominator, e.g. a gap
+that never differs) or a degenerate bootstrap give evidence that decides nothing (both p-values 1)
+with the reason, never an exception. So does a statistic without spread (every problem equal, or a
+statistic that does not vary when a problem is left out or resampled): the sign test it once fell
+back to tests the median, not the mean (24 problems all 0 from a rare binary outcome of mean 0.1
+happen 8% of the time, and "mean < 0.1" got p = 0.5^24), and a resampled statistic that never
+varies got p = 2^-18. The studentized p-value is never below ``1 / (resamples + 1)``.
+
+Power: each deciding function records ``Evidence.power``, the power of its test at the threshold
+against ``Evidence.effect`` (the prediction's ``effect``, or a default: half a standard deviation
+over problems for means and bootstrap statistics, 15 pp for shares, 10 pp for paired accuracy
+changes, 0.2 for a mean within-problem Spearman). Means and bootstraps use the normal approximation
+with the estimated standard error, shares the exact binomial, paired changes Connor's normal
+formula at the observed discordance (optimistic for the exact tests: docs/statistics.md).
+
 ``tests/test_stats_calibration.py`` simulates every test under its null (rejection rate at most the
-nominal level, within Monte-Carlo error) and under a known alternative (power as calculated).
+nominal level, within Monte-Carlo error) on normal, skewed, heavy-tailed, tied and zero-inflated
+data, and under a known alternative (power as calculated).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Sequence
 
 import numpy as np
@@ -37,7 +63,7 @@ from .hypothesis import ALPHA, Evidence, Prediction
 
 DEFAULT_RESAMPLES = 2000
 LEVEL = 1 - 2 * ALPHA  # the two-sided level of every reported interval (0.95)
-_BISECTIONS = 18  # p-values by interval inversion, to 2^-18 ≈ 4e-6
+_BISECTIONS = 18  # BCa p-values by interval inversion, to 2^-19 ≈ 2e-6
 
 
 @dataclass(frozen=True)
@@ -91,24 +117,50 @@ def _binom_p(k: int, n: int, theta0: float, alternative: str) -> float:
 
 
 def proportion(k: int, n: int, *, level: float = LEVEL) -> Estimate:
-    """A share of problems with its exact (Clopper-Pearson) interval: ``binomtest(...).proportion_ci``."""
+    """A share of problems with its exact (Clopper-Pearson) interval: ``binomtest(...).proportion_ci``.
+    No problems (``n = 0``): the share is NaN and the interval all of [0, 1]."""
     if n <= 0:
-        raise ValueError("a proportion needs n > 0")
+        return Estimate(float("nan"), 0.0, 1.0, 0, level)
     ci = stats.binomtest(int(k), int(n)).proportion_ci(confidence_level=level, method="exact")
     return Estimate(k / n, float(ci.low), float(ci.high), int(n), level)
 
 
+def _binomial_power(n: int, theta0: float, prediction: Prediction, effect: float) -> float:
+    """Exact power of the one-sided binomial test at ``ALPHA`` when the true share lies ``effect``
+    beyond ``theta0`` (clipped to [0, 1]); ``equivalent`` has no power here (NaN)."""
+    if prediction.direction == "equivalent":
+        return float("nan")
+    k = np.arange(n + 1)
+    if prediction.direction == "greater":
+        reject = stats.binom.sf(k - 1, n, theta0) < ALPHA if 0 < theta0 < 1 else k > n * theta0
+        theta1 = min(1.0, theta0 + effect)
+    else:
+        reject = stats.binom.cdf(k, n, theta0) < ALPHA if 0 < theta0 < 1 else k < n * theta0
+        theta1 = max(0.0, theta0 - effect)
+    return float(stats.binom.pmf(k[reject], n, theta1).sum())
+
+
+DEFAULT_SHARE_EFFECT = 0.15  # a share: the power is at the threshold ± 15 percentage points
+
+
 def proportion_evidence(k: int, n: int, prediction: Prediction) -> Evidence:
-    """``k`` of ``n`` problems against the prediction's threshold: the exact binomial test."""
+    """``k`` of ``n`` problems against the prediction's threshold: the exact binomial test, with its exact
+    power at ``prediction.effect`` (default :data:`DEFAULT_SHARE_EFFECT`). ``n = 0`` gives evidence that
+    decides nothing (the claim's minimum n makes it ``inconclusive``)."""
+    if n <= 0:
+        return _undecided(prediction, 0, "no problems to count")
     est = proportion(k, n)
-    return from_one_sided(prediction, est.value, est.lo, est.hi, n, lambda t, alt: _binom_p(k, n, t, alt),
-                    "exact binomial test, Clopper-Pearson interval")
+    ev = from_one_sided(prediction, est.value, est.lo, est.hi, n, lambda t, alt: _binom_p(k, n, t, alt),
+                        "exact binomial test, Clopper-Pearson interval")
+    effect = float(prediction.effect) if prediction.effect is not None else DEFAULT_SHARE_EFFECT
+    return replace(ev, power=_binomial_power(n, float(prediction.threshold), prediction, effect), effect=effect)
 
 
 # ---- paired binary outcomes -----------------------------------------------------------------------
 
 def mcnemar_exact(before: Sequence[bool], after: Sequence[bool], alternative: str = "two-sided") -> float:
-    """Exact McNemar p-value of "no change": the binomial test of the gained against the lost problems."""
+    """Exact McNemar p-value of "no change": the binomial test of the gained against the lost problems
+    (a reference; :func:`paired_binary_evidence` decides with the exact Tango test at every threshold)."""
     from .paired_binary import paired_counts
 
     _, gained, lost = paired_counts(before, after)
@@ -117,24 +169,225 @@ def mcnemar_exact(before: Sequence[bool], after: Sequence[bool], alternative: st
     return float(stats.binomtest(gained, lost + gained, 0.5, alternative=alternative).pvalue)
 
 
+DEFAULT_PAIRED_EFFECT = 0.10  # a paired accuracy change: the power is at the threshold ± 10 pp
+
+
+def paired_power(n: int, discordance: float, prediction: Prediction, effect: float) -> float:
+    """Normal-approximation power (Connor 1987) of a paired-proportion test at ``ALPHA`` with ``n``
+    problems and a discordance rate ``discordance`` (``q01 + q10``), when the true difference lies
+    ``effect`` beyond the threshold (``equivalent``: TOST at a true difference of 0). Textbook and
+    optimistic for the exact tests at small n (docs/statistics.md)."""
+    z = stats.norm.ppf(1 - ALPHA)
+    if prediction.direction == "equivalent":
+        psi = max(discordance, 1e-12)
+        return float(max(0.0, 2 * stats.norm.cdf(prediction.threshold * np.sqrt(n / psi) - z) - 1))
+    psi = max(discordance, effect + 1e-12)
+    return float(stats.norm.cdf((effect * np.sqrt(n) - z * np.sqrt(psi)) / np.sqrt(psi - effect ** 2)))
+
+
 def paired_binary_evidence(before: Sequence[bool], after: Sequence[bool], prediction: Prediction) -> Evidence:
     """The accuracy change ``mean(after) − mean(before)`` over problems (a fraction: −0.2 = a 20 pp
-    drop). Exact McNemar at threshold 0; elsewhere the exact unconditional Tango score test."""
+    drop): the exact unconditional Tango score test at every threshold, 0 included, and its inversion,
+    the exact Tango interval (:mod:`codi_probe.paired_binary`), so the interval excludes the threshold
+    exactly when the test rejects. The power is :func:`paired_power` at the observed discordance."""
     from . import paired_binary as pb
 
+    if len(before) == 0 and len(after) == 0:
+        return _undecided(prediction, 0, "no problems to compare")
     n, g, l = pb.paired_counts(before, after)
     diff = pb.paired_binary_difference(before, after, level=LEVEL)
-
-    def p_at(t: float, alternative: str) -> float:
-        if t == 0.0:
-            return mcnemar_exact(before, after, alternative)
-        return pb.one_sided_p(g, l, n, t, alternative)
-
-    return from_one_sided(prediction, diff.value, diff.lo, diff.hi, n, p_at,
-                    "exact McNemar (threshold 0) / exact unconditional Tango score test, exact Tango interval")
+    ev = from_one_sided(prediction, diff.value, diff.lo, diff.hi, n,
+                        lambda t, alternative: pb.one_sided_p(g, l, n, t, alternative),
+                        "exact unconditional Tango score test, exact Tango interval")
+    effect = float(prediction.effect) if prediction.effect is not None else DEFAULT_PAIRED_EFFECT
+    return replace(ev, power=paired_power(n, (g + l) / n, prediction, effect), effect=effect)
 
 
-# ---- continuous per-problem values: the BCa bootstrap -------------------------------------------
+# ---- degenerate data: exclusions, undecidable evidence, the sign-test floor ---------------------
+
+def _undecided(prediction: Prediction, n: int, reason: str, *, value: float = float("nan"), excluded: int = 0,
+               method: str = "none (the test cannot decide)") -> Evidence:
+    """Evidence that decides nothing (both p-values 1: ``inconclusive`` unless another prediction
+    decides), with the ``reason`` the report shows."""
+    return Evidence(prediction.statistic, float(value), float("nan"), float("nan"), int(n), 1.0, 1.0, method,
+                    LEVEL, reason=reason, excluded=int(excluded))
+
+
+def _excluded_note(excluded: int) -> str | None:
+    return f"{excluded} problem(s) with a non-finite value excluded" if excluded else None
+
+
+def _no_spread(x: np.ndarray) -> bool:
+    """Every problem has the same value (to round-off): a bootstrap has nothing to resample."""
+    return x.size < 2 or bool(np.ptp(x) <= 1e-12 * max(1.0, abs(float(x.flat[0]))))
+
+
+def _no_spread_evidence(prediction: Prediction, value: float, n: int, *, excluded: int = 0,
+                        why: str = "no spread across problems") -> Evidence:
+    """Evidence when every problem gives the same value (or the statistic never varies): it decides
+    nothing. A sign test would test the median, not the mean (24 problems all 0 with a true mean of
+    0.1 happen 8% of the time: "mean < 0.1" would be supported at p = 0.5^24), and nothing bounds a
+    mean from data without spread."""
+    return _undecided(prediction, n, f"{why}: the test cannot decide" + (
+        f"; {_excluded_note(excluded)}" if excluded else ""), value=value, excluded=excluded)
+
+
+def _power_normal(prediction: Prediction, se: float, effect: float) -> float:
+    """Normal-approximation power of the one-sided test at ``ALPHA`` (TOST for ``equivalent``, at a
+    true difference of 0) when the estimate has standard error ``se`` and the truth lies ``effect``
+    beyond the threshold."""
+    z = stats.norm.ppf(1 - ALPHA)
+    if not (np.isfinite(se) and se > 0):
+        return float("nan")
+    if prediction.direction == "equivalent":
+        return float(max(0.0, 2 * stats.norm.cdf(prediction.threshold / se - z) - 1))
+    return float(stats.norm.cdf(effect / se - z))
+
+
+def _with_power(ev: Evidence, prediction: Prediction, se: float, default_effect: float) -> Evidence:
+    effect = float(prediction.effect) if prediction.effect is not None else float(default_effect)
+    return replace(ev, power=_power_normal(prediction, se, effect), effect=effect)
+
+
+# ---- continuous per-problem values: the studentized bootstrap -----------------------------------
+
+class _Studentized:
+    """The studentized bootstrap (bootstrap-t) of a smooth function ``fn`` of the column means of
+    per-problem rows ``rows[n, k]``: ``T* = (fn(mean*) − fn(mean)) / se*`` over resampled problems,
+    with ``se`` the jackknife standard error (for the mean, exactly ``s / sqrt(n)``). The p-value at
+    ``theta0`` is the bootstrap tail of ``T*`` beyond ``(fn(mean) − theta0) / se`` (plus one: never
+    below ``1 / (resamples + 1)``) and the interval bounds are its exact inversion (order statistics
+    of ``T*``), so a bound excludes ``theta0`` exactly when that p-value is below the level. A
+    resample whose statistic is not finite counts as extreme on both sides (conservative). The test
+    is the intersection with Student's t test of the same statistic (:meth:`p`)."""
+
+    def __init__(self, rows: np.ndarray, fn: Callable[[np.ndarray], np.ndarray], *, seed: int, resamples: int):
+        self.n, k = rows.shape
+        self.resamples = resamples
+        with np.errstate(all="ignore"):
+            self.value = float(fn(rows.mean(0)))
+        self.se = self._jackknife(rows[None], fn)[0]
+        idx = _rng(seed).integers(0, self.n, (resamples, self.n))
+        chunk = max(1, int(4e6 // max(1, self.n * k)))
+        t = []
+        for a in range(0, resamples, chunk):
+            r = rows[idx[a:a + chunk]]  # [b, n, k]
+            with np.errstate(all="ignore"):
+                stat = np.asarray(fn(r.mean(1)), dtype=float)
+                se = self._jackknife(r, fn)
+                t.append(np.where(se > 0, (stat - self.value) / se,
+                                  np.where(stat == self.value, 0.0, np.sign(stat - self.value) * np.inf)))
+        self.t = np.concatenate(t)
+        self.bad = int(np.sum(np.isnan(self.t)))  # counted as extreme on both sides
+        good = self.t[~np.isnan(self.t)]
+        self.t_desc, self.t_asc = np.sort(good)[::-1], np.sort(good)
+
+    @staticmethod
+    def _jackknife(r: np.ndarray, fn: Callable) -> np.ndarray:
+        """Jackknife standard errors of ``fn`` of the column means, per leading index of ``r[b, n, k]``."""
+        n = r.shape[1]
+        with np.errstate(all="ignore"):
+            loo = np.asarray(fn((r.sum(1, keepdims=True) - r) / (n - 1)), dtype=float)  # [b, n]
+            return np.sqrt((n - 1) / n * ((loo - loo.mean(1, keepdims=True)) ** 2).sum(1))
+
+    def p(self, theta0: float, alternative: str) -> float:
+        """The larger of the bootstrap-t p-value and Student's t p-value (``n − 1`` df) of the same
+        studentized statistic: the bootstrap corrects for skewness, Student's t for heavy tails (the
+        bootstrap-t alone rejected 5% at a nominal 2.5% on t(3) data; docs/statistics.md)."""
+        with np.errstate(all="ignore"):
+            t = (self.value - theta0) / self.se
+        hits = np.sum(self.t_asc >= t) if alternative == "greater" else np.sum(self.t_asc <= t)
+        student = stats.t.sf(t, self.n - 1) if alternative == "greater" else stats.t.cdf(t, self.n - 1)
+        return float(min(1.0, max((1 + hits + self.bad) / (self.resamples + 1), student)))
+
+    def bound(self, alpha: float, alternative: str) -> float:
+        """The one-sided ``1 − alpha`` bound: the ``theta0`` beyond which :meth:`p` is below ``alpha``
+        (the outer of the bootstrap-t bound and Student's t bound)."""
+        c = int(np.ceil(alpha * (self.resamples + 1) - 1)) - 1 - self.bad  # the largest count p < alpha allows
+        order = self.t_desc if alternative == "greater" else self.t_asc
+        if c < 0 or c >= len(order):
+            return -np.inf if alternative == "greater" else np.inf
+        q = stats.t.ppf(1 - alpha, self.n - 1)
+        if alternative == "greater":
+            return float(min(self.value - self.se * order[c], self.value - self.se * q))
+        return float(max(self.value - self.se * order[c], self.value + self.se * q))
+
+
+def _finite_rows(rows: np.ndarray) -> tuple[np.ndarray, int]:
+    """The rows without a non-finite value, and how many were excluded."""
+    keep = np.all(np.isfinite(rows.reshape(rows.shape[0], -1)), axis=1) if rows.size else np.zeros(len(rows), bool)
+    return rows[keep], int(np.sum(~keep))
+
+
+def _rows_evidence(rows: np.ndarray, fn: Callable, prediction: Prediction, *, seed: int, resamples: int,
+                   what: str) -> Evidence:
+    """:func:`rows_evidence` on rows ``[n, k]``: the declared exclusion of non-finite problems, the
+    degenerate cases (n < 2, no spread, a statistic that is not finite or never varies), else the
+    studentized bootstrap with its normal-approximation power (default effect: half a standard
+    deviation of the statistic over problems, ``0.5 · se · sqrt(n)``)."""
+    kept, excluded = _finite_rows(rows)
+    n = kept.shape[0]
+    if n < 2:
+        return _undecided(prediction, n, f"{n} problem(s) with finite values: a test needs at least 2"
+                          + (f" ({excluded} excluded as non-finite)" if excluded else ""), excluded=excluded)
+    if np.all(kept == kept[:1]):
+        with np.errstate(all="ignore"):
+            value = float(fn(kept[0]))
+        if not np.isfinite(value):
+            return _undecided(prediction, n, "the statistic is not finite for these data", excluded=excluded)
+        return _no_spread_evidence(prediction, value, n, excluded=excluded)
+    boot = _Studentized(kept, fn, seed=seed, resamples=resamples)
+    if not np.isfinite(boot.value):
+        return _undecided(prediction, n, "the statistic is not finite for these data (e.g. a zero denominator)",
+                          value=boot.value, excluded=excluded)
+    if not (np.isfinite(boot.se) and boot.se > 0):
+        return _no_spread_evidence(prediction, boot.value, n, excluded=excluded,
+                                   why="the statistic does not vary when a problem is left out")
+    ev = from_one_sided(prediction, boot.value, boot.bound(ALPHA, "greater"), boot.bound(ALPHA, "less"), n, boot.p,
+                        f"studentized bootstrap (bootstrap-t, jackknife SE) over problems{what}")
+    ev = replace(ev, reason=_excluded_note(excluded), excluded=excluded)
+    return _with_power(ev, prediction, boot.se, 0.5 * boot.se * np.sqrt(n))
+
+
+def rows_evidence(rows: np.ndarray, fn: Callable[[np.ndarray], np.ndarray], prediction: Prediction, *,
+                  seed: int = 0, resamples: int = DEFAULT_RESAMPLES) -> Evidence:
+    """A smooth function ``fn`` of the column means of per-problem rows ``rows[n, k]`` (e.g. a ratio of
+    two mean differences) against the threshold: the studentized bootstrap over problems (whole rows).
+    ``fn`` maps means ``[..., k]`` to values ``[...]``. A statistic built on a maximum or minimum is
+    not smooth and is not calibrated here (test each pairwise difference instead). Rows that are all
+    equal, or a statistic that never varies, give evidence that decides nothing (with the reason)."""
+    rows = np.asarray(rows, dtype=float)
+    if rows.ndim != 2:
+        raise ValueError(f"rows must be [n, k], got shape {rows.shape}")
+    return _rows_evidence(rows, fn, prediction, seed=seed, resamples=resamples, what="")
+
+
+def mean_evidence(values: Sequence[float], prediction: Prediction, *, seed: int = 0,
+                  resamples: int = DEFAULT_RESAMPLES) -> Evidence:
+    """The mean of one value per problem against the threshold: the studentized bootstrap (bootstrap-t)
+    over problems. Data without spread (every problem the same value) decide nothing; non-finite
+    values are excluded and counted (module docstring)."""
+    x = np.asarray(values, dtype=float).reshape(-1)
+    return _rows_evidence(x[:, None], _first_column, prediction, seed=seed, resamples=resamples, what="")
+
+
+def _first_column(m: np.ndarray) -> np.ndarray:
+    return m[..., 0]
+
+
+def bootstrap_mean(values: Sequence[float], *, seed: int = 0, resamples: int = DEFAULT_RESAMPLES) -> Estimate:
+    """Mean over problems with the 95% interval :func:`mean_evidence` reports (studentized bootstrap);
+    non-finite values are left out, and fewer than 2 problems give a NaN interval."""
+    x = np.asarray(values, dtype=float).reshape(-1)
+    x = x[np.isfinite(x)]
+    if x.size < 2 or _no_spread(x):
+        m = float(x.mean()) if x.size else float("nan")
+        return Estimate(m, m if x.size > 1 else float("nan"), m if x.size > 1 else float("nan"), int(x.size))
+    boot = _Studentized(x[:, None], _first_column, seed=seed, resamples=resamples)
+    return Estimate(boot.value, boot.bound(ALPHA, "greater"), boot.bound(ALPHA, "less"), int(x.size))
+
+
+# ---- any statistic of paired per-problem samples: the BCa bootstrap -----------------------------
 
 def expanded_level(alpha: float, n: int) -> float:
     """The one-sided bootstrap level used for a one-sided test at ``alpha`` with ``n`` problems: the
@@ -176,11 +429,14 @@ class _Bootstrap:
         return float(out) if np.ndim(out) == 0 else np.asarray(out)
 
     def p(self, theta0: float, alternative: str) -> float:
-        """The smallest one-sided level at which the bound excludes ``theta0`` (bisection on alpha)."""
+        """The smallest one-sided level at which the bound excludes ``theta0`` (bisection on alpha over
+        (0, 0.5]; 1.0 when even the 50% bound does not exclude it). Levels above 0.5 are never probed:
+        there BCa's adjusted percentile ``Φ(z0 + (z0+z)/(1 − a(z0+z)))`` has a negative denominator
+        once the acceleration ``a`` exceeds about 1/(z0 + z), and the bound wraps around."""
         excludes = ((lambda a: self.bound(a, "greater") > theta0) if alternative == "greater"
                     else (lambda a: self.bound(a, "less") < theta0))
-        lo, hi = 0.0, 1.0
-        if not excludes(1.0 - 1e-9):
+        lo, hi = 0.0, 0.5
+        if not excludes(hi):
             return 1.0
         for _ in range(_BISECTIONS):
             mid = (lo + hi) / 2
@@ -191,82 +447,40 @@ class _Bootstrap:
         return hi
 
 
-def _no_spread(x: np.ndarray) -> bool:
-    """Every problem has the same value (to round-off): a bootstrap has nothing to resample."""
-    return x.size < 2 or bool(np.ptp(x) <= 1e-12 * max(1.0, abs(float(x.flat[0]))))
-
-
-def _sign_evidence(prediction: Prediction, value: float, n: int) -> Evidence:
-    """Evidence when all ``n`` problems give ``value``: the exact sign test (binomial on the signs of
-    ``value − theta0``), so p is ``0.5^n`` on the value's side and 1 on the other, never 0."""
-
-    def p_at(theta0: float, alternative: str) -> float:
-        if value == theta0:
-            return 1.0
-        side = "greater" if value > theta0 else "less"
-        return float(stats.binomtest(n if side == "greater" else 0, n, 0.5, alternative=alternative).pvalue)
-
-    return from_one_sided(prediction, value, value, value, n, p_at, "exact sign test (no spread across problems)")
-
-
 def bootstrap_evidence(samples: Sequence[np.ndarray], statistic: Callable, prediction: Prediction, *,
                        vectorized: bool = False, seed: int = 0, resamples: int = DEFAULT_RESAMPLES) -> Evidence:
-    """Any statistic of per-problem rows (``samples``: arrays paired along axis 0) against the
-    threshold: the expanded BCa bootstrap over problems."""
+    """Any smooth statistic of per-problem samples (``samples``: arrays paired along axis 0, e.g. a
+    correlation) against the threshold: the expanded BCa bootstrap over problems. For a mean or a
+    function of column means use :func:`mean_evidence` / :func:`rows_evidence` (studentized: BCa is
+    anti-conservative for "less" on right-skewed data). Problems with a non-finite value in any sample
+    are excluded and counted; fewer than 2 left, a non-finite statistic or a degenerate bootstrap
+    give evidence that decides nothing, with the reason, and so does a statistic that never varies
+    over the resamples."""
     samples = tuple(np.asarray(s, dtype=float) for s in samples)
+    keep = np.all(np.stack([np.isfinite(s.reshape(len(s), -1)).all(1) for s in samples]), axis=0)
+    excluded = int(np.sum(~keep))
+    samples = tuple(s[keep] for s in samples)
     n = len(samples[0])
     if n < 2:
-        raise ValueError("a bootstrap needs at least 2 problems")
-    value = float(statistic(*samples, axis=-1) if vectorized else statistic(*samples))
-    boot = _Bootstrap(samples, statistic, vectorized=vectorized, seed=seed, resamples=resamples)
-    lo, hi = boot.lo, boot.hi
-    if not (np.isfinite(lo) and np.isfinite(hi)):
-        raise ValueError(f"{prediction.statistic}: the BCa bootstrap is degenerate for these data")
-    return from_one_sided(prediction, value, lo, hi, n, boot.p, f"{boot.method} bootstrap over problems "
-                          "(expanded level)")
-
-
-def rows_evidence(rows: np.ndarray, fn: Callable[[np.ndarray], np.ndarray], prediction: Prediction, *,
-                  seed: int = 0, resamples: int = DEFAULT_RESAMPLES) -> Evidence:
-    """A function ``fn`` of the column means of per-problem rows ``rows[n, k]`` (e.g. position 5's
-    failure rate minus the largest other one) against the threshold, bootstrapping problems (whole
-    rows). ``fn`` maps means ``[..., k]`` to values ``[...]``. Rows that are all equal carry no
-    spread: the value then has the sign test's p-value."""
-    rows = np.asarray(rows, dtype=float)
-    if rows.ndim != 2 or rows.shape[0] < 2:
-        raise ValueError(f"rows must be [n >= 2, k], got shape {rows.shape}")
-    n = rows.shape[0]
-    if np.all(rows == rows[:1]):
-        return _sign_evidence(prediction, float(fn(rows[0])), n)
-
-    def statistic(idx: np.ndarray, axis: int = -1) -> np.ndarray:
-        return fn(rows[np.asarray(idx).astype(int)].mean(axis=-2))
-
-    return bootstrap_evidence((np.arange(n),), statistic, prediction, vectorized=True, seed=seed,
-                              resamples=resamples)
-
-
-def mean_evidence(values: Sequence[float], prediction: Prediction, *, seed: int = 0,
-                  resamples: int = DEFAULT_RESAMPLES) -> Evidence:
-    """The mean of one value per problem against the threshold (expanded BCa bootstrap). Data
-    without spread (every problem the same value) fall back to the exact sign test."""
-    x = np.asarray(values, dtype=float)
-    if x.size < 2:
-        raise ValueError("a mean test needs at least 2 problems")
-    if _no_spread(x):
-        return _sign_evidence(prediction, float(x.mean()), x.size)
-    return bootstrap_evidence((x,), np.mean, prediction, vectorized=True, seed=seed, resamples=resamples)
-
-
-def bootstrap_mean(values: Sequence[float], *, seed: int = 0, resamples: int = DEFAULT_RESAMPLES) -> Estimate:
-    """Mean over problems with its expanded BCa 95% interval (the interval :func:`mean_evidence` reports)."""
-    x = np.asarray(values, dtype=float)
-    if x.size == 0:
-        raise ValueError("no problems to average")
-    if _no_spread(x):
-        return Estimate(float(x.mean()), float(x.mean()), float(x.mean()), int(x.size))
-    boot = _Bootstrap((x,), np.mean, vectorized=True, seed=seed, resamples=resamples)
-    return Estimate(float(x.mean()), boot.lo, boot.hi, int(x.size))
+        return _undecided(prediction, n, f"{n} problem(s) with finite values: a bootstrap needs at least 2",
+                          excluded=excluded)
+    with np.errstate(all="ignore"):
+        value = float(statistic(*samples, axis=-1) if vectorized else statistic(*samples))
+    if not np.isfinite(value):
+        return _undecided(prediction, n, "the statistic is not finite for these data", value=value, excluded=excluded)
+    with np.errstate(all="ignore"):
+        boot = _Bootstrap(samples, statistic, vectorized=vectorized, seed=seed, resamples=resamples)
+    spread = np.asarray(boot.base.bootstrap_distribution, dtype=float)
+    if np.all(np.isfinite(spread)) and _no_spread(spread.reshape(-1)):
+        return _no_spread_evidence(prediction, value, n, excluded=excluded,
+                                   why="the statistic never varies over resamples")
+    if not (np.isfinite(boot.lo) and np.isfinite(boot.hi)):
+        return _undecided(prediction, n, "the bootstrap is degenerate for these data", value=value, excluded=excluded)
+    ev = from_one_sided(prediction, value, boot.lo, boot.hi, n, boot.p,
+                        f"{boot.method} bootstrap over problems (expanded level)")
+    se = float(np.nanstd(spread))
+    ev = replace(ev, reason=_excluded_note(excluded), excluded=excluded)
+    return _with_power(ev, prediction, se, 0.5 * se * np.sqrt(n))
 
 
 # ---- within-problem association -------------------------------------------------------------------
@@ -279,20 +493,28 @@ def within_problem_rhos(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return _rhos(stats.rankdata(x[keep], axis=1), stats.rankdata(y[keep], axis=1))
 
 
+DEFAULT_ASSOCIATION_EFFECT = 0.2  # a mean within-problem Spearman: the power is at 0.2
+
+
 def permutation_spearman(x: np.ndarray, y: np.ndarray, prediction: Prediction, *, permutations: int = 5000,
                          seed: int = 0) -> Evidence:
     """Mean within-problem Spearman against 0 by permutation: positions are shuffled within each
     problem independently (scipy's ``permutation_test`` permutes one axis jointly, so the per-problem
-    shuffle is done here). Only a threshold of 0 (no association) can be tested this way."""
+    shuffle is done here). Only a threshold of 0 (no association) can be tested this way. Problems with
+    a non-finite value are excluded and counted; problems without spread carry no information and are
+    dropped. The power is the normal approximation at :data:`DEFAULT_ASSOCIATION_EFFECT`."""
     if prediction.direction == "equivalent" or prediction.threshold != 0:
         raise ValueError("a permutation test of association tests a threshold of 0 in one direction")
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    finite = np.isfinite(x).all(1) & np.isfinite(y).all(1)
+    excluded = int(np.sum(~finite))
+    x, y = x[finite], y[finite]
     keep = (x.std(1) > 0) & (y.std(1) > 0)
     rx, ry = stats.rankdata(x[keep], axis=1), stats.rankdata(y[keep], axis=1)
     n = rx.shape[0]
     if n < 2:
-        return Evidence(prediction.statistic, float("nan"), float("nan"), float("nan"), n, 1.0, 1.0,
-                        "within-problem permutation test (too few problems with spread)")
+        return _undecided(prediction, n, f"{n} problem(s) with finite values and spread: a permutation test "
+                          "needs at least 2", excluded=excluded, method="within-problem permutation test")
     rhos = _rhos(rx, ry)
     observed = float(rhos.mean())
     shuffled = _rng(seed).permuted(np.broadcast_to(ry, (permutations, *ry.shape)).copy(), axis=-1)
@@ -303,7 +525,10 @@ def permutation_spearman(x: np.ndarray, y: np.ndarray, prediction: Prediction, *
         return float((hits + 1) / (permutations + 1))
 
     ci = bootstrap_mean(rhos, seed=seed)
-    return from_one_sided(prediction, observed, ci.lo, ci.hi, n, p_at, "within-problem permutation test")
+    ev = from_one_sided(prediction, observed, ci.lo, ci.hi, n, p_at, "within-problem permutation test")
+    ev = replace(ev, reason=_excluded_note(excluded), excluded=excluded)
+    # under the null a per-problem Spearman over k positions has variance 1/(k - 1)
+    return _with_power(ev, prediction, 1 / np.sqrt(n * max(rx.shape[1] - 1, 1)), DEFAULT_ASSOCIATION_EFFECT)
 
 
 def _rhos(rx: np.ndarray, ry: np.ndarray) -> np.ndarray:

@@ -99,3 +99,19 @@ def test_controls_are_shown_only_by_a_significant_effect():
 def test_outcome_of_a_claim_that_did_not_test_keeps_its_reason():
     out = decide(Outcome(None, None, 3, "invalid", "failed control: x"))
     assert (out.verdict, out.reason) == ("invalid", "failed control: x")
+
+
+def test_an_evidence_reason_reaches_the_verdict_through_the_family_adjustment():
+    """A degenerate or excluding evidence states why (Evidence.reason); the verdict's reason carries it,
+    also after the family adjustment, and problems it excluded do not count towards the minimum n."""
+    from codi_probe.hypothesis import Evidence, adjust_family
+
+    hyp = Hypothesis(Prediction("a", "greater", 0.1), min_n=10)
+    noted = Evidence("a", 0.5, 0.3, 0.7, 12, 0.001, 0.9, "m", reason="2 problem(s) excluded", excluded=2)
+    plain = Evidence("a", 0.5, 0.3, 0.7, 12, 0.001, 0.9, "m")
+    family = {"x": combine(hyp, [noted], 12), "y": combine(hyp, [plain], 12)}
+    adjusted = adjust_family(family)
+    assert "2 problem(s) excluded" in decide(adjusted["x"], family_size=2).reason
+    assert "excluded" not in decide(adjusted["y"], family_size=2).reason
+    short = combine(hyp, [Evidence("a", 0.5, 0.3, 0.7, 9, 0.001, 0.9, "m", excluded=3)], 12)
+    assert short.verdict == "inconclusive" and "9 after excluding 3" in short.reason
