@@ -36,13 +36,19 @@ def test_damage_scales_with_noise(noise_sweep, claim):
     assert claim.check(ok)
 
 
-COR02 = Hypothesis(Prediction("mean KL at the answer-number token (nats)", "less", 0.01),
+COR02_KL = 0.01  # nats: "KL ~ 0"
+COR02 = Hypothesis(Prediction(f"share of problems with mean KL >= {COR02_KL:g} nats at the answer-number token",
+                              "less", 0.10),
                    controls=("every changed answer has KL > 0 (the readout couples KL to answers)",))
 
 
 @pytest.mark.claim(id="COR-02", kind="empirical",
                    statement="corruptions flip answers without changing confidence: the KL at the answer-number "
-                             "token (summed over the vocabulary) is ~0 (< 0.01 nats) for every corruption method",
+                             "token (summed over the vocabulary, averaged over the corruption methods and positions "
+                             "of a problem) is ~0 (< 0.01 nats) on all but < 10% of problems (exact binomial). "
+                             "Deliberate difference: 'KL ~ 0' is tested as a share of problems, not as the mean KL, "
+                             "since no test of a mean holds its level on KL-shaped (zero-inflated, heavy-tailed) "
+                             "data (docs/statistics.md)",
                    source="GS (claims.md 4.C COR-02, F-04): KL read with batchmean at the token 'The'",
                    reported="KL ~ 0 for all corruptions", hypothesis=COR02)
 def test_kl_is_not_zero_when_measured_correctly(ccta, codi_options, claim):
@@ -53,8 +59,8 @@ def test_kl_is_not_zero_when_measured_correctly(ccta, codi_options, claim):
     coupling = float((kls[changed] > 0).mean()) if changed.any() else 1.0
     claim.record(statistics={"share of changed answers with KL > 0": coupling,
                              "readout fallbacks (no number in clean answer)": ccta.readout_fallbacks},
-                 details={"kl_by_method": by_method})
-    ev = [stats.mean_evidence(per_problem, COR02.predictions[0], seed=codi_options.seed)] if len(per_problem) > 1 else []
+                 details={"kl_by_method": by_method, "mean_kl": float(per_problem.mean()) if len(per_problem) else None})
+    ev = [stats.proportion_evidence(int((per_problem >= COR02_KL).sum()), len(per_problem), COR02.predictions[0])]
     claim.decide(ev, n=len(per_problem), controls={COR02.controls[0]: coupling == 1.0})
 
 

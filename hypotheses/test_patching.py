@@ -493,12 +493,17 @@ def test_iterative_equals_parallel_by_construction(codi_engine, patch_pairs, cla
     assert claim.check(ok)
 
 
-LAY03 = Hypothesis(Prediction("mean |LD(iterative, last stage) - LD(parallel)| (logits)", "less", 1e-3))
+LAY03_LD = 1e-3  # logits: "the same logit difference"
+LAY03 = Hypothesis(Prediction(f"share of problems with |LD(iterative, last stage) - LD(parallel)| >= {LAY03_LD:g} "
+                              "logits", "less", 0.05))
 
 
 @pytest.mark.claim(id="LAY-03", kind="empirical",
-                   statement="iterative and parallel patching give the same logit difference (mean |difference| < 1e-3 "
-                             "logits): true by construction (SAN-08), so it says nothing about 'parallel ensembles'",
+                   statement="iterative and parallel patching give the same logit difference (|difference| < 1e-3 "
+                             "logits on all but < 5% of problems, exact binomial): true by construction (SAN-08), so it "
+                             "says nothing about 'parallel ensembles'. Deliberate difference: tested as a share of "
+                             "problems, not as the mean |difference|, which has no valid test on data that are 0 up "
+                             "to round-off (docs/statistics.md)",
                    source="GS iterative vs parallel (claims.md 4.F LAY-03): identical KL 0.000369, activation "
                           "similarity > 99.8% => 'CoT is a misnomer'; tautological (SAN-08)",
                    reported=0.000369, hypothesis=LAY03)
@@ -506,5 +511,6 @@ def test_iterative_and_parallel_agree(iterative_vs_parallel, codi_options, claim
     layer, ld = iterative_vs_parallel
     diff = np.abs(ld["iterative stage 6"] - ld["parallel"]) if ld else np.zeros(0)
     claim.record(details={"layer": layer, "mean |LD| by stage": {k: float(np.abs(v).mean()) for k, v in ld.items()}})
-    ev = [stats.mean_evidence(diff, LAY03.predictions[0], seed=codi_options.seed)] if len(diff) > 1 else []
+    claim.record(statistics={"mean |LD difference| (logits)": float(diff.mean()) if len(diff) else None})
+    ev = [stats.proportion_evidence(int((diff >= LAY03_LD).sum()), len(diff), LAY03.predictions[0])]
     claim.decide(ev, n=len(diff))

@@ -53,19 +53,27 @@ def test_imp01_holds_its_level_at_the_null_boundary():
     assert row.passed and row.n == 100, cal.table([row])
 
 
-KL_LESS = [("test_corruption", "COR02", 50), ("test_patching", "LAY03", 50)]
+KL_LESS = [("test_corruption", "COR02", 100), ("test_patching", "LAY03", 100)]
 
 
 @pytest.mark.parametrize("module, name, n", KL_LESS)
-@pytest.mark.xfail(strict=True, reason="issue 28: the BCa mean test is anti-conservative for 'less' on zero-inflated "
-                                       "data; fixed in codi_probe.stats by the statistics half of the issue: remove "
-                                       "this marker when it merges")
 def test_kl_shaped_less_claims_hold_their_level(module, name, n):
+    """COR-02 and LAY-03 ("KL ~ 0", "the same logit difference") are shares of problems beyond a KL or logit
+    bound (the exact binomial): no mean test holds its level on KL-shaped data (docs/statistics.md)."""
     hyp = getattr(cal.catalogue_module(module), name)
     pred = hyp.predictions[0]
-    case = cal.ClaimCase(name, hyp, [cal.Call("stats.mean_evidence", pred, (np.zeros(n),))])
-    rows = cal.calibrate([case], reps=100, shapes=["kl"])
+    case = cal.ClaimCase(name, hyp, [cal.Call("stats.proportion_evidence", pred, (0, n))])
+    rows = cal.calibrate([case], reps=400)
     assert rows and not cal.failures(rows), cal.table(rows)
+
+
+def test_a_mean_kl_less_claim_fails_the_harness():
+    """The planted bug: "mean KL < 0.01" by the mean test on KL-shaped data, COR-02's statistic before it was
+    stated as a share, is falsely supported above the bound."""
+    pred = Prediction("mean KL at the answer-number token (nats)", "less", 0.01)
+    case = cal.ClaimCase("COR02-mean", Hypothesis((pred,)), [cal.Call("stats.mean_evidence", pred, (np.zeros(24),))])
+    rows = cal.calibrate([case], reps=400, shapes=["kl"])
+    assert rows and cal.failures(rows), cal.table(rows)
 
 
 def test_mean_shapes_sit_at_the_target():
