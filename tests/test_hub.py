@@ -316,9 +316,10 @@ def test_cli_run_by_hub_id_and_its_errors(hub, by_path, capfd):
 
 
 def test_pytest_catalogue_by_hub_id(hub, by_path, tmp_path):
-    """The catalogue's invariants on ``--codi-model owner/tiny-codi`` (three of them, to keep this fast) in a
-    subprocess: the report names the repository and commit and holds the weights the path loads."""
-    args = [sys.executable, "-m", "pytest", str(ROOT / "hypotheses"), "-m", "invariant", "-p", "no:cacheprovider",
+    """The installed catalogue's invariants (``--pyargs codi_probe.hypotheses``) on ``--codi-model owner/tiny-codi``
+    (three of them, to keep this fast) in a subprocess from an empty directory: the report names the repository
+    and commit and holds the weights the path loads."""
+    args = [sys.executable, "-m", "pytest", "--pyargs", "codi_probe.hypotheses", "-m", "invariant", "-p", "no:cacheprovider",
             "-q", "-k", "exactly_six_fed_latents or lora_scaling_and_prj or adapters_and_prj_are_loaded"]
     run = subprocess.run([*args, "--codi-model", "owner/tiny-codi", "--codi-report", str(tmp_path / "r.json")],
                          capture_output=True, text=True, env=_env(hub), timeout=300, cwd=tmp_path)
