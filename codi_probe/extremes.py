@@ -26,7 +26,7 @@ per statement; its evidence is the combined pair evidence returned here (``Hypot
 all/any, so the nesting lives in these functions and is named in the evidence's ``method``).
 
 Each pair's test: binary rows (every value 0 or 1) with ``scale == 1`` use the exact paired test of
-:func:`codi_probe.stats.paired_binary_evidence` (McNemar at threshold 0, Tango elsewhere); anything
+:func:`codi_probe.stats.paired_binary_evidence` (the exact Tango test, at every threshold); anything
 else is a mean of per-problem differences (:func:`codi_probe.stats.mean_evidence`). The functions
 are called through the ``stats`` module, so a change there applies here.
 
@@ -42,6 +42,7 @@ excludes the threshold exactly when the claim is supported), ``hi`` the smallest
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 
@@ -86,31 +87,62 @@ def combined_p(evidence: Sequence[Evidence], how: str, n: int) -> tuple[float, f
     ``any``: union, Holm), by :func:`codi_probe.hypothesis.combine` itself."""
     hyp = Hypothesis(tuple(Prediction(f"{i}: {e.statistic}", "greater", 0.0) for i, e in enumerate(evidence)),
                      min_n=1, combine=how)
-    renamed = [Evidence(f"{i}: {e.statistic}", e.value, e.lo, e.hi, e.n, e.p_support, e.p_refute, e.method, e.level)
-               for i, e in enumerate(evidence)]
+    renamed = [replace(e, statistic=f"{i}: {e.statistic}") for i, e in enumerate(evidence)]
     out = combine(hyp, renamed, n)
     return float(out.p_support), float(out.p_refute)
 
 
+def _bound(values, pick) -> float:
+    """``pick`` (min or max) of member bounds; NaN when any member has none (an undecided member)."""
+    values = [float(v) for v in values]
+    return float("nan") if any(np.isnan(v) for v in values) else float(pick(values))
+
+
+def _joined(ev: Sequence[Evidence], prediction: Prediction) -> Evidence | None:
+    """Evidence that decides nothing when a member could not (fewer than 2 problems), carrying the members'
+    reasons and the most problems any of them excluded; None when every member could decide."""
+    if min(e.n for e in ev) >= 2:
+        return None
+    return Evidence(prediction.statistic, float("nan"), float("nan"), float("nan"), min(e.n for e in ev), 1.0, 1.0,
+                    "none (the test cannot decide)", ev[0].level,
+                    **{**_notes(ev), "reason": _notes(ev)["reason"] or "fewer than 2 problems in a pair"})
+
+
+def _notes(ev: Sequence[Evidence]) -> dict:
+    """The members' reasons (joined) and the most problems any of them excluded."""
+    reasons = "; ".join(sorted({e.reason for e in ev if e.reason}))
+    return {"reason": reasons or None, "excluded": max((e.excluded for e in ev), default=0)}
+
+
 def all_of(evidence: Sequence[Evidence], prediction: Prediction, value: float | None = None) -> Evidence:
     """One prediction that holds when every one of ``evidence`` does (the intersection-union test):
-    ``lo``/``hi`` the smallest of theirs, ``value`` the smallest value unless given."""
+    ``lo``/``hi`` the smallest of theirs (NaN when a member has none), ``value`` the smallest value unless
+    given. ``lo`` is the IUT's bound (it excludes the threshold exactly when the claim is supported); ``hi``
+    is the per-pair 97.5% bound, not adjusted for the Holm refutation over the pairs."""
     ev = list(evidence)
+    undecided = _joined(ev, prediction)
+    if undecided is not None:
+        return undecided
     ps, pr = combined_p(ev, "all", min(e.n for e in ev))
     return Evidence(prediction.statistic, min(e.value for e in ev) if value is None else float(value),
-                    min(e.lo for e in ev), min(e.hi for e in ev), min(e.n for e in ev), ps, pr,
-                    f"intersection-union over {len(ev)}: {ev[0].method}", ev[0].level)
+                    _bound((e.lo for e in ev), min), _bound((e.hi for e in ev), min), min(e.n for e in ev), ps, pr,
+                    f"intersection-union over {len(ev)} (upper bound per pair, unadjusted): {ev[0].method}",
+                    ev[0].level, **_notes(ev))
 
 
 def any_of(evidence: Sequence[Evidence], prediction: Prediction, value: float | None = None) -> Evidence:
     """One prediction that holds when some one of ``evidence`` does (the union test, Holm): the
     deciding (smallest ``p_support``) member's interval, ``value`` the largest value unless given."""
     ev = list(evidence)
+    undecided = _joined(ev, prediction)
+    if undecided is not None:
+        return undecided
     ps, pr = combined_p(ev, "any", min(e.n for e in ev))
     best = min(ev, key=lambda e: e.p_support)
     return Evidence(prediction.statistic, max(e.value for e in ev) if value is None else float(value), best.lo,
-                    best.hi, min(e.n for e in ev), ps, pr,
-                    f"union over {len(ev)} (Holm), interval of the deciding one; each: {best.method}", best.level)
+                    _bound((e.hi for e in ev), max), min(e.n for e in ev), ps, pr,
+                    f"union over {len(ev)} (Holm; lower bound of the deciding pair, unadjusted; upper bound the "
+                    f"largest pair's); each: {best.method}", best.level, **_notes(ev))
 
 
 def _against_others(rows: np.ndarray, k: int, prediction: Prediction, others: Sequence[int] | None, scale: float,

@@ -43,7 +43,7 @@ ROLE_NEEDS = {  # (any one of these files must be there, what it is called in th
     "tokenizer": (("tokenizer.json", "tokenizer_config.json", "vocab.json", "tokenizer.model"), "tokenizer"),
 }
 _NAME = r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?"
-HUB_ID = re.compile(rf"(?P<repo>{_NAME}/{_NAME})(?:@(?P<revision>[A-Za-z0-9._/-]+))?")
+HUB_ID = re.compile(rf"(?P<repo>{_NAME}/{_NAME})(?:@(?P<revision>(?!/)(?!.*\.\.)[A-Za-z0-9._/-]+))?")  # no "..", no leading "/"
 COMMIT = re.compile(r"[0-9a-f]{40}")
 
 

@@ -130,6 +130,8 @@ def statistic_unit(name: str | None) -> str:
       slack, so a real move is never hidden.
     """
     text = name or ""
+    if text.lower().startswith("share of problems"):  # a counted share, whatever it counts (e.g. KL >= 0.01)
+        return "exact"
     if _KL.search(text):
         return "kl"
     if _COUNTED.search(text):

@@ -16,7 +16,7 @@ def unknown_words(tokenizer: Any, texts: Iterable[str]) -> list[str]:
     """The distinct words of ``texts`` that ``tokenizer`` maps to its unknown token, in first-seen order
     (empty when the tokenizer has no unknown token). Needs a fast tokenizer (character offsets)."""
     unk = getattr(tokenizer, "unk_token_id", None)
-    if unk is None:
+    if unk is None or not getattr(tokenizer, "is_fast", False):  # offsets need a fast tokenizer
         return []
     found: dict[str, None] = {}
     for text in texts:

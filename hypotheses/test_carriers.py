@@ -89,7 +89,7 @@ def carrier_patching(codi_engine, template_problems, template_trace, codi_option
 @pytest.mark.claim(id="CARRY-PATCH", kind="empirical",
                    statement="setting the fed latent e_k to the mean e_k of problems whose intermediate is v' moves "
                              "the answer to the one v' implies (a set step 1 carried into step 2) for > 50% of "
-                             "problems, more often than a norm-matched random direction there (exact McNemar)",
+                             "problems, more often than a norm-matched random direction there (exact Tango test)",
                    source="planted-truth claim (issue 14; CYW exp 5 / PATCH-02 generalised to both intermediates "
                           "and every fed position): decides a carrier map's causal use at each site",
                    reported="n/a", hypothesis=PATCH)

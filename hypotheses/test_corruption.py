@@ -37,30 +37,31 @@ def test_damage_scales_with_noise(noise_sweep, claim):
 
 
 COR02_KL = 0.01  # nats: "KL ~ 0"
-COR02 = Hypothesis(Prediction(f"share of problems with mean KL >= {COR02_KL:g} nats at the answer-number token",
+COR02 = Hypothesis(Prediction(f"share of problems with KL >= {COR02_KL:g} nats at the answer-number token under some corruption",
                               "less", 0.10),
                    controls=("every changed answer has KL > 0 (the readout couples KL to answers)",))
 
 
 @pytest.mark.claim(id="COR-02", kind="empirical",
                    statement="corruptions flip answers without changing confidence: the KL at the answer-number "
-                             "token (summed over the vocabulary, averaged over the corruption methods and positions "
-                             "of a problem) is ~0 (< 0.01 nats) on all but < 10% of problems (exact binomial). "
+                             "token (summed over the vocabulary) is ~0 (< 0.01 nats) under every corruption method and "
+                             "position on all but < 10% of problems (exact binomial). "
                              "Deliberate difference: 'KL ~ 0' is tested as a share of problems, not as the mean KL, "
                              "since no test of a mean holds its level on KL-shaped (zero-inflated, heavy-tailed) "
                              "data (docs/statistics.md)",
                    source="GS (claims.md 4.C COR-02, F-04): KL read with batchmean at the token 'The'",
                    reported="KL ~ 0 for all corruptions", hypothesis=COR02)
 def test_kl_is_not_zero_when_measured_correctly(ccta, codi_options, claim):
-    per_problem = ccta.per_position("kl").mean(1)  # mean over positions and methods, one value per problem
+    # "for all corruptions": a problem counts as ~0 only when every method and position is below the bound
+    per_problem = ccta.per_position("kl").max(1)  # max over positions and methods, one value per problem
     by_method = {m: float(ccta.per_position("kl", m).mean()) for m in ccta.methods}
     changed = np.concatenate([ccta.changed[m][p] for m in ccta.methods for p in ccta.positions])
     kls = np.concatenate([ccta.kl[m][p] for m in ccta.methods for p in ccta.positions])
     coupling = float((kls[changed] > 0).mean()) if changed.any() else 1.0
     claim.record(statistics={"share of changed answers with KL > 0": coupling,
                              "readout fallbacks (no number in clean answer)": ccta.readout_fallbacks},
-                 details={"kl_by_method": by_method, "mean_kl": float(per_problem.mean()) if len(per_problem) else None})
-    ev = [stats.proportion_evidence(int((per_problem >= COR02_KL).sum()), len(per_problem), COR02.predictions[0])]
+                 details={"kl_by_method": by_method, "mean_kl": float(ccta.per_position("kl").mean()) if len(per_problem) else None})
+    ev = [stats.proportion_evidence(int((~(per_problem < COR02_KL)).sum()), len(per_problem), COR02.predictions[0])]  # NaN exceeds
     claim.decide(ev, n=len(per_problem), controls={COR02.controls[0]: coupling == 1.0})
 
 
@@ -120,7 +121,7 @@ NOISE03 = Hypothesis(Prediction("accuracy change, P5 x 1.5", "greater", 0.0),
 
 @pytest.mark.claim(id="NOISE-03", kind="empirical",
                    statement="amplifying P5's activation x1.5 at relative depth 0.5 raises accuracy (paired, exact "
-                             "McNemar against 0); null control: x1.0 changes no answer",
+                             "Tango test against 0); null control: x1.0 changes no answer",
                    source="GS token_threshold (claims.md 4.K NOISE-03): T5 x1.5-x3 raises accuracy 70% -> 90% on 10 "
                           "problems; ANOVA across positions n.s.",
                    reported={"baseline": 0.70, "amplified": 0.90}, hypothesis=NOISE03)

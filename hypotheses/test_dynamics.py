@@ -111,7 +111,7 @@ def test_candidates_in_superposition(template_problems, template_lens, claim):
 
 
 NEW07 = Hypothesis(Prediction("answer changes under noise, P1 minus every later fed latent (intersection-union, "
-                              "exact McNemar per pair)", "greater", 0.0))
+                              "exact Tango test per pair)", "greater", 0.0))
 
 
 @pytest.mark.claim(id="NEW-07", kind="empirical",

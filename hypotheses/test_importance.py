@@ -193,7 +193,7 @@ def test_e7_has_no_address(claim):
 # No new runs: each claim reads one method's column of the grid the fixture already holds.
 
 IMP03 = Hypothesis(Prediction("P5 zero-ablation failure rate - every other position's (intersection-union, "
-                              "exact McNemar per pair)", "greater", 0.0))
+                              "exact Tango test per pair)", "greater", 0.0))
 
 
 @pytest.mark.claim(id="IMP-03", kind="empirical",

@@ -170,7 +170,7 @@ LENS08 = Hypothesis((Prediction("answer detection (top-10), even P2/P4 minus odd
 
 @pytest.mark.claim(id="LENS-08", kind="empirical",
                    statement="compute/store alternation: the final answer is in the lens top-10 at the even latents "
-                             "P2/P4 more often than at the odd P3/P5 (exact McNemar), and the lens entropy is higher "
+                             "P2/P4 more often than at the odd P3/P5 (exact Tango test), and the lens entropy is higher "
                              "at the odd ones (RB's 'latent k' read as P_k)",
                    source="RB sprints 1-2 (claims.md 4.H LENS-08): tuned-lens answer detection peaks at even latents "
                           "2 and 4, entropy peaks at odd 3 and 5; M-CYW, GSM8K",

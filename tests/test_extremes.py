@@ -56,7 +56,7 @@ def test_binary_pairs_use_the_exact_paired_test():
     rng = np.random.default_rng(3)
     rows = (rng.random((80, 3)) < [0.1, 0.1, 0.6]).astype(float)
     ev = extremes.every_pair_evidence(rows, 2, Prediction("first", "greater", 0.0))
-    assert "McNemar" in ev.method and ev.p_support < ALPHA
+    assert "Tango" in ev.method and ev.p_support < ALPHA
 
 
 def test_spread_is_supported_only_when_some_pair_differs_by_the_margin():
@@ -72,3 +72,16 @@ def test_spread_is_supported_only_when_some_pair_differs_by_the_margin():
 def test_only_greater_predictions_are_accepted():
     with pytest.raises(ValueError, match="must be 'greater'"):
         extremes.every_pair_evidence(rates([0.1, 0.2]), 1, Prediction("gap", "less", 0.0))
+
+
+def test_a_pair_that_cannot_decide_makes_the_join_decide_nothing_with_its_reason():
+    """A pair with fewer than 2 problems left (non-finite values excluded) gives undecided joined evidence,
+    never a crash, and its reason and exclusions reach the joined evidence; a NaN bound is never dropped."""
+    pred = Prediction("gap", "greater", 0.0)
+    good = stats.mean_evidence(np.linspace(1, 2, 20), pred)
+    bad = stats.mean_evidence(np.array([1.0, np.nan, np.nan]), pred)
+    for join in (extremes.all_of, extremes.any_of):
+        ev = join([good, bad], pred)
+        assert (ev.p_support, ev.p_refute) == (1.0, 1.0) and ev.excluded == 2 and ev.reason
+    undecided = stats.mean_evidence(np.ones(10), pred)  # no spread: decides nothing, bounds NaN
+    assert np.isnan(extremes.all_of([good, undecided], pred).lo)

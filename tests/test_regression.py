@@ -132,6 +132,9 @@ def test_the_float_slack_follows_the_statistics_unit():
 
     assert statistic_unit(LAY03_STAT) == "states"
     assert statistic_unit("mean KL at the answer-number token (nats)") == "kl"
+    # a counted share gets no float slack, whatever it counts (COR-02's and LAY-03's statistics)
+    assert statistic_unit("share of problems with KL >= 0.01 nats at the answer-number token") == "exact"
+    assert statistic_unit("share of problems with |LD(iterative, last stage) - LD(parallel)| >= 0.001 logits") == "exact"
     assert statistic_unit("GSM8K test accuracy") == "exact"
     assert statistic_unit("answer-change rate, norm-preserving noise on e_3") == "exact"
     assert statistic_unit("mean pairwise cosine of h_1..h_6") == "states"

@@ -228,6 +228,7 @@ class Controller:
                 saved.unlink(missing_ok=True)  # the claimed number
             self.write_error = f"report not written ({exc.filename or self.path}: {exc.strerror or exc})"
             return
+        self.write_error = None  # an earlier failed write (e.g. at Ctrl-C) is superseded
         self.saved = saved
         self.written = self.path
         self.journal.unlink(missing_ok=True)
