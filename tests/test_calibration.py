@@ -20,9 +20,22 @@ def observed_rates(n: int = 100) -> np.ndarray:
     return np.random.default_rng(0).binomial(7, EQUAL_OTHERS, (n, 7)) / 7
 
 
-def test_the_planted_min_statistic_fails_the_harness():
-    """Today's (pre-issue-28) IMP-01 evidence: the bootstrap of ``rate_5 − 2 · min_j rate_j`` is falsely
-    supported far above 2.5% at its null boundary (issue 28: 20% at n = 100)."""
+def bca_rows_evidence(rows, fn, prediction, *, seed: int = 0, resamples: int = stats.DEFAULT_RESAMPLES):
+    """The pre-issue-28 ``stats.rows_evidence``: the expanded BCa bootstrap of ``fn`` of the column means."""
+    rows = np.asarray(rows, dtype=float)
+
+    def statistic(idx, axis=-1):
+        return fn(rows[np.asarray(idx).astype(int)].mean(axis=-2))
+
+    return stats.bootstrap_evidence((np.arange(len(rows)),), statistic, prediction, vectorized=True, seed=seed,
+                                    resamples=resamples)
+
+
+def test_the_planted_min_statistic_fails_the_harness(monkeypatch):
+    """The defect put back: the pre-issue-28 IMP-01 evidence, the BCa bootstrap of ``rate_5 − 2 · min_j rate_j``
+    (``stats.rows_evidence`` as it was), is falsely supported far above 2.5% at its null boundary (issue 28: 20%
+    at n = 100). The harness calls ``stats.rows_evidence`` by reference, so the planted function is what runs."""
+    monkeypatch.setattr(stats, "rows_evidence", bca_rows_evidence)
     pred = Prediction("failure rate - 2 x the smallest other position", "greater", 0.0)
     others = [j for j in range(7) if j != P5]
     case = cal.ClaimCase("IMP-01 (planted: min of means)", Hypothesis(pred, min_n=100), [cal.Call(

@@ -17,6 +17,13 @@ from codi_probe.plugin.report import validate_report
 SUBPROCESS_PLUGINS = ("-p", "xdist.plugin", "-p", "codi_probe.plugin")
 
 
+@pytest.fixture
+def subprocess_plugins() -> tuple[str, ...]:
+    """:data:`SUBPROCESS_PLUGINS` for tests that start pytest themselves (``from conftest import`` would
+    find another directory's conftest module when the whole suite runs)."""
+    return SUBPROCESS_PLUGINS
+
+
 @dataclass
 class Run:
     result: pytest.RunResult

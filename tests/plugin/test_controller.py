@@ -151,7 +151,8 @@ def test_first(claim, slow_model):
 """
 
 
-def test_ctrl_c_during_the_first_test_writes_an_interrupted_report(pytester: pytest.Pytester) -> None:
+def test_ctrl_c_during_the_first_test_writes_an_interrupted_report(pytester: pytest.Pytester,
+                                                                    subprocess_plugins: tuple[str, ...]) -> None:
     """Issue 32 item 9: a Ctrl-C (SIGINT) during the first test's setup wrote no report; and an interrupted
     run with --codi-autosave took the next number, so that the README's ``compare reports/runs/0001_*.json``
     was refused."""
@@ -161,12 +162,10 @@ def test_ctrl_c_during_the_first_test_writes_an_interrupted_report(pytester: pyt
     import time
     from pathlib import Path
 
-    from conftest import SUBPROCESS_PLUGINS
-
     pytester.makepyfile(test_slow=SLOW_FIRST)
     env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
            "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH", "")])}
-    cmd = [sys.executable, "-m", "pytest", *SUBPROCESS_PLUGINS, "-p", "no:cacheprovider", "--codi-expect=none",
+    cmd = [sys.executable, "-m", "pytest", *subprocess_plugins, "-p", "no:cacheprovider", "--codi-expect=none",
            "--codi-autosave", "test_slow.py"]
     proc = subprocess.Popen(cmd, cwd=pytester.path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 60
