@@ -266,3 +266,17 @@ def test_holm_cochran_and_page():
     assert stats.cochran_q(np.ones((10, 3))) == 1.0
     rising = (np.arange(7)[None, :] >= np.random.default_rng(5).integers(0, 7, size=(60, 1))).astype(float)
     assert stats.page_trend(rising) < 1e-6 and stats.page_trend(rising[:, ::-1]) > 0.5
+
+
+def test_a_statistic_far_beyond_every_resample_gets_a_p_value_a_large_family_can_use():
+    """Studentized p-values were floored at 1/(resamples + 1) = 1/2001, so IMP-01 (6 pairs x 2 predictions x
+    7 positions, Holm at each level) could never be refuted on the default model however far a gap lay
+    from its margin. Beyond every resample the tail is the resamples' normal tail, never below Student's t."""
+    from scipy import stats as sps
+
+    x = np.random.default_rng(11).normal(-0.3, 0.1, 100)
+    ev = stats.mean_evidence(x, Prediction("gap", "greater", 0.05))
+    t = (x.mean() - 0.05) / (x.std(ddof=1) / np.sqrt(len(x)))
+    assert ev.p_refute < 1 / 2001 / 84 and ev.p_refute >= sps.t.cdf(t, len(x) - 1) * (1 - 1e-9)  # jackknife SE: round-off
+    near = stats.mean_evidence(np.random.default_rng(12).normal(0.0, 1.0, 100), Prediction("m", "greater", 0.0))
+    assert near.p_support >= 1 / 2001  # within the resamples' range: the Monte-Carlo p-value, as before
