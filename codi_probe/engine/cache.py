@@ -179,13 +179,14 @@ class TraceCache:
         """Make every problem's tensors available, computing only chunks (of ``batch`` problems) that no other
         process has stored or holds a live claim on, then waiting for the others' chunks.
 
-        The tqdm bar counts problems stored by any process; its rate and time left come from the chunks
-        this process computed. Interrupted (an exception, Ctrl-C), this process's finished chunks stay
-        stored and its claims are released for the others."""
-        from tqdm.auto import tqdm
+        The progress bar (:func:`codi_probe.progress.bar`: drawn when ``progress`` or when a front end shows
+        bars) counts problems stored by any process; its rate and time left come from the chunks this process
+        computed. Interrupted (an exception, Ctrl-C), this process's finished chunks stay stored and its
+        claims are released for the others."""
+        from ..progress import bar as progress_bar
 
         chunks = [list(problems[i: i + batch]) for i in range(0, len(problems), batch)]
-        bar = tqdm(total=len(problems), disable=not progress, desc="trace cache", unit="problem")
+        bar = progress_bar(len(problems), "trace cache", force=progress)
         held: set[Path] = set()
         stop = threading.Event()
         beat = threading.Thread(target=self._heartbeat, args=(held, stop), daemon=True)
