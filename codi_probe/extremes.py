@@ -103,9 +103,9 @@ def _joined(ev: Sequence[Evidence], prediction: Prediction) -> Evidence | None:
     reasons and the most problems any of them excluded; None when every member could decide."""
     if min(e.n for e in ev) >= 2:
         return None
-    return Evidence(prediction.statistic, float("nan"), float("nan"), float("nan"), min(e.n for e in ev), 1.0, 1.0,
-                    "none (the test cannot decide)", ev[0].level,
-                    **{**_notes(ev), "reason": _notes(ev)["reason"] or "fewer than 2 problems in a pair"})
+    notes = _notes(ev)
+    return stats._undecided(prediction, min(e.n for e in ev), notes["reason"] or "fewer than 2 problems in a pair",
+                            excluded=notes["excluded"])
 
 
 def _notes(ev: Sequence[Evidence]) -> dict:
