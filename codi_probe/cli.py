@@ -34,14 +34,13 @@ def _model_args(p: argparse.ArgumentParser, dtype_default: str) -> None:
 def _load(args):
     import torch
 
-    from .loading import load_codi
+    from .loading import check_lora_alpha, load_codi
 
     from .threads import default_threads
 
     if args.threads is not None and args.threads < 1:
         raise ValueError(f"--threads {args.threads}: must be at least 1")
-    if args.lora_alpha is not None and args.lora_alpha < 1:  # 0 is an error, never replaced by the default
-        raise ValueError(f"--lora-alpha {args.lora_alpha}: must be a positive integer (the LoRA scale is alpha / r)")
+    check_lora_alpha(args.lora_alpha, "--lora-alpha")  # before the load, named as the option: 0 is an error
     torch.set_num_threads(default_threads(args.threads))
     return load_codi(args.checkpoint, base=args.base, tokenizer=args.tokenizer, dtype=args.dtype,
                      lora_alpha=args.lora_alpha)

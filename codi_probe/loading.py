@@ -323,13 +323,14 @@ def fixtures_tokenizers() -> list[str]:
     return sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
 
 
-def check_lora_alpha(lora_alpha: int | None) -> None:
-    """``None`` (read from the sidecar, else assumed) or a positive integer; 0 is an error, never replaced."""
+def check_lora_alpha(lora_alpha: int | None, name: str = "lora_alpha") -> None:
+    """``None`` (read from the sidecar, else assumed) or a positive integer; 0 is an error, never replaced.
+    ``name`` is what the message calls it (the CLI's ``--lora-alpha``)."""
     if lora_alpha is None:
         return
     whole = isinstance(lora_alpha, int) or (isinstance(lora_alpha, float) and lora_alpha.is_integer())
     if isinstance(lora_alpha, bool) or not whole or not lora_alpha > 0:
-        raise ValueError(f"lora_alpha {lora_alpha!r}: must be a positive integer (the LoRA scale is alpha / r)")
+        raise ValueError(f"{name} {lora_alpha!r}: must be a positive integer (the LoRA scale is alpha / r)")
 
 
 def shipped_models() -> list[str]:
