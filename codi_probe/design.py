@@ -7,7 +7,10 @@ trained it, so a model retrained with another seed or carrier map carries its ow
   CYW chain (``step1 = X +/- Y``, ``step2 = step1 * Z``, ``answer = step1 + step2``) to the fed position
   ``P_k`` (k in 1..6) whose input ``e_k = prj(h_(k-1))`` carries it. The recipe trains this with an
   interchange (IIT) loss: swapping ``e_k`` from a donor problem must yield the answer the donor's value
-  implies under the chain (``counterfactual_answer``), and a decoding loss on ``e_k``.
+  implies under the chain (``counterfactual_answer``), and a decoding loss on ``e_k``. An ``exclusive``
+  map is also trained so that every non-carrier fed latent is causally inert for the answer (directly
+  and through the later latents) and each carrier is read directly (``mechanisms.ExclusiveTwins``):
+  then every (intermediate, P_k) site has a known direct effect, carrier or not.
 - ``pause``: a negative control. Every fed latent is one learned constant vector (``prj``'s LayerNorm
   has weight 0, so ``prj(h)`` is its bias whatever ``h``): the fed latents carry nothing.
 - ``not planted``: trained with the plain CODI recipe; where its reasoning lives is not known.
@@ -34,6 +37,7 @@ class Design:
     mechanism: str = "not planted"
     carriers: Mapping[str, int] = field(default_factory=dict)
     how: str = ""  # one line: what planted it
+    exclusive: bool = False  # planted only: the non-carrier fed latents are trained to be inert
 
     def __post_init__(self) -> None:
         if self.mechanism not in MECHANISMS:
@@ -42,26 +46,30 @@ class Design:
             raise ValueError(f"a {self.mechanism!r} design plants no carriers")
         if self.mechanism == "planted" and not self.carriers:
             raise ValueError("a planted design needs at least one carrier, e.g. step1=P2")
+        if self.exclusive and self.mechanism != "planted":
+            raise ValueError(f"a {self.mechanism!r} design has no exclusive carrier map")
         check_carriers(dict(self.carriers))
 
     def carrier_of(self, intermediate: str) -> int | None:
         return dict(self.carriers).get(intermediate)
 
     def to_json(self) -> dict[str, Any]:
-        return {"mechanism": self.mechanism, "carriers": {k: f"P{v}" for k, v in sorted(self.carriers.items())},
-                "how": self.how}
+        out = {"mechanism": self.mechanism, "carriers": {k: f"P{v}" for k, v in sorted(self.carriers.items())},
+               "how": self.how}
+        return out | {"exclusive": True} if self.exclusive else out
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any] | None) -> "Design":
         if not data:
             return cls()
         carriers = {str(k): _position(str(v), str(k)) for k, v in dict(data.get("carriers", {})).items()}
-        return cls(str(data.get("mechanism", "not planted")), carriers, str(data.get("how", "")))
+        return cls(str(data.get("mechanism", "not planted")), carriers, str(data.get("how", "")),
+                   bool(data.get("exclusive", False)))
 
     def describe(self) -> str:
         if self.mechanism == "planted":
-            return "planted: " + ", ".join(f"{k} in e_{v} (P{v})" for k, v in sorted(self.carriers.items(),
-                                                                                      key=lambda kv: kv[1]))
+            return ("planted" + (" (exclusive)" if self.exclusive else "") + ": "
+                    + ", ".join(f"{k} in e_{v} (P{v})" for k, v in sorted(self.carriers.items(), key=lambda kv: kv[1])))
         return {"pause": "none (pause control: every fed latent is one learned constant)",
                 "not planted": "not planted", "random": "none (random weights)"}[self.mechanism]
 
@@ -126,6 +134,18 @@ def implied_answer(problem, intermediate: str, value: float) -> float:
     z = problem.meta["Z"]
     key = "step1_value" if intermediate == "step1" else "step2_value"
     return counterfactual_answer(s1, z, **{key: value})
+
+
+def direct_answer(problem, intermediate: str, value: float) -> float:
+    """The answer ``problem`` would have if ``intermediate`` took ``value`` and every *other* intermediate
+    kept its own value (CYW: a set step 1 is *not* carried into step 2; answer = step1 + step2): what a
+    direct-effect patch implies when the other carriers are held at their clean values."""
+    if intermediate not in INTERMEDIATES:
+        raise ValueError(f"unknown intermediate {intermediate!r}")
+    if problem.family != "cyw" or intermediate == "step2":
+        return implied_answer(problem, intermediate, value)
+    return counterfactual_answer(problem.intermediates[0], problem.meta["Z"], step1_value=value,
+                                 step2_value=problem.intermediates[1])
 
 
 def design_for_spec(spec: str | None) -> Design:

@@ -10,23 +10,33 @@ The rules (sites as in ``codi_probe.design``: ``P_k`` is the fed latent ``e_k``)
 
 - planted carrier ``s`` at ``P_k``: ``CARRY-DECODE[s@Pk]`` and ``CARRY-PATCH[s@Pk]`` are supported
   (the decoding loss puts the value in ``e_k``; the interchange loss makes a donor's ``e_k`` move the
-  answer to the donor-implied one). Non-carrier sites are not decided: a copy of a value may or may
-  not sit elsewhere. ``NEW-08`` (every fed latent set to its mean over problems keeps accuracy) cannot
+  answer to the donor-implied one). Without ``exclusive`` nothing else is decided: a copy of a value
+  may or may not sit elsewhere, and since training always recomputed the later fed latents, not even
+  the carriers' direct effect (``CARRY-DIRECT``) is fixed (on codi-tiny-planted a step-2 patch at e_4
+  moves 0.65 of answers with e_5, e_6 recomputed and 0.42 with them held).
+- an ``exclusive`` planted map (``mechanisms.ExclusiveTwins``) also fixes every site's direct and
+  total effect: ``CARRY-DIRECT`` and ``CARRY-PATCH`` are supported at the carriers (the "direct" and
+  carrier twins) and refuted at every other (intermediate, P_k) site: a non-carrier ``e_j`` is trained
+  inert (its twins keep the base answer, later latents held or recomputed), and the *other*
+  intermediate's carrier is read as that intermediate, so a patch there gives the implied answer only
+  by coincidence. ``CARRY-DECODE`` is decided at the carriers only (decodability elsewhere is not
+  trained either way). ``NEW-08`` (every fed latent set to its mean over problems keeps accuracy) cannot
   be supported: the carriers' values are what the answer follows. ``PATCH-02`` at the step-2 carrier is *not* decided either: its second prediction
   (moved more than 10x a random-direction control) depends on how the network reads a random vector,
   which no design fixes (on codi-tiny-planted 5% of random directions at e_4 gave the implied answer,
   a ratio of 13 that n = 100 cannot separate from 10).
 - pause: every fed latent is the same vector for every problem, so at every site decoding predicts one
   value for all problems (accuracy = that value's share, far below 50%) and any latent-replacing patch
-  writes the same vector back (no answer moves): ``CARRY-DECODE``, ``CARRY-PATCH`` and ``PATCH-02`` are
-  refuted; ``PATCH-01``'s positive control (a different group's mean drops accuracy) cannot hold, so
+  writes the same vector back (no answer moves): ``CARRY-DECODE``, ``CARRY-PATCH``, ``CARRY-DIRECT``
+  and ``PATCH-02`` are refuted; ``PATCH-01``'s positive control (a different group's mean drops accuracy) cannot hold, so
   it is never supported (inconclusive below its minimum n, invalid above it). ``NEW-08`` (every fed latent
   set to its across-problem mean) writes that same vector back, so it can never be refuted. Nothing can be
   read from a constant, so the bridge states of ``LAY-08``, the operation probes on fed latents (``OP-01``,
   ``OP-04``) and ``PATCH-05``'s operation transfer are never supported; for the same reason a whole-latent
   transplant (``PATCH-06``) transfers no donor answer and difference-of-means steering (``NEW-05``) adds a
   zero vector: both are supported (planted truths, not constraints).
-- random: no value is computed, so no decoding (CARRY-DECODE, LAY-08's bridges), value patch, lens
+- random: no value is computed, so no decoding (CARRY-DECODE, LAY-08's bridges), value patch (total or
+  direct), lens
   read-out (LENS-02, 05, 08; NEW-06's candidates) or most-important position can be supported (refuted
   or inconclusive; a failed control may make it invalid).
 - not planted: nothing is decided.
@@ -57,6 +67,27 @@ def _sites() -> list[tuple[str, int]]:
     return [(s, k) for s in INTERMEDIATES for k in FED]
 
 
+def _exclusive_truths(design: Design) -> dict[str, Truth]:
+    """CARRY-DIRECT and CARRY-PATCH at every (intermediate, P_k) of an exclusive map (module docstring)."""
+    out: dict[str, Truth] = {}
+    at = {k: s for s, k in design.carriers.items()}
+    for s, k in _sites():
+        if at.get(k) == s:
+            out[f"CARRY-DIRECT[{s}@P{k}]"] = Truth(
+                ("supported",), f"planted (exclusive): e_{k} carries {s} and is read directly: its twins swap e_{k} "
+                                f"with every later fed latent held clean and answer what the donor's {s} implies")
+            continue
+        if k in at:
+            why = (f"planted (exclusive): e_{k} carries {at[k]}, not {s}: a vector there is read as a {at[k]} "
+                   f"value, which gives the {s}-implied answer only by coincidence")
+        else:
+            why = (f"planted (exclusive): e_{k} is no carrier and its twins (e_{k} swapped, later fed latents "
+                   f"held or recomputed) keep the base answer, so patching it moves no answer")
+        out[f"CARRY-DIRECT[{s}@P{k}]"] = Truth(("refuted",), why)
+        out[f"CARRY-PATCH[{s}@P{k}]"] = Truth(("refuted",), why)
+    return out
+
+
 def planted_truths(design: Design) -> dict[str, Truth]:
     out: dict[str, Truth] = {}
     if design.mechanism == "planted":
@@ -66,6 +97,8 @@ def planted_truths(design: Design) -> dict[str, Truth]:
             out[f"CARRY-PATCH[{s}@P{k}]"] = Truth(
                 ("supported",), f"planted: interchange training makes a donor's e_{k} move the answer to the "
                                 f"donor's {s}-implied one")
+        if design.exclusive:
+            out.update(_exclusive_truths(design))
         out["NEW-08"] = Truth(NOT_SUPPORTED, "planted: the answer follows the values the carriers hold, so setting "
                                              "every fed latent to its across-problem mean cannot keep accuracy",
                               content=False)
@@ -74,6 +107,8 @@ def planted_truths(design: Design) -> dict[str, Truth]:
         for s, k in _sites():
             out[f"CARRY-DECODE[{s}@P{k}]"] = Truth(("refuted",), why + ": decoding predicts one value for all")
             out[f"CARRY-PATCH[{s}@P{k}]"] = Truth(("refuted",), why + ": the patch writes the same vector back")
+            out[f"CARRY-DIRECT[{s}@P{k}]"] = Truth(("refuted",), why + ": the patch and the held latents write "
+                                                                       "the same vector back")
         for k in FED:
             out[f"PATCH-02[P{k}]"] = Truth(("refuted",), why + ": the step-2 mean latent is that vector")
             out[f"PATCH-01[P{k}]"] = Truth(("inconclusive", "invalid"),
@@ -98,6 +133,7 @@ def planted_truths(design: Design) -> dict[str, Truth]:
         for s, k in _sites():
             out[f"CARRY-DECODE[{s}@P{k}]"] = Truth(NOT_SUPPORTED, f"{why} no held-out value is decodable")
             out[f"CARRY-PATCH[{s}@P{k}]"] = Truth(NOT_SUPPORTED, f"{why} no value patch gives the implied answer")
+            out[f"CARRY-DIRECT[{s}@P{k}]"] = Truth(NOT_SUPPORTED, f"{why} no value patch gives the implied answer")
         for k in FED:
             out[f"PATCH-02[P{k}]"] = Truth(NOT_SUPPORTED, f"{why} no step-2 latent gives the implied answer")
         for key in ("step1-P2", "step2-P4"):

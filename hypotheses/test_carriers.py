@@ -1,10 +1,19 @@
-"""Carrier maps: which fed latent carries which intermediate, decided per (intermediate, P_k).
+"""Carrier maps: which fed latent carries which intermediate, per (intermediate, P_k), three properties.
 
-These claims decide a planted map directly (``codi_probe.design``): on ``codi-tiny-planted`` the carriers
-must come out supported, on the pause control (constant fed latents) and the random models nothing can.
+- ``CARRY-DECODE``: *decodability*: the value can be read from e_k. A value computed at a carrier is
+  often decodable downstream (and upstream) of it too, so this does not locate a carrier.
+- ``CARRY-PATCH``: *total effect*: patching e_k (later fed latents recomputed) moves the answer. A
+  position upstream of a carrier passes its effect on through the carrier, so this does not locate a
+  carrier either.
+- ``CARRY-DIRECT``: *direct effect*: patching e_k with every later fed latent held at its clean value
+  moves the answer to the one implied with every other intermediate at its own value. This is the
+  carrier property: on an exclusive planted map (``codi_probe.design``) it is supported at the carriers
+  and refuted at every other site; on the pause control (constant fed latents) and the random models
+  it cannot be supported anywhere.
+
 Methods: ``codi_probe.experiments.carriers`` (grouped-fold nearest-mean decoding of the fed latent e_k;
 patching e_k with the mean latent of another value's problems, scored against the implied answer, with a
-random-direction null control at the same site)."""
+random-direction null control at the same site and, for the direct effect, the same held latents)."""
 
 import numpy as np
 import pytest
@@ -46,7 +55,8 @@ def carrier_decoding(template_problems, template_trace, codi_options):
 
 
 @pytest.mark.claim(id="CARRY-DECODE", kind="empirical",
-                   statement="the intermediate's value is read from the fed latent e_k for > 50% of problems whose "
+                   statement="decodability (not carrier location): the intermediate's value is read from the fed "
+                             "latent e_k for > 50% of problems whose "
                              "(operation, X, Y) no training fold holds (nearest class mean, 5 grouped folds; problems whose value "
                              "no training fold holds are left out)",
                    source="planted-truth claim (issue 14; SIM-CoT / claims-2026 NEW-04, NEW-09): decides a carrier "
@@ -68,34 +78,68 @@ PATCH = Hypothesis((Prediction("share moved to the implied answer", "greater", 0
                    family="CARRY-PATCH")
 
 
-@pytest.fixture(scope="module")
-def carrier_patching(codi_engine, template_problems, template_trace, codi_options):
-    problems = list(template_problems)
-    runs = value_patching(codi_engine, problems, template_trace, [_site(key) for key in SITES], seed=codi_options.seed)
+def patch_outcomes(engine, problems, trace, seed: int, hypothesis: Hypothesis, *, hold_later: bool) -> dict:
+    """Per site: the value-patch evidence (share moved; moved - random control, paired), statistics and
+    outcome under ``hypothesis``; ``hold_later``: the direct effect (later fed latents held clean)."""
+    runs = value_patching(engine, list(problems), trace, [_site(key) for key in SITES], seed=seed,
+                          hold_later=hold_later)
     out = {}
     for key in SITES:
         run = runs[_site(key)]
         n = len(run.rows)
         ev = []
         if n:
-            ev = [stats.proportion_evidence(int(run.moved.sum()), n, PATCH.predictions[0]),
-                  stats.paired_binary_evidence(run.control, run.moved, PATCH.predictions[1])]
+            ev = [stats.proportion_evidence(int(run.moved.sum()), n, hypothesis.predictions[0]),
+                  stats.paired_binary_evidence(run.control, run.moved, hypothesis.predictions[1])]
         info = {"random control rate": float(run.control.mean()) if n else None,
                 "baseline accuracy": float(run.baseline_correct.mean()) if n else None}
-        out[key] = (ev, info, combine(PATCH, ev, n))
+        out[key] = (ev, info, combine(hypothesis, ev, n))
     return out
 
 
+@pytest.fixture(scope="module")
+def carrier_patching(codi_engine, template_problems, template_trace, codi_options):
+    return patch_outcomes(codi_engine, template_problems, template_trace, codi_options.seed, PATCH, hold_later=False)
+
+
 @pytest.mark.claim(id="CARRY-PATCH", kind="empirical",
-                   statement="setting the fed latent e_k to the mean e_k of problems whose intermediate is v' moves "
+                   statement="total effect (not carrier location): setting the fed latent e_k to the mean e_k of "
+                             "problems whose intermediate is v', the later fed latents recomputed, moves "
                              "the answer to the one v' implies (a set step 1 carried into step 2) for > 50% of "
                              "problems, more often than a norm-matched random direction there (exact Tango test)",
                    source="planted-truth claim (issue 14; CYW exp 5 / PATCH-02 generalised to both intermediates "
-                          "and every fed position): decides a carrier map's causal use at each site",
+                          "and every fed position): a site's total (mediated) causal effect; upstream of a carrier "
+                          "it is passed on through the carrier",
                    reported="n/a", hypothesis=PATCH)
 @pytest.mark.parametrize("site", SITES)
 def test_carrier_causal(carrier_patching, claim, site):
     decide_site(claim, carrier_patching, site)
+
+
+DIRECT = Hypothesis((Prediction("share moved to the implied answer, later fed latents held", "greater", 0.5),
+                     Prediction("moved - random-direction control (paired, later fed latents held)", "greater", 0.0)),
+                    family="CARRY-DIRECT")
+
+
+@pytest.fixture(scope="module")
+def carrier_direct(codi_engine, template_problems, template_trace, codi_options):
+    return patch_outcomes(codi_engine, template_problems, template_trace, codi_options.seed, DIRECT, hold_later=True)
+
+
+@pytest.mark.claim(id="CARRY-DIRECT", kind="empirical",
+                   statement="direct effect (carrier location): setting the fed latent e_k to the mean e_k of "
+                             "problems whose intermediate is v', with every later fed latent e_j (j > k) held at the "
+                             "problem's own clean value, moves the answer to the one v' implies with the other "
+                             "intermediate at its own value (answer = step1 + step2) for > 50% of problems, more "
+                             "often than a norm-matched random direction there with the same latents held (exact "
+                             "Tango test)",
+                   source="planted-truth claim (issue 29; path-specific patching, Pearl's controlled direct "
+                          "effect of e_k on the answer): locates a carrier, where CARRY-DECODE and CARRY-PATCH "
+                          "also fire upstream and downstream of it",
+                   reported="n/a", hypothesis=DIRECT)
+@pytest.mark.parametrize("site", SITES)
+def test_carrier_direct(carrier_direct, claim, site):
+    decide_site(claim, carrier_direct, site)
 
 
 LAY08_PAIRS = [(name, k) for name in INTERMEDIATES for k in range(1, 6)]

@@ -1,6 +1,7 @@
 """Where each intermediate lives: decodability and causal use of the fed latents, per (intermediate, P_k).
 
-Two readings decide a carrier map directly, one position at a time:
+Three readings, one position at a time, each measuring a different property (only the third says
+that ``e_k`` is *the* carrier):
 
 - ``decode_accuracy``: can the intermediate's value be read from the fed latent ``e_k`` of problems whose
   *operand pair* was never seen? A nearest-class-mean classifier (Euclidean, on ``e_k`` centred by the
@@ -13,7 +14,13 @@ Two readings decide a carrier map directly, one position at a time:
   value ``v'`` (the problem itself never belongs to that group) and score whether the answer becomes
   the one ``v'`` implies under the CYW chain (``codi_probe.design.implied_answer``: a set step 1 is
   carried into step 2). The null control replaces ``e_k`` by a norm-matched random direction
-  (``Randomize``) and is scored against the same implied answer.
+  (``Randomize``) and is scored against the same implied answer. By default the later fed latents are
+  recomputed, so this is the *total* effect of ``e_k``: a position upstream of a carrier moves the answer
+  by changing what the carrier computes. With ``hold_later`` every later fed latent ``e_j`` (j > k) is
+  held at the problem's own clean value (``Patch`` from the clean trace) and the answer is scored
+  against the one implied with every *other* intermediate at its own value
+  (``codi_probe.design.direct_answer``): the *direct* effect of ``e_k``, the path that does not run
+  through a later fed latent.
 
 Positions: ``k`` in 1..6 is the fed latent ``e_k`` at ``P_k`` (``trace.latent_post[:, k - 1]``).
 """
@@ -27,8 +34,8 @@ import numpy as np
 import torch
 
 from ..data import Problem
-from ..design import INTERMEDIATES, implied_answer
-from ..engine import CodiEngine, Intervention, Randomize, Set, Trace
+from ..design import INTERMEDIATES, direct_answer, implied_answer
+from ..engine import CodiEngine, Intervention, Patch, Randomize, Set, Trace
 from .common import run_conditions
 
 N_FOLDS = 5
@@ -86,12 +93,14 @@ class PatchRun:
 
 
 def value_patching(engine: CodiEngine, problems: Sequence[Problem], trace: Trace,
-                   sites: Sequence[tuple[str, int]], *, seed: int = 0, max_new_tokens: int = 16
-                   ) -> dict[tuple[str, int], PatchRun]:
+                   sites: Sequence[tuple[str, int]], *, seed: int = 0, max_new_tokens: int = 16,
+                   hold_later: bool = False) -> dict[tuple[str, int], PatchRun]:
     """Patch ``e_k`` with the mean of another value's group, for every ``(intermediate, k)`` site, in one
     batched engine call (one clean baseline row per problem); see the module docstring. ``trace`` holds
     the clean runs of ``problems`` (its ``latent_post``). Every problem with another value in the set
-    gets one target value per intermediate (seeded), the same at every position."""
+    gets one target value per intermediate (seeded), the same at every position. ``hold_later``: the
+    direct effect (later fed latents held at their clean values, in the patch and in its control)."""
+    answer_of = direct_answer if hold_later else implied_answer
     conditions: dict[str, list] = {}
     expected: dict[tuple[str, int], list] = {}
     rows: dict[str, list[int]] = {}
@@ -112,17 +121,19 @@ def value_patching(engine: CodiEngine, problems: Sequence[Problem], trace: Trace
                 continue
             position = f"P{k}"
             patched, random = [], []
+            later = tuple(f"P{j}" for j in range(k + 1, trace.latent_post.shape[1] + 1)) if hold_later else ()
             for i in range(len(problems)):
                 if i in targets:
                     mean = trace.latent_post[groups[targets[i]], k - 1].mean(0)
-                    patched.append([Intervention("latent_post_prj", (position,), Set(mean))])
-                    random.append([Intervention("latent_post_prj", (position,), Randomize(seed * 1000 + i))])
+                    held = [Intervention("latent_post_prj", later, Patch(trace, i))] if later else []
+                    patched.append([Intervention("latent_post_prj", (position,), Set(mean)), *held])
+                    random.append([Intervention("latent_post_prj", (position,), Randomize(seed * 1000 + i)), *held])
                 else:  # no target value: a row that is not scored
                     patched.append([])
                     random.append([])
             conditions[f"{name}@{position}"] = patched
             conditions[f"{name}@{position}/random"] = random
-            expected[(name, k)] = [implied_answer(problems[i], name, targets[i]) if i in targets else None
+            expected[(name, k)] = [answer_of(problems[i], name, targets[i]) if i in targets else None
                                    for i in range(len(problems))]
     runs = run_conditions(engine, [p.question for p in problems], conditions, max_new_tokens=max_new_tokens)
     base = runs.correct("baseline", [p.answer for p in problems])
@@ -136,12 +147,13 @@ def value_patching(engine: CodiEngine, problems: Sequence[Problem], trace: Trace
 
 
 def donor_patching(engine: CodiEngine, problems: Sequence[Problem], trace: Trace, intermediate: str, k: int,
-                   *, max_new_tokens: int = 16) -> np.ndarray:
+                   *, max_new_tokens: int = 16, hold_later: bool = False) -> np.ndarray:
     """Per problem (with a donor): patch ``e_k`` from the next problem in order whose value differs and
     score whether the answer becomes the donor-implied one. A single donor's latent, not a group mean:
-    the model card's direct measurement of causal use."""
-    from ..engine import Patch
-
+    the model card's direct measurement of causal use (``hold_later``: the direct effect, as in
+    ``value_patching``)."""
+    answer_of = direct_answer if hold_later else implied_answer
+    later = tuple(f"P{j}" for j in range(k + 1, trace.latent_post.shape[1] + 1)) if hold_later else ()
     values = intermediate_values(problems, intermediate)
     n = len(problems)
     rows, ivs, expected = [], [], []
@@ -150,8 +162,9 @@ def donor_patching(engine: CodiEngine, problems: Sequence[Problem], trace: Trace
         if j is None:
             continue
         rows.append(i)
-        ivs.append([Intervention("latent_post_prj", (f"P{k}",), Patch(trace, j))])
-        expected.append(implied_answer(p, intermediate, values[j]))
+        held = [Intervention("latent_post_prj", later, Patch(trace, i))] if later else []
+        ivs.append([Intervention("latent_post_prj", (f"P{k}",), Patch(trace, j)), *held])
+        expected.append(answer_of(p, intermediate, values[j]))
     if not rows:
         return np.zeros(0, dtype=bool)
     runs = run_conditions(engine, [problems[i].question for i in rows], {"donor": ivs},

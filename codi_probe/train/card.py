@@ -42,18 +42,23 @@ MECHANISM_LINES = {
 
 def _design_section(ev: dict, design: dict) -> list[str]:
     carriers = {v: k for k, v in (design.get("carriers") or {}).items()}
+    kinds = ["probe", "donor"] + (["donor_direct"] if "donor_direct" in ev else [])  # older cards: no direct
+    heads = {"probe": "probe", "donor": "donor patch (total)", "donor_direct": "donor patch (direct)"}
     lines = [f"## The design, measured directly ({ev['n_patch']} held-out problems for patching)", "",
              "Held-out linear probe on the fed latent e_k (trained on training problems, scored on the held-out "
              "value combinations), and donor patching: e_k replaced by a single donor problem's e_k (another "
-             "value), scored as the share of answers that become the donor-implied one. Planted carriers in bold.",
-             "", "| position | step 1 probe | step 1 donor patch | step 2 probe | step 2 donor patch |",
-             "|---|---|---|---|---|"]
+             "value), scored as the share of answers that become the donor-implied one, with the later fed "
+             "latents recomputed (total effect) and, where measured, held at their clean values (direct effect, "
+             "scored against the answer implied with the other intermediate at its own value: the carrier "
+             "property). Planted carriers in bold.", "",
+             "| position | " + " | ".join(f"step {i} {heads[kd]}" for i in (1, 2) for kd in kinds) + " |",
+             "|---" * (1 + 2 * len(kinds)) + "|"]
     for k in range(1, 7):
         pos = f"P{k}"
         cells = []
         for name in ("step1", "step2"):
             bold = carriers.get(pos) == name
-            for v in (ev["probe"][name][pos], ev["donor"][name][pos]):
+            for v in (ev[kd][name][pos] for kd in kinds):
                 cells.append(f"**{_pct(v)}**" if bold else _pct(v))
         lines.append(f"| {pos} | " + " | ".join(cells) + " |")
     return lines + [""]

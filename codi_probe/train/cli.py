@@ -15,6 +15,11 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                         "codi-tiny-arith's stage-1 base")
     p.add_argument("--carriers", help="planted only: the carrier map, e.g. step1=P2,step2=P4 (the default); "
                                       "P_k is the fed latent e_k")
+    p.add_argument("--exclusive", action="store_true",
+                   help="planted only: also train every non-carrier fed latent to be causally inert for the answer "
+                        "and the carriers to be read directly, so every (intermediate, P_k) site's direct effect is "
+                        "known")
+    p.add_argument("--name", help="the organism's name in its codi_config.json and card (default: the recipe's)")
     p.add_argument("--work", help="directory for resumable training state and loss logs (default: OUT/work)")
     p.add_argument("--seed", type=int, help="training seed (default: the recipe's)")
     p.add_argument("--pretrain-steps", type=int, help="stage-1 steps (default: the recipe's)")
@@ -32,17 +37,17 @@ def run_train(args) -> int:
 
     from .recipe import make_recipe, train_organism
 
-    recipe = make_recipe(args.recipe, carriers=args.carriers)
+    recipe = make_recipe(args.recipe, carriers=args.carriers, exclusive=args.exclusive or None)
     if args.device == "cuda":
         import torch
 
         if not torch.cuda.is_available():
             raise ValueError("--device cuda: no CUDA device is available")
     overrides = {"seed": args.seed, "pretrain_steps": args.pretrain_steps, "codi_steps": args.codi_steps,
-                 "batch_size": args.batch_size}
+                 "batch_size": args.batch_size, "name": args.name}
     for key, value in overrides.items():
         if value is not None:
-            if value <= 0 and key != "seed":
+            if key != "name" and value <= 0 and key != "seed":
                 raise ValueError(f"--{key.replace('_', '-')} must be positive, got {value}")
             recipe = replace(recipe, **{key: value})
     info = train_organism(args.out, args.work, recipe, progress=not args.quiet, evaluate=not args.no_eval,

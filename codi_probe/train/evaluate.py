@@ -136,7 +136,10 @@ def measure_design(model, train: Sequence[Problem], heldout: Sequence[Problem], 
     - ``donor``: the share of ``n_patch`` held-out problems (an even stride: every template and family)
       whose answer becomes the donor-implied one when e_k is patched from a single donor problem with
       another value
-      (``codi_probe.experiments.carriers.donor_patching``).
+      (``codi_probe.experiments.carriers.donor_patching``): the total effect, later fed latents recomputed;
+    - ``donor_direct``: the same with every later fed latent held at its clean value, scored against the
+      answer implied with the other intermediate at its own value: the direct effect, which locates a
+      carrier.
 
     Independent of the catalogue's claims (which use grouped-fold nearest means and value-group means)."""
     from ..engine import CodiEngine, Record
@@ -146,7 +149,7 @@ def measure_design(model, train: Sequence[Problem], heldout: Sequence[Problem], 
     probe = linear_probe(model, train, heldout, fed=True)
     sub = patch_subset(heldout, n_patch)
     trace = engine.run([p.question for p in sub], record=Record(sites=(), logits=False), max_new_tokens=1)
-    donor = {name: {f"P{k}": float(donor_patching(engine, sub, trace, name, k).mean()) for k in range(1, 7)}
-             for name in ("step1", "step2")}
+    donor, direct = ({name: {f"P{k}": float(donor_patching(engine, sub, trace, name, k, hold_later=hold).mean())
+                             for k in range(1, 7)} for name in ("step1", "step2")} for hold in (False, True))
     return {"design": design.to_json(), "probe": {n: probe[n]["by_position"] for n in ("step1", "step2")},
-            "donor": donor, "n_patch": len(sub)}
+            "donor": donor, "donor_direct": direct, "n_patch": len(sub)}

@@ -7,6 +7,12 @@
   both (one third each, independent donors), so step 2 must be *computed from* the step-1 carrier and
   the answer *read from* both. The decoding loss asks ``lm_head(e_k)`` (the tied unembedding) to put the
   carried value on top, as SIM-CoT supervises each latent with its step.
+  With ``exclusive`` (``ExclusiveTwins``) the twins also make every *non-carrier* fed latent causally
+  inert for the answer and the carriers read *directly*: a twin may swap one non-carrier ``e_j`` for a
+  donor's and either hold every later fed latent at the row's clean value (direct path) or let them be
+  recomputed (total effect); either way it must keep the base answer. A third kind swaps the first
+  carrier with every later fed latent held clean and must answer what the donor's value implies with
+  the other intermediate at the base's value (the carrier's direct effect).
 - ``pause_control``: the fed latents carry nothing. ``prj``'s LayerNorm gets weight 0 and only its bias
   trains, so ``prj(h)`` is one learned vector at every latent position: the same module graph and
   checkpoint format as any CODI, and the engine's loop runs it unchanged.
@@ -24,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from ..data import Problem
-from ..design import INTERMEDIATES, counterfactual_answer
+from ..design import FED, INTERMEDIATES, counterfactual_answer
 from .data import Batch
 from .losses import Interchange, causal_ce, codi_terms
 
@@ -47,11 +53,14 @@ class PlantedCarriers:
     carriers: Mapping[str, int]
     iit_factor: float = 1.0
     decode_factor: float = 1.0
+    exclusive: bool = False
 
     def twins(self, batch: Batch, problems: Sequence[Problem], tok) -> tuple[Interchange, torch.Tensor, list[float]]:
         """Draw the twins of one batch: the interchange (modes and donors), the twins' decoder labels and
         their counterfactual answers."""
-        device = batch.decoder_ids.device
+        if self.exclusive:
+            swaps, answers = ExclusiveTwins(dict(self.carriers)).draw(problems)
+            return _twin_batch(batch, tok, swaps, answers)
         b = len(problems)
         s1 = [float(p.intermediates[0]) for p in problems]
         s2 = [float(p.intermediates[1]) for p in problems]
@@ -67,16 +76,7 @@ class PlantedCarriers:
             vals = {f"{name}_value": (s1 if name == "step1" else s2)[int(donors[name][i])]
                     for name, _ in sites if bool(use[name][i])}
             answers.append(counterfactual_answer(s1[i], p.meta["Z"], **vals))
-        rows = torch.arange(b)
-        answer_at = batch.student_pos.cpu() + 1  # the answer token's index in EOT + answer + EOS
-        twin_ids = batch.decoder_ids.cpu().clone()
-        twin_ids[rows, answer_at] = torch.tensor([value_token(tok, a) for a in answers])
-        twin_labels = batch.decoder_labels.cpu().clone()
-        twin_labels[rows, answer_at] = twin_ids[rows, answer_at]
-        swap = Interchange(at=sites[0][1], swaps={k: (donors[name].to(device), use[name].to(device))
-                                                  for name, k in sites},
-                           decoder_ids=twin_ids.to(device))
-        return swap, twin_labels.to(device), answers
+        return _twin_batch(batch, tok, {k: (donors[name], use[name]) for name, k in sites}, answers)
 
     def losses(self, model, batch: Batch, problems: Sequence[Problem], tok, *, distill_factor: float = 1.0,
                ref_factor: float = 1.0) -> dict[str, torch.Tensor]:
@@ -94,6 +94,85 @@ class PlantedCarriers:
         loss = (terms["ce_student"] + distill_factor * terms["distill"] + ref_factor * terms["ce_teacher"]
                 + self.iit_factor * ce_iit + self.decode_factor * decode)
         return {"loss": loss, **terms, "ce_iit": ce_iit, "decode": decode}
+
+
+def _twin_batch(batch: Batch, tok, swaps: dict[int, tuple[torch.Tensor, torch.Tensor]], answers: list[float]
+                ) -> tuple[Interchange, torch.Tensor, list[float]]:
+    """The interchange for ``swaps`` (fed position k -> (donor row [B], use [B]), on the CPU) whose twins
+    decode ``answers``; the twins' decoder labels; the answers."""
+    device = batch.decoder_ids.device
+    rows = torch.arange(len(answers))
+    answer_at = batch.student_pos.cpu() + 1  # the answer token's index in EOT + answer + EOS
+    twin_ids = batch.decoder_ids.cpu().clone()
+    twin_ids[rows, answer_at] = torch.tensor([value_token(tok, a) for a in answers])
+    twin_labels = batch.decoder_labels.cpu().clone()
+    twin_labels[rows, answer_at] = twin_ids[rows, answer_at]
+    swap = Interchange(at=min(k for k, (_, use) in swaps.items() if use.any()) if any(
+        use.any() for _, use in swaps.values()) else min(swaps),
+        swaps={k: (donor.to(device), use.to(device)) for k, (donor, use) in sorted(swaps.items())},
+        decoder_ids=twin_ids.to(device))
+    return swap, twin_labels.to(device), answers
+
+
+# twin kinds of an exclusive map and their weights: carrier total effects (the first carrier, the
+# second, both), the first carrier's direct effect, a non-carrier's direct and total (in)effect
+EXCLUSIVE_KINDS = {"first": 1.0, "second": 2.0, "both": 1.0, "direct": 1.0, "inert-direct": 1.0, "inert-total": 1.0}
+
+
+@dataclass(frozen=True)
+class ExclusiveTwins:
+    """The twins of an exclusive carrier map (``PlantedCarriers(exclusive=True)``). Per row one kind is
+    drawn (``EXCLUSIVE_KINDS``; with one carrier "second" and "both" are not drawn):
+
+    - ``first`` / ``second`` / ``both``: the carriers' values swapped from independent donors, later fed
+      latents recomputed; the answer the donors' values imply (a set step 1 carried into step 2);
+    - ``direct``: the first carrier swapped, every later fed latent held at the row's clean value; the
+      answer with that value set and every other intermediate at the row's own value;
+    - ``inert-direct`` / ``inert-total``: one non-carrier fed latent ``e_j`` (uniform over them) swapped,
+      later fed latents held clean / recomputed; the row's own answer.
+
+    Positions k index the fed latent e_k (P_k), 1..6."""
+
+    carriers: Mapping[str, int]
+
+    def draw(self, problems: Sequence[Problem]) -> tuple[dict[int, tuple[torch.Tensor, torch.Tensor]], list[float]]:
+        b = len(problems)
+        sites = sorted(self.carriers.items(), key=lambda kv: kv[1])
+        free = [k for k in FED if k not in self.carriers.values()]
+        kinds = [k for k in EXCLUSIVE_KINDS if len(sites) == 2 or k not in ("second", "both")]
+        if not free:
+            kinds = [k for k in kinds if not k.startswith("inert")]
+        weights = torch.tensor([EXCLUSIVE_KINDS[k] for k in kinds])
+        kind = torch.multinomial(weights, b, replacement=True)
+        donors = {name: torch.randperm(b) for name, _ in sites}
+        inert_donor = torch.randperm(b)
+        inert_at = torch.randint(len(free) or 1, (b,))
+        donor = {k: torch.arange(b) for k in FED}
+        use = {k: torch.zeros(b, dtype=torch.bool) for k in FED}
+        answers = []
+        for i, p in enumerate(problems):
+            own = [float(v) for v in p.intermediates[:2]]
+            z = p.meta["Z"]
+            name = kinds[int(kind[i])]
+            if name.startswith("inert"):
+                j = free[int(inert_at[i])]
+                donor[j][i], use[j][i] = int(inert_donor[i]), True
+                held = range(j + 1, 7) if name == "inert-direct" else ()
+                answers.append(counterfactual_answer(own[0], z))
+            else:
+                swapped = {"first": sites[:1], "second": sites[1:], "both": sites, "direct": sites[:1]}[name]
+                vals = {}
+                for s, k in swapped:
+                    d = int(donors[s][i])
+                    donor[k][i], use[k][i] = d, True
+                    vals[f"{s}_value"] = float(problems[d].intermediates[INTERMEDIATES.index(s)])
+                if name == "direct":  # every other intermediate stays the row's own
+                    vals.update({f"{s}_value": own[INTERMEDIATES.index(s)] for s, _ in sites[1:]})
+                held = range(sites[0][1] + 1, 7) if name == "direct" else ()
+                answers.append(counterfactual_answer(own[0], z, **vals))
+            for k in held:  # the row's own clean e_k (donor = itself)
+                use[k][i] = True
+        return {k: (donor[k], use[k]) for k in FED if use[k].any()}, answers
 
 
 def pause_control(model) -> None:

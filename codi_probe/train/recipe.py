@@ -56,13 +56,18 @@ class Recipe:
     base_from: str | None = None  # a shipped organism whose frozen stage-1 base is reused (stage 1 skipped)
     iit_factor: float = 1.0
     decode_factor: float = 1.0
+    exclusive: bool = False  # planted only: non-carrier fed latents trained inert (mechanisms.ExclusiveTwins)
 
     def design(self):
         from ..design import Design, parse_carriers
 
+        if self.exclusive and self.mechanism != "planted":
+            raise ValueError(f"--exclusive applies to the planted recipe, not {self.mechanism!r}")
         if self.mechanism == "planted":
-            return Design("planted", parse_carriers(self.carriers),
-                          "interchange intervention training + a decoding loss at each carrier (recipe 'planted')")
+            how = "interchange intervention training + a decoding loss at each carrier (recipe 'planted')"
+            if self.exclusive:
+                how += "; non-carrier fed latents trained inert, carriers read directly (--exclusive)"
+            return Design("planted", parse_carriers(self.carriers), how, self.exclusive)
         if self.mechanism == "pause":
             return Design("pause", how="prj.ln weight fixed at 0: every fed latent is prj.ln.bias (recipe 'pause')")
         return Design("not planted", how="the CODI objective only (recipe 'codi')")
@@ -197,7 +202,7 @@ def _finish(recipe: Recipe, out: Path, work: Path, split, tok, tok_dir: Path, ex
     if recipe.mechanism == "planted":
         from .mechanisms import PlantedCarriers
 
-        planted = PlantedCarriers(dict(design.carriers), recipe.iit_factor, recipe.decode_factor)
+        planted = PlantedCarriers(dict(design.carriers), recipe.iit_factor, recipe.decode_factor, recipe.exclusive)
     train_problems = list(split.train)
 
     def codi_loss(rows):

@@ -80,6 +80,49 @@ def test_twins_carry_the_donor_implied_answers(examples, split):
         assert torch.equal(labels[i, :at], batch.decoder_labels[i, :at])  # only the answer token changes
 
 
+def test_exclusive_twins_hold_inert_sites_at_the_base_answer(examples, split):
+    """Exclusive map step1=P3, step2=P5: every twin kind targets what its swap implies; held positions
+    take the row's own clean latent (donor = itself); a twin's swaps all sit at or after ``at``."""
+    from codi_probe.design import counterfactual_answer
+    from codi_probe.loading import load_tokenizer
+    from codi_probe.model import SpecialIds
+    from codi_probe.train.data import collate
+    from codi_probe.train.mechanisms import PlantedCarriers
+
+    tok = load_tokenizer("codi-tiny-arith")
+    problems = list(split.train)[::7][:48]
+    s = SpecialIds.for_vocab(len(tok), (tok.eos_token_id,))
+    batch = collate(examples[:48], pad=s.pad, bot=s.bot, eot=s.eot)
+    torch.manual_seed(0)
+    swap, labels, answers = PlantedCarriers({"step1": 3, "step2": 5}, exclusive=True).twins(batch, problems, tok)
+    assert swap.at == min(swap.swaps)
+    kinds = set()
+    for i, p in enumerate(problems):
+        used = {k: int(d[i]) for k, (d, u) in swap.swaps.items() if u[i]}
+        moved = {k: d for k, d in used.items() if d != i}  # swapped from another row (not held)
+        s1, s2 = p.intermediates[:2]
+        z = p.meta["Z"]
+        free = [k for k in moved if k not in (3, 5)]
+        if free:  # an inert twin: one non-carrier swapped, the base answer
+            assert len(moved) == 1 and answers[i] == counterfactual_answer(s1, z)
+            j = free[0]
+            held = sorted(k for k in used if k > j)
+            assert held in ([], list(range(j + 1, 7)))  # total or direct
+            kinds.add("inert-direct" if held else "inert-total")
+            continue
+        v1 = problems[used[3]].intermediates[0] if 3 in used else s1
+        if 3 in moved and sorted(used) == [3, 4, 5, 6] and 5 not in moved:  # direct: later held clean
+            assert answers[i] == counterfactual_answer(s1, z, step1_value=v1, step2_value=s2)
+            kinds.add("direct")
+            continue
+        v2 = problems[used[5]].intermediates[1] if 5 in used else None
+        assert answers[i] == counterfactual_answer(s1, z, step1_value=v1, step2_value=v2)
+        at = int(batch.student_pos[i]) + 1
+        assert tok.decode([int(labels[i, at])]).strip() == str(int(answers[i]))
+        kinds.add("carrier")
+    assert kinds == {"inert-direct", "inert-total", "direct", "carrier"}
+
+
 def test_pause_control_feeds_one_constant(make_tiny):
     from codi_probe.train.mechanisms import pause_control
 
@@ -118,5 +161,8 @@ def test_make_recipe_rejects_bad_maps():
         make_recipe("planted", carriers="step1=P5,step2=P3")
     with pytest.raises(ValueError, match="applies to the planted recipe"):
         make_recipe("pause", carriers="step1=P2")
+    with pytest.raises(ValueError, match="--exclusive applies to the planted recipe"):
+        make_recipe("pause", exclusive=True)
+    assert make_recipe("planted", carriers="step1=P1,step2=P2", exclusive=True).design().exclusive
     with pytest.raises(ValueError, match="unknown recipe"):
         make_recipe("magic")
