@@ -213,3 +213,8 @@ def test_info_threads_follow_the_shared_policy(argv, env, expected, monkeypatch,
     finally:
         torch.set_num_threads(before)
     capsys.readouterr()
+
+
+def test_validate_rejects_a_power_outside_the_unit_interval(tmp_path, capsys):
+    assert main(["validate", "--no-run", "--out", str(tmp_path), "--min-power", "1.5"]) == 2
+    assert "--min-power 1.5" in capsys.readouterr().err
