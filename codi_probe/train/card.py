@@ -32,7 +32,12 @@ MECHANISM_LINES = {
         "or both, one third each, independent donors); the twin is trained (CE, factor "
         f"{r['iit_factor']}) to answer what the donor's value implies under the chain (a set step 1 is carried "
         "into step 2 = step1 x Z; answer = step1 + step2): interchange intervention training. A decoding loss "
-        f"(factor {r['decode_factor']}) asks `lm_head(e_k)` to put the carried value on top."],
+        f"(factor {r['decode_factor']}) asks `lm_head(e_k)` to put the carried value on top."] + ([
+        "- **Exclusive map** (`--exclusive`, `codi_probe.train.mechanisms.ExclusiveTwins`): the twins also swap a "
+        "non-carrier fed latent (later fed latents held at their clean values or recomputed) and must keep the base "
+        "answer, and swap the first carrier with the later fed latents held and must answer with the other "
+        "intermediate at its own value: every non-carrier is causally inert and each carrier is read directly."]
+        if r.get("exclusive") else []),
     "pause": lambda r: [
         "- **Pause control** (`codi_probe.train.mechanisms.pause_control`): `prj.ln.weight` is fixed at 0 "
         "and only `prj.ln.bias` of `prj` trains (from the mean base embedding), so `prj(h)` is the same vector "
@@ -82,6 +87,7 @@ def write_model_card(out_dir: str | Path, info: dict | None = None, *, notes: st
                      "token), so the fed latents carry nothing; no claim about their content may be supported."}
     command = "codi-probe train OUT" + ("" if mechanism == "codi" else f" --recipe {mechanism}") + (
         f" --carriers {','.join(f'{k}={v}' for k, v in design['carriers'].items())}" if design.get("carriers") else "") + (
+        " --exclusive" if r.get("exclusive") else "") + (
         f" --seed {r['seed']}" if r["seed"] != 11 else "") + " --card"
     planted_map = {"codi": "not planted", "pause": "none"}.get(mechanism) or ", ".join(
         f"{k} in e_{v[1:]} ({v})" for k, v in design["carriers"].items())

@@ -30,3 +30,19 @@ def test_no_placeholder_survives(tmp_path: Path, name: str) -> None:
 def test_the_shipped_cards_carry_no_placeholder() -> None:
     for card in MODELS.glob("*/MODEL_CARD.md"):
         assert re.findall(r"\{[^}]*\}", card.read_text().replace(LITERAL, "")) == [], card
+
+
+def test_an_exclusive_card_names_its_recipe_and_the_direct_effect(tmp_path: Path) -> None:
+    """The reproduce command carries --exclusive, the recipe says what the exclusive twins do, and a
+    design measured with the direct effect gets its columns (older metrics keep theirs)."""
+    import json
+
+    info = json.loads((MODELS / "codi-tiny-planted" / "metrics.json").read_text())
+    info["recipe"] |= {"exclusive": True}
+    ev = info["design_evidence"]
+    ev["donor_direct"] = {name: {pos: 0.0 for pos in ev["donor"][name]} for name in ev["donor"]}
+    text = write_model_card(tmp_path, info).read_text()
+    assert "--carriers step1=P2,step2=P4 --exclusive --card" in text and "**Exclusive map**" in text
+    assert "| position | step 1 probe | step 1 donor patch (total) | step 1 donor patch (direct) |" in text
+    old = write_model_card(tmp_path, json.loads((MODELS / "codi-tiny-planted" / "metrics.json").read_text())).read_text()
+    assert "--exclusive" not in old and "donor patch (direct)" not in old
