@@ -19,8 +19,8 @@ The rules (sites as in ``codi_probe.design``: ``P_k`` is the fed latent ``e_k``)
 - pause: every fed latent is the same vector for every problem, so at every site decoding predicts one
   value for all problems (accuracy = that value's share, far below 50%) and any latent-replacing patch
   writes the same vector back (no answer moves): ``CARRY-DECODE``, ``CARRY-PATCH`` and ``PATCH-02`` are
-  refuted; ``PATCH-01``'s positive control (a different group's mean drops accuracy) cannot hold, so
-  it is never supported (inconclusive below its minimum n, invalid above it). ``NEW-08`` (every fed latent
+  refuted; ``PATCH-01``'s second prediction (a different group's mean drops accuracy) cannot hold, so
+  it is never supported (inconclusive below its minimum n, refuted above it). ``NEW-08`` (every fed latent
   set to its across-problem mean) writes that same vector back, so it can never be refuted. Nothing can be
   read from a constant, so the bridge states of ``LAY-08``, the operation probes on fed latents (``OP-01``,
   ``OP-04``) and ``PATCH-05``'s operation transfer are never supported; for the same reason a whole-latent
@@ -76,9 +76,9 @@ def planted_truths(design: Design) -> dict[str, Truth]:
             out[f"CARRY-PATCH[{s}@P{k}]"] = Truth(("refuted",), why + ": the patch writes the same vector back")
         for k in FED:
             out[f"PATCH-02[P{k}]"] = Truth(("refuted",), why + ": the step-2 mean latent is that vector")
-            out[f"PATCH-01[P{k}]"] = Truth(("inconclusive", "invalid"),
-                                           why + ": a different group's mean is that vector, so the positive "
-                                                 "control cannot drop accuracy")
+            out[f"PATCH-01[P{k}]"] = Truth(("inconclusive", "refuted"),
+                                           why + ": a different group's mean is that vector, so it cannot drop "
+                                                 "accuracy (the claim's second prediction)")
         out["LAY-08"] = Truth(NOT_SUPPORTED, why + ": no value is decodable at any fed latent, so none bridges two")
         out["OP-01"] = Truth(NOT_SUPPORTED, why + ": a probe on one constant vector cannot read the operation")
         out["OP-04"] = Truth(NOT_SUPPORTED, why + ": a probe on constant vectors cannot read the operation")
