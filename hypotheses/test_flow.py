@@ -89,13 +89,22 @@ FLOW06 = Hypothesis((Prediction("accuracy change, block P1", "less", -0.10),
 def flow06_conditions(n: int) -> dict:
     queries = (*FED_POSITIONS[1:], "EOT")  # every later query; P1 keeps its own (diagonal) attention
     return {"noop": [[knockout(("P1",), "P6")] for _ in range(n)],  # a future key: blocks nothing (SAN-02)
+            "block_P0": [[knockout((*FED_POSITIONS, "EOT"), "P0")] for _ in range(n)],  # the source's separate BOT run
             "block_P1": [[knockout(queries, "P1")] for _ in range(n)],
             "block_P6": [[knockout(("EOT",), "P6")] for _ in range(n)]}
 
 
+def flow06_p0_statistics(noop: np.ndarray, block_p0: np.ndarray) -> dict:
+    """FLOW-06's separate P0 (BOT) run, recorded: the accuracy change against the no-op mask and McNemar's p."""
+    return {"accuracy change, block P0 (BOT)": float(np.mean(block_p0) - np.mean(noop)),
+            "McNemar p, block P0 vs no-op": stats.mcnemar_exact(noop, block_p0)}
+
+
 @pytest.mark.claim(id="FLOW-06", kind="empirical",
                    statement="blocking attention to the first fed latent P1 costs > 10pp accuracy against a no-op "
-                             "mask, blocking the last fed latent P6 < 2pp",
+                             "mask, blocking the last fed latent P6 < 2pp; blocking the BOT position P0 is run "
+                             "separately and recorded beside (its accuracy change against the no-op mask, with "
+                             "McNemar), as the source asks; the source states no threshold for it",
                    source="GS attention-pattern blocking (claims.md 4.G FLOW-06): CT0 -15.6pp, CT5 0.0pp vs no-op",
                    reported={"P1": -0.156, "P6": 0.0}, hypothesis=FLOW06)
 def test_blocking_first_latent(codi_engine, answer_problems, claim):
@@ -105,7 +114,7 @@ def test_blocking_first_latent(codi_engine, answer_problems, claim):
     gold = golds(problems)
     noop = runs.correct("noop", gold)
     noop_is_identity = all(a == b for a, b in zip(runs.answers("noop"), runs.answers("baseline")))
-    claim.record(statistics={"no-op accuracy": float(noop.mean()),
+    claim.record(statistics={"no-op accuracy": float(noop.mean()), **flow06_p0_statistics(noop, runs.correct("block_P0", gold)),
                              "McNemar p, block P1 vs no-op": stats.mcnemar_exact(noop, runs.correct("block_P1", gold))})
     ev = [stats.paired_binary_evidence(noop, runs.correct("block_P1", gold), FLOW06.predictions[0]),
           stats.paired_binary_evidence(noop, runs.correct("block_P6", gold), FLOW06.predictions[1])]

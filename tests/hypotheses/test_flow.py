@@ -63,3 +63,17 @@ def test_flow08_bottom_decile_is_the_last_tenth_capped_at_ten_heads():
     assert flow.bottom_decile(order).tolist() == list(range(502, 512))
     assert flow.bottom_decile(np.arange(40)).tolist() == [36, 37, 38, 39]
     assert flow.bottom_decile(np.arange(8)).tolist() == [7]
+
+
+def test_flow06_runs_p0_separately():
+    """claims.md FLOW-06: 'run separately for P0 (BOT)'. The P0 condition blocks key P0 from every later query
+    (P1..P6 and the answer), a mask distinct from the P1 one, and its change is recorded with McNemar's p."""
+    conditions = flow.flow06_conditions(1)
+    block = conditions["block_P0"][0][0]
+    assert block.keys == ("P0",) and set(block.positions) == {"P1", "P2", "P3", "P4", "P5", "P6", "EOT"}
+    assert conditions["block_P1"][0][0].keys == ("P1",)
+    noop = np.ones(N, dtype=bool)
+    blocked = noop.copy()
+    blocked[:20] = False
+    got = flow.flow06_p0_statistics(noop, blocked)
+    assert np.isclose(got["accuracy change, block P0 (BOT)"], -0.2) and got["McNemar p, block P0 vs no-op"] < 1e-5
