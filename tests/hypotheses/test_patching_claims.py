@@ -78,3 +78,32 @@ def test_patch02_cross_template_must_reach_half_the_same_template_rate():
     cross = np.zeros(n, dtype=bool)
     cross[:20] = True  # 10% << half of 80%: wording-bound, refuted
     assert _patch02_verdict(same, cross, random) == "refuted"
+
+
+def _layer_patching(ld_patched: np.ndarray):
+    from codi_probe.experiments.patching import LayerPatching
+
+    n = len(ld_patched)
+    return LayerPatching(list(range(ld_patched.shape[1])), np.zeros_like(ld_patched), np.ones(n), np.zeros(n),
+                         ld_patched)
+
+
+def _lay01_verdict(result, band) -> tuple[str, float]:
+    ev, share = patching.band_share_evidence(result, band, patching.LAY01.predictions[0], seed=0)
+    return decide(combine(patching.LAY01, [ev], len(result.ld_clean))).verdict, share
+
+
+def test_lay01_decides_on_the_argmax_share_of_1000_resamples():
+    """claims.md LAY-01: the peak layer is in the band in >= 80% of 1000 bootstrap resamples of pairs."""
+    rng = np.random.default_rng(0)
+    n, layers, band = 66, 8, [2, 3]
+    base = rng.normal(0.2, 0.05, size=(n, layers))
+    clear = base.copy()
+    clear[:, 2] += 0.5  # layer 2 recovers far more in every pair
+    verdict, share = _lay01_verdict(_layer_patching(clear), band)
+    assert verdict == "supported" and share > 0.95
+    close = base.copy()
+    close[:, 2] += 0.3
+    close[:, 6] += 0.3 + rng.normal(0, 0.3, size=n)  # a layer outside the band ties it: the peak flips
+    verdict, share = _lay01_verdict(_layer_patching(close), band)
+    assert verdict == "refuted" and 0.2 < share < 0.8
