@@ -1,4 +1,5 @@
-"""Layer-wise clean→corrupted patching (LAY-01) and mean-latent patching on templates (PATCH-01/02)."""
+"""Layer-wise clean→corrupted patching (LAY-01..07), donor patching at EOT against single latents (LAY-08) and
+mean-latent patching on templates (PATCH-01/02)."""
 
 from dataclasses import replace
 
@@ -8,8 +9,8 @@ import pytest
 from codi_probe import extremes, stats
 from codi_probe.data import load_pairs, shipped_pairs_path
 from codi_probe.design import implied_answer
-from codi_probe.engine import Intervention, Randomize, Set
-from codi_probe.engine.positions import FED_POSITIONS
+from codi_probe.engine import Intervention, Patch, Randomize, Set
+from codi_probe.engine.positions import FED_POSITIONS, LATENT_POSITIONS, live_positions
 from codi_probe.experiments.common import decided_below_minimum, golds, run_conditions
 from codi_probe.experiments.patching import band_margin, groups, layer_patching, template_pairs
 from codi_probe.hypothesis import EQUIVALENCE_MIN_N, EQUIVALENCE_MIN_N_SOURCE, Hypothesis, Prediction, combine
@@ -253,6 +254,58 @@ def test_step2_latent_transfer(step2_transfer, claim, position):
     ev, info, outcome = step2_transfer[position]
     claim.record(statistics=info)
     claim.decide(ev, n=outcome.n, family={p: o for p, (*_, o) in step2_transfer.items()}, member=position)
+
+
+LAY08 = Hypothesis(Prediction("donor answer taken, EOT residual patched minus each single latent position "
+                              "patched (every position, paired)", "greater", 0.0))
+
+
+def lay08_conditions(donors: list[int], trace, layer: int, n_layers: int) -> dict:
+    """LAY-08's patches from each problem's donor row of ``trace`` (``resid_post`` at block ``layer``): the EOT
+    position, and each live latent position P0..P6 alone."""
+    sites = ("EOT", *live_positions(layer, LATENT_POSITIONS, n_layers))
+    return {site: [[Intervention("resid_post", (site,), Patch(trace, j), layer=layer)] for j in donors]
+            for site in sites}
+
+
+def lay08_evidence(taken: np.ndarray, seed: int = 0):
+    """``taken[n, 1 + P]``: per problem, the donor's answer given under the EOT patch (column 0) and under each
+    single-position patch; the EOT column must beat every other (intersection-union of exact paired tests)."""
+    return extremes.every_pair_evidence(np.asarray(taken, dtype=float), 0, LAY08.predictions[0], seed=seed)
+
+
+@pytest.mark.claim(id="LAY-08", kind="empirical",
+                   statement="the prediction arises by late fusion at the EOT boundary: patching the EOT position's "
+                             "residual (block output at relative depth 0.5) from a donor problem gives the donor's "
+                             "answer more often than patching any single latent position P0..P6 there (paired, every "
+                             "position). Differs from the source: the bridge states decodable over 2-3 hops (0.709) "
+                             "were measured on the LP polynomial-iteration tasks, which the suite does not ship; "
+                             "only claims.md's transferable test runs, on the template problems",
+                   source="LP (claims.md 4.F LAY-08): bridge states decodable across latent positions (up to 0.709), "
+                          "late fusion at the EOT boundary; test: EOT-residual patching transfers the donor answer "
+                          "more than any single latent position", reported=0.709, hypothesis=LAY08)
+def test_late_fusion_at_eot(codi_engine, template_problems, template_trace, codi_options, claim):
+    from codi_probe.experiments.common import middle_layer
+
+    problems = list(template_problems)
+    own = list(template_trace.answer)
+    n = len(problems)
+    rows, donors = [], []
+    for i in range(n):
+        j = next((j % n for j in range(i + 1, i + n) if own[j % n] is not None and own[j % n] != own[i]), None)
+        if j is not None:
+            rows.append(i)
+            donors.append(j)
+    if len(rows) < 2:
+        claim.decide([], n=len(rows))
+        return
+    layer = middle_layer(codi_engine.model.n_layers)
+    conditions = lay08_conditions(donors, template_trace, layer, codi_engine.model.n_layers)
+    runs = run_conditions(codi_engine, [problems[i].question for i in rows], conditions)
+    want = [own[j] for j in donors]
+    taken = np.stack([runs.correct(site, want) for site in conditions], 1)
+    claim.record(details={"layer": layer, "donor answer taken by patched site": dict(zip(conditions, taken.mean(0).tolist()))})
+    claim.decide([lay08_evidence(taken, codi_options.seed)], n=len(rows))
 
 
 PATCH06 = Hypothesis(Prediction("share of problems given the donor's answer", "less", 0.05))

@@ -107,3 +107,26 @@ def test_lay01_decides_on_the_argmax_share_of_1000_resamples():
     close[:, 6] += 0.3 + rng.normal(0, 0.3, size=n)  # a layer outside the band ties it: the peak flips
     verdict, share = _lay01_verdict(_layer_patching(close), band)
     assert verdict == "refuted" and 0.2 < share < 0.8
+
+
+def test_lay08_eot_must_beat_every_single_latent_position():
+    """claims.md LAY-08: the EOT-residual patch transfers the donor answer more than any single latent
+    position's patch (column 0 against each of the others, paired)."""
+    rng = np.random.default_rng(0)
+    n = 100
+    singles = rng.uniform(size=(n, 7)) < 0.1
+    eot = rng.uniform(size=n) < 0.7
+    taken = np.column_stack([eot, singles])
+    assert decide(combine(patching.LAY08, [patching.lay08_evidence(taken)], n)).verdict == "supported"
+    singles[:, 4] = rng.uniform(size=n) < 0.9  # one latent position carries the answer better than EOT
+    taken = np.column_stack([eot, singles])
+    assert decide(combine(patching.LAY08, [patching.lay08_evidence(taken)], n)).verdict == "refuted"
+
+
+def test_lay08_patches_eot_and_each_live_latent_from_the_donor():
+    trace = object()
+    conditions = patching.lay08_conditions([3, 0], trace, layer=1, n_layers=2)  # block 1 is the last: P6 is dead
+    assert list(conditions) == ["EOT", "P0", "P1", "P2", "P3", "P4", "P5"]
+    (iv,), (iv2,) = conditions["EOT"]
+    assert iv.site == "resid_post" and iv.positions == ("EOT",) and iv.layer == 1
+    assert iv.op.source is trace and (iv.op.row, iv2.op.row) == (3, 0)
