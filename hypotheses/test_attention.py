@@ -73,7 +73,8 @@ def attention_importance(codi_engine, answer_attention_trace, ccta, codi_options
                              "(binary failure under zero-ablation at relative depth 0.5: baseline correct, ablated "
                              "wrong): mean within-problem Spearman > 0.2 and a significant within-problem association "
                              "(Holm over the 3 depths); problems whose failures are the same at every position carry "
-                             "no within-problem information and are left out",
+                             "no within-problem information and are left out. Differs from the source: significance "
+                             "is the suite's one-sided 0.025, not p < 0.01",
                    source="GS CCTA (claims.md 4.D ATT-01): r=0.367 at L8 of 16 on 60 pooled points (n=10)",
                    reported={"early (L4)": 0.013, "middle (L8)": 0.367, "late (L14)": 0.211}, hypothesis=ATT01)
 @pytest.mark.parametrize("depth", list(DEPTHS), ids=[f"{k}-{v}" for k, v in DEPTHS.items()])

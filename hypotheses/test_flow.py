@@ -104,7 +104,9 @@ def flow06_p0_statistics(noop: np.ndarray, block_p0: np.ndarray) -> dict:
                    statement="blocking attention to the first fed latent P1 costs > 10pp accuracy against a no-op "
                              "mask, blocking the last fed latent P6 < 2pp; blocking the BOT position P0 is run "
                              "separately and recorded beside (its accuracy change against the no-op mask, with "
-                             "McNemar), as the source asks; the source states no threshold for it",
+                             "McNemar), as the source asks; the source states no threshold for it. Differs from the "
+                             "source: the thresholds are decided by the exact paired (Tango) test at one-sided 0.025, "
+                             "with McNemar's p (the source's test) recorded beside",
                    source="GS attention-pattern blocking (claims.md 4.G FLOW-06): CT0 -15.6pp, CT5 0.0pp vs no-op",
                    reported={"P1": -0.156, "P6": 0.0}, hypothesis=FLOW06)
 def test_blocking_first_latent(codi_engine, answer_problems, claim):

@@ -167,7 +167,7 @@ def mean_patching(codi_engine, template_problems, template_trace, codi_options):
                              "drops it by > 30pp (both paired with the baseline, exact Tango test; both must hold). "
                              "Differs from the source: every fed position P1..P6 is a family member judged on both "
                              "predictions (the source names e_3/e_5 of M-CYW; other models carry elsewhere, and at "
-                             "a non-carrier the different-group half is refuted)",
+                             "a non-carrier the different-group half is refuted), greedy decoding rather than 3 samples at T=1.0",
                    source="CYW exp 4 / AF headline (claims.md 4.I PATCH-01, 8.2): numbers n/r; M-CYW",
                    reported="n/r", hypothesis=PATCH01)
 @pytest.mark.parametrize("position", FED_POSITIONS)
@@ -246,7 +246,8 @@ def step2_transfer(codi_engine, template_problems, template_trace, codi_options)
                              "random control, and the mean of other templates' prompts with step 2 = s' moves it at "
                              "least half as often (abstraction across wording); all three must hold. Differs from the "
                              "source: every fed position P1..P6 is a family member (the source patches h_4, input P5, "
-                             "of M-CYW), and the random control is the engine's norm-matched random direction",
+                             "of M-CYW), the random control is the engine's norm-matched random direction, and decoding is greedy "
+                             "rather than 3 samples at T=1.0",
                    source="CYW exp 5 (claims.md 4.I PATCH-02, 8.3): h_4 = input at P5; numbers n/r", reported="n/r",
                    hypothesis=PATCH02)
 @pytest.mark.parametrize("position", FED_POSITIONS)
