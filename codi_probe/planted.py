@@ -28,17 +28,19 @@ The rules (sites as in ``codi_probe.design``: ``P_k`` is the fed latent ``e_k``)
 - pause: every fed latent is the same vector for every problem, so at every site decoding predicts one
   value for all problems (accuracy = that value's share, far below 50%) and any latent-replacing patch
   writes the same vector back (no answer moves): ``CARRY-DECODE``, ``CARRY-PATCH``, ``CARRY-DIRECT``
-  and ``PATCH-02`` are refuted; ``PATCH-01``'s positive control (a different group's mean drops accuracy) cannot hold, so
-  it is never supported (inconclusive below its minimum n, invalid above it). ``NEW-08`` (every fed latent
+  and ``PATCH-02`` are refuted; ``PATCH-01``'s second prediction (a different group's mean drops accuracy) cannot hold, so
+  it is never supported (inconclusive below its minimum n, refuted above it). ``NEW-08`` (every fed latent
   set to its across-problem mean) writes that same vector back, so it can never be refuted. Nothing can be
-  read from a constant, so the bridge states of ``LAY-08``, the operation probes on fed latents (``OP-01``,
+  read from a constant, so the operation probes on fed latents (``OP-01``,
   ``OP-04``) and ``PATCH-05``'s operation transfer are never supported; for the same reason a whole-latent
   transplant (``PATCH-06``) transfers no donor answer and difference-of-means steering (``NEW-05``) adds a
   zero vector: both are supported (planted truths, not constraints).
-- random: no value is computed, so no decoding (CARRY-DECODE, LAY-08's bridges), value patch (total or
-  direct), lens
+- random: no value is computed, so no decoding (CARRY-DECODE), value patch (total or direct), lens
   read-out (LENS-02, 05, 08; NEW-06's candidates) or most-important position can be supported (refuted
   or inconclusive; a failed control may make it invalid).
+- ``LAY-08`` (an EOT-residual patch transfers the donor answer more than any single latent's) is decided by
+  no design: on the pause control no single latent patch can move an answer, but whether the EOT patch does
+  depends on the network.
 - not planted: nothing is decided.
 """
 
@@ -111,10 +113,9 @@ def planted_truths(design: Design) -> dict[str, Truth]:
                                                                        "the same vector back")
         for k in FED:
             out[f"PATCH-02[P{k}]"] = Truth(("refuted",), why + ": the step-2 mean latent is that vector")
-            out[f"PATCH-01[P{k}]"] = Truth(("inconclusive", "invalid"),
-                                           why + ": a different group's mean is that vector, so the positive "
-                                                 "control cannot drop accuracy")
-        out["LAY-08"] = Truth(NOT_SUPPORTED, why + ": no value is decodable at any fed latent, so none bridges two")
+            out[f"PATCH-01[P{k}]"] = Truth(("inconclusive", "refuted"),
+                                           why + ": a different group's mean is that vector, so it cannot drop "
+                                                 "accuracy (the claim's second prediction)")
         out["OP-01"] = Truth(NOT_SUPPORTED, why + ": a probe on one constant vector cannot read the operation")
         out["OP-04"] = Truth(NOT_SUPPORTED, why + ": a probe on constant vectors cannot read the operation")
         out["PATCH-05"] = Truth(NOT_SUPPORTED, why + ": the addition prompt's e_1..e_3 are that vector, so the patch "
@@ -141,7 +142,6 @@ def planted_truths(design: Design) -> dict[str, Truth]:
         out["LENS-05"] = Truth(NOT_SUPPORTED, f"{why} no intermediate is in the lens top-5 at any thought")
         out["LENS-08"] = Truth(NOT_SUPPORTED, f"{why} the final answer is in no latent's lens top-10")
         out["NEW-06"] = Truth(NOT_SUPPORTED, f"{why} no latent's lens holds two values of the chain")
-        out["LAY-08"] = Truth(NOT_SUPPORTED, f"{why} no value is decodable at two consecutive fed latents")
         for k in range(7):
             out[f"IMP-01[P{k}]"] = Truth(NOT_SUPPORTED, f"{why} no position is the most important one",
                                          content=False)

@@ -141,30 +141,3 @@ def carrier_direct(codi_engine, template_problems, template_trace, codi_options)
 def test_carrier_direct(carrier_direct, claim, site):
     decide_site(claim, carrier_direct, site)
 
-
-LAY08_PAIRS = [(name, k) for name in INTERMEDIATES for k in range(1, 6)]
-LAY08 = Hypothesis(tuple(Prediction(f"{name} decoded at both e_{k} and e_{k + 1}", "greater", 0.5)
-                         for name, k in LAY08_PAIRS), combine="any")
-
-
-@pytest.mark.claim(id="LAY-08", kind="empirical",
-                   statement="bridge states: an intermediate stays decodable across latent positions, at two "
-                             "consecutive fed latents e_k and e_(k+1) for > 50% of held-out-operand problems (both, an "
-                             "intersection-union test; any of the 10 pairs, Holm)",
-                   source="LP (claims.md 4.F LAY-08): on polynomial-iteration tasks CODI forms bridge states decodable "
-                          "across latent positions for 2-3 hops (up to 0.709); here the CYW chain's step1 and step2",
-                   reported=0.709, hypothesis=LAY08)
-def test_bridge_states(carrier_decoding, claim):
-    claim.record(details={"decoding accuracy by site": {k: v[0][0].value if v[0] else None
-                                                        for k, v in carrier_decoding.items()}})
-    if not all(ev for ev, *_ in carrier_decoding.values()):  # a site with no scorable problem: n = 0
-        claim.decide([], n=0)
-        return
-    ev = []
-    for (name, k), pred in zip(LAY08_PAIRS, LAY08.predictions):
-        a, b = carrier_decoding[f"{name}@P{k}"][0][0], carrier_decoding[f"{name}@P{k + 1}"][0][0]
-        weaker = max((a, b), key=lambda e: e.p_support)  # both must hold: the larger p decides
-        ev.append(type(weaker)(pred.statistic, weaker.value, weaker.lo, weaker.hi, weaker.n, weaker.p_support,
-                               min(1.0, 2 * min(a.p_refute, b.p_refute)), weaker.method + " (intersection-union over the pair)"))
-    best = min(range(len(ev)), key=lambda j: ev[j].p_support)
-    claim.decide([ev[best]] + [e for j, e in enumerate(ev) if j != best], n=max(e.n for e in ev))

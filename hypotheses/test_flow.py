@@ -1,4 +1,4 @@
-"""Attention flow among the latent positions (claims.md 4.G: FLOW-01/02/03/06).
+"""Attention flow among the latent positions and single heads (claims.md 4.G: FLOW-01..08).
 
 All scores use the 7x7 block P0..P6 of correctly aligned attention (queries and keys at their
 absolute positions), averaged over layers and heads, one value per problem (F-12, SAN-04/05)."""
@@ -6,7 +6,7 @@ absolute positions), averaged over layers and heads, one value per problem (F-12
 import numpy as np
 import pytest
 
-from codi_probe import stats
+from codi_probe import extremes, stats
 from codi_probe.engine import knockout
 from codi_probe.engine.positions import FED_POSITIONS, live_positions
 from codi_probe.engine.positions import LATENT_POSITIONS
@@ -89,13 +89,24 @@ FLOW06 = Hypothesis((Prediction("accuracy change, block P1", "less", -0.10),
 def flow06_conditions(n: int) -> dict:
     queries = (*FED_POSITIONS[1:], "EOT")  # every later query; P1 keeps its own (diagonal) attention
     return {"noop": [[knockout(("P1",), "P6")] for _ in range(n)],  # a future key: blocks nothing (SAN-02)
+            "block_P0": [[knockout((*FED_POSITIONS, "EOT"), "P0")] for _ in range(n)],  # the source's separate BOT run
             "block_P1": [[knockout(queries, "P1")] for _ in range(n)],
             "block_P6": [[knockout(("EOT",), "P6")] for _ in range(n)]}
 
 
+def flow06_p0_statistics(noop: np.ndarray, block_p0: np.ndarray) -> dict:
+    """FLOW-06's separate P0 (BOT) run, recorded: the accuracy change against the no-op mask and McNemar's p."""
+    return {"accuracy change, block P0 (BOT)": float(np.mean(block_p0) - np.mean(noop)),
+            "McNemar p, block P0 vs no-op": stats.mcnemar_exact(noop, block_p0)}
+
+
 @pytest.mark.claim(id="FLOW-06", kind="empirical",
                    statement="blocking attention to the first fed latent P1 costs > 10pp accuracy against a no-op "
-                             "mask, blocking the last fed latent P6 < 2pp",
+                             "mask, blocking the last fed latent P6 < 2pp; blocking the BOT position P0 is run "
+                             "separately and recorded beside (its accuracy change against the no-op mask, with "
+                             "McNemar), as the source asks; the source states no threshold for it. Differs from the "
+                             "source: the thresholds are decided by the exact paired (Tango) test at one-sided 0.025, "
+                             "with McNemar's p (the source's test) recorded beside",
                    source="GS attention-pattern blocking (claims.md 4.G FLOW-06): CT0 -15.6pp, CT5 0.0pp vs no-op",
                    reported={"P1": -0.156, "P6": 0.0}, hypothesis=FLOW06)
 def test_blocking_first_latent(codi_engine, answer_problems, claim):
@@ -105,7 +116,7 @@ def test_blocking_first_latent(codi_engine, answer_problems, claim):
     gold = golds(problems)
     noop = runs.correct("noop", gold)
     noop_is_identity = all(a == b for a, b in zip(runs.answers("noop"), runs.answers("baseline")))
-    claim.record(statistics={"no-op accuracy": float(noop.mean()),
+    claim.record(statistics={"no-op accuracy": float(noop.mean()), **flow06_p0_statistics(noop, runs.correct("block_P0", gold)),
                              "McNemar p, block P1 vs no-op": stats.mcnemar_exact(noop, runs.correct("block_P1", gold))})
     ev = [stats.paired_binary_evidence(noop, runs.correct("block_P1", gold), FLOW06.predictions[0]),
           stats.paired_binary_evidence(noop, runs.correct("block_P6", gold), FLOW06.predictions[1])]
@@ -192,35 +203,69 @@ def test_named_masks_differ(claim):
     assert claim.check(not dupes)
 
 
-FLOW08 = Hypothesis(Prediction("accuracy change, top head zeroed minus bottom head zeroed", "less", -0.10),
-                    controls=("zeroing the bottom-ranked head keeps accuracy within 50pp of the baseline (the "
-                              "ablation is not off-distribution for every head)",))
+UNPARSEABLE_MAX = 0.05  # claims.md FLOW-08: any run with > 5% unparseable answers is invalid
+BOTTOM_HEADS = 10  # the source's controls were ranks 500-510: at most 10 heads of the bottom decile
+
+FLOW08 = Hypothesis(Prediction("accuracy change, top head zeroed minus the bottom decile's heads zeroed (mean)",
+                               "greater", -0.10),
+                    controls=(f"no run has more than {UNPARSEABLE_MAX:.0%} unparseable answers (the seeds' 0% were "
+                              "null predictions of a parsing bug)",
+                              "zeroing the bottom decile's heads keeps accuracy within 50pp of the baseline (the "
+                              "ablation is not off-distribution for every head)"))
 
 
-def flow08_evidence(base: np.ndarray, top: np.ndarray, bottom: np.ndarray) -> tuple[list, dict]:
-    """FLOW-08's evidence: the top head's accuracy change beyond the bottom head's (paired, exact Tango on the
-    two ablated runs), and its control: a bottom head that also destroys accuracy (the seeds' 0% for every
-    head, F-22) makes the measurement invalid instead of evidence for the top head."""
-    bottom_drop = float(bottom.mean() - base.mean())
-    ev = [stats.paired_binary_evidence(bottom, top, FLOW08.predictions[0])]
-    return ev, {FLOW08.controls[0]: bottom_drop > -0.5}
+def bottom_decile(order: np.ndarray, size: int = BOTTOM_HEADS) -> np.ndarray:
+    """The lowest-ranked heads (flat indices, ``order`` sorted from the top): the bottom tenth of the ranking
+    (at least one head), its last ``size`` at most."""
+    decile = max(1, int(np.ceil(len(order) / 10)))
+    return order[-min(decile, size):]
+
+
+def unparseable_share(answers) -> float:
+    """The share of answers with no number in them (``None`` or non-finite)."""
+    answers = list(answers)
+    return float(np.mean([a is None or not np.isfinite(a) for a in answers])) if answers else 0.0
+
+
+def flow08_evidence(base: np.ndarray, top: np.ndarray, bottom: np.ndarray,
+                    unparseable: float = 0.0) -> tuple[list, dict]:
+    """FLOW-08's evidence (claims.md 4.G: single heads are redundant, and zero-ablation that breaks every head
+    is an artifact). ``base``, ``top``: per problem correct at baseline and with the top head zeroed;
+    ``bottom[n, h]``: correct with each of ``h`` bottom-decile heads zeroed (a vector: one head); ``unparseable``:
+    the largest share of unparseable answers over the runs. The prediction: the top head costs at most 10pp
+    more than the bottom decile's mean (paired per problem, :func:`codi_probe.extremes.pair_evidence`). Its
+    controls: > 5% unparseable answers, or a bottom decile that also destroys accuracy (F-22), make the
+    measurement invalid."""
+    bottom = np.asarray(bottom, dtype=float)
+    bottom = bottom.mean(1) if bottom.ndim == 2 else bottom
+    top = np.asarray(top, dtype=float)
+    ev = [extremes.pair_evidence(top, bottom, FLOW08.predictions[0])]
+    return ev, {FLOW08.controls[0]: unparseable <= UNPARSEABLE_MAX,
+                FLOW08.controls[1]: float(bottom.mean() - np.mean(base)) > -0.5}
 
 
 @pytest.mark.claim(id="FLOW-08", kind="empirical",
-                   statement="the most-attending head is critical: zeroing its output (its slice of the attention "
-                             "output projection's input, at P0..P6 and EOT) costs > 10pp more accuracy than zeroing a "
-                             "bottom-ranked head; mean ablation of the top head is recorded beside",
+                   statement="single heads are redundant: zeroing the most-attending head's output (its slice of the "
+                             "attention output projection's input, at P0..P6 and EOT) costs at most 10pp more "
+                             "accuracy than zeroing a bottom-decile head (mean over up to 10 of them, paired per "
+                             "problem); invalid when any run has > 5% unparseable answers or the bottom decile also "
+                             "breaks the model (zero-ablation off-distribution, F-22). Mean ablation of the top head "
+                             "is recorded beside. Differs from the source: redundancy is tested as the top head "
+                             "costing < 10pp more than the bottom decile (a refutable one-sided test), where the "
+                             "source masked three named heads' attention and read a 0.00% drop",
                    source="GS heads (claims.md 4.G FLOW-08): zeroing any single head at o_proj, top or rank 500-510, "
-                          "gave 0% accuracy (a method artifact, F-22); masking single heads 0.00% drop",
-                   reported={"top head zeroed": 0.0, "rank 500-510 zeroed": 0.0}, hypothesis=FLOW08)
-def test_top_head_is_critical(codi_engine, answer_problems, answer_attention_trace, claim):
+                          "gave 0% accuracy (a method artifact, F-22; null predictions from a parsing bug); masking "
+                          "single heads 0.00% drop => 'heads are redundant'",
+                   reported={"top head zeroed": 0.0, "rank 500-510 zeroed": 0.0, "masking drop": 0.0},
+                   hypothesis=FLOW08)
+def test_heads_are_redundant(codi_engine, answer_problems, answer_attention_trace, claim):
     from codi_probe.engine import AblateHeads, Intervention, Record
 
     per_head = answer_attention_trace.latent_attention().mean(0).numpy()  # [L, H, 7, 7]
     mass = np.tril(per_head, k=-1).sum((-1, -2))
     order = np.argsort(-mass, axis=None)
     top = np.unravel_index(order[0], mass.shape)
-    bottom = np.unravel_index(order[-1], mass.shape)
+    bottom = [np.unravel_index(f, mass.shape) for f in bottom_decile(order)]
     n_heads = mass.shape[1]
     problems = list(answer_problems)
     qs = [p.question for p in problems]
@@ -233,22 +278,28 @@ def test_top_head_is_critical(codi_engine, answer_problems, answer_attention_tra
         live = live_positions(int(layer), where, codi_engine.model.n_layers)  # the last block's P6 feeds nothing
         return [[Intervention("attn_z", live, AblateHeads((int(head),), n_heads, mean), layer=int(layer))]] * len(qs)
 
-    runs = run_conditions(codi_engine, qs, {"top": ablate(*top), "bottom": ablate(*bottom),
-                                            "top_mean": ablate(*top, mean_z)})
+    names = [f"bottom L{int(l)}H{int(h)}" for l, h in bottom]
+    runs = run_conditions(codi_engine, qs, {"top": ablate(*top), "top_mean": ablate(*top, mean_z),
+                                            **{name: ablate(*head) for name, head in zip(names, bottom)}})
     gold = golds(problems)
-    base, t, b, m = (runs.correct(k, gold) for k in ("baseline", "top", "bottom", "top_mean"))
-    ev, controls = flow08_evidence(base, t, b)
-    claim.record(details={"top head": [int(x) for x in top], "bottom head": [int(x) for x in bottom],
+    base, t, m = (runs.correct(k, gold) for k in ("baseline", "top", "top_mean"))
+    b = np.stack([runs.correct(name, gold) for name in names], 1)  # [n, heads]
+    unparseable = {k: unparseable_share(runs.answers(k)) for k in ("baseline", "top", *names)}
+    ev, controls = flow08_evidence(base, t, b, max(unparseable.values()))
+    claim.record(details={"top head": [int(x) for x in top], "bottom-decile heads": [[int(x) for x in h] for h in bottom],
+                          "unparseable share by run": unparseable,
                           "accuracy": {"baseline": float(base.mean()), "top zeroed": float(t.mean()),
-                                       "bottom zeroed": float(b.mean()), "top mean-ablated": float(m.mean())}})
+                                       "bottom decile zeroed (mean)": float(b.mean()),
+                                       "top mean-ablated": float(m.mean())}})
     claim.decide(ev, n=len(qs), controls=controls)
 
 
 @pytest.mark.claim(id="F-22", kind="invariant",
-                   statement="an ablation that breaks every head is not evidence for one: on planted outcomes where the "
-                             "top and a bottom-ranked head both take accuracy to 0 (the seeds' artifact), FLOW-08's "
-                             "procedure is not supported, and where only the top head does, it is",
-                   source="claims.md 7 F-22 (zero ablation of whole heads is off-distribution; any head -> 0%)")
+                   statement="an ablation that breaks every head is flagged, not read as redundancy: on planted outcomes "
+                             "where the top head and the bottom decile both take accuracy to 0 (the seeds' artifact), "
+                             "FLOW-08's procedure is not supported, and where only the top head does, it is refuted",
+                   source="claims.md 7 F-22 (zero ablation of whole heads is off-distribution; any head -> 0%) and "
+                          "4.G FLOW-08 (an ablation identical for the top and the bottom decile is an artifact)")
 def test_unspecific_ablation_is_not_evidence(claim):
     from codi_probe.hypothesis import combine, decide
 
@@ -258,8 +309,8 @@ def test_unspecific_ablation_is_not_evidence(claim):
     ev, controls = flow08_evidence(base, dead, dead)
     artifact = decide(combine(FLOW08, ev, n, controls)).verdict
     ev, controls = flow08_evidence(base, dead, base)
-    real = decide(combine(FLOW08, ev, n, controls)).verdict
-    ok = artifact != "supported" and real == "supported"
+    specific = decide(combine(FLOW08, ev, n, controls)).verdict
+    ok = artifact != "supported" and specific == "refuted"
     claim.record("verdict on the planted artifact is supported", int(artifact == "supported"), threshold=0, n=n,
-                 details={"artifact (top and bottom both 0%)": artifact, "specific (top only)": real})
+                 details={"artifact (top and bottom both 0%)": artifact, "specific (top only)": specific})
     assert claim.check(ok)

@@ -1,4 +1,7 @@
-"""Layer-wise clean→corrupted patching (LAY-01) and mean-latent patching on templates (PATCH-01/02)."""
+"""Layer-wise clean→corrupted patching (LAY-01..07), donor patching at EOT against single latents (LAY-08) and
+mean-latent patching on templates (PATCH-01/02)."""
+
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -6,11 +9,11 @@ import pytest
 from codi_probe import extremes, stats
 from codi_probe.data import load_pairs, shipped_pairs_path
 from codi_probe.design import implied_answer
-from codi_probe.engine import Intervention, Randomize, Set
-from codi_probe.engine.positions import FED_POSITIONS
+from codi_probe.engine import Intervention, Patch, Randomize, Set
+from codi_probe.engine.positions import FED_POSITIONS, LATENT_POSITIONS, live_positions
 from codi_probe.experiments.common import decided_below_minimum, golds, run_conditions
 from codi_probe.experiments.patching import band_margin, groups, layer_patching, template_pairs
-from codi_probe.hypothesis import EQUIVALENCE_MIN_N, EQUIVALENCE_MIN_N_SOURCE, Hypothesis, Prediction, combine, shown
+from codi_probe.hypothesis import EQUIVALENCE_MIN_N, EQUIVALENCE_MIN_N_SOURCE, Hypothesis, Prediction, combine
 from codi_probe.experiments.problems import model_families
 
 
@@ -28,8 +31,9 @@ def patching(codi_engine, patch_pairs):
     return layer_patching(codi_engine, patch_pairs), len(patch_pairs)
 
 
-LAY01 = Hypothesis(Prediction("recovery, some layer in the band minus every layer outside it (union over the band, "
-                              "Holm, of intersection-union tests of the layer pairs)", "greater", 0.0),
+BOOTSTRAP_RESAMPLES = 1000  # claims.md LAY-01: 1000 bootstrap resamples of pairs
+LAY01 = Hypothesis(Prediction(f"share of {BOOTSTRAP_RESAMPLES} bootstrap resamples of pairs whose peak recovery layer "
+                              "is in the band", "greater", 0.80),
                    min_n=50, min_n_source="claims.md LAY-04 / F-05: >= 50 pairs")
 
 
@@ -38,11 +42,28 @@ def band_of(n_layers: int) -> list[int]:
     return [l for l in range(n_layers) if 0.25 <= l / n_layers < 0.375] or [round(0.25 * n_layers)]
 
 
+def band_share_evidence(result, band, prediction: Prediction, seed: int, resamples: int = BOOTSTRAP_RESAMPLES):
+    """LAY-01's decision as the source states it: the argmax over layers of the pooled recovery
+    (``result.pooled_recovery(idx)``, ``[L]``) falls in ``band`` in more than 80% of ``resamples`` bootstrap
+    resamples of the pairs. The share is tested against 0.8 by the exact binomial test over the resamples
+    (its Monte-Carlo error only), and returns the share of resamples in the band as well."""
+    n = len(result.ld_clean)
+    rng = np.random.default_rng(seed)
+    peaks = [int(np.argmax(result.pooled_recovery(rng.integers(0, n, n)))) for _ in range(resamples)]
+    k = sum(p in band for p in peaks)
+    ev = stats.proportion_evidence(k, resamples, prediction)
+    return replace(ev, method=f"share of {resamples} bootstrap resamples of the {n} pairs with the argmax layer in "
+                              f"the band (claims.md LAY-01's rule); {ev.method} over the resamples"), k / resamples
+
+
 @pytest.mark.claim(id="LAY-01", kind="empirical",
                    statement="patching the latent positions clean->corrupted recovers the clean answer most at "
-                             "relative depth 0.25-0.375 (layers 4-5 of 16): the best recovery in that band beats "
-                             "the best elsewhere (recovery pooled over pairs as a ratio of sums; tested as some band "
-                             "layer beating every layer outside it, pair by pair)",
+                             "relative depth 0.25-0.375 (layers 4-5 of 16): the layer of peak recovery is in that "
+                             "band in > 80% of 1000 bootstrap resamples of the pairs (the share tested against 0.8 "
+                             "over the resamples). Differs from the source: recovery is pooled over pairs as a ratio "
+                             "of sums, not a mean of per-pair ratios (unbounded when a pair's clean and corrupted "
+                             "logit differences nearly coincide); the calibrated pairwise test (some band layer "
+                             "beats every layer outside it, issue 28) is recorded beside",
                    source="GS layer patching (claims.md 4.F LAY-01): 'reasoning localises to layers 4-5' "
                           "(PAD-placeholder pipeline, KL at EOT, n=66)",
                    reported={"L5 KL": 0.00233, "L4 KL": 0.00231, "L15 KL": 0.0}, hypothesis=LAY01)
@@ -52,20 +73,24 @@ def test_layer_recovery_peak(codi_engine, patching, codi_options, claim):
     band = band_of(n_layers)
     n = len(result.ld_clean)
     details = {"band": band, "pairs": n_pairs, "dropped": result.dropped}
-    if n >= 2:
-        pooled = result.pooled_recovery()
-        rng = np.random.default_rng(codi_options.seed)
-        peaks = [int(np.argmax(result.pooled_recovery(rng.integers(0, n, n)))) for _ in range(1000)]
-        details.update({"pooled_recovery_by_layer": pooled.tolist(),
-                        "mean_per_pair_recovery_by_layer (unstable, for contrast)": result.recovery.mean(0).tolist(),
-                        "share of resamples with the peak in the band": float(np.mean([p in band for p in peaks]))})
-        claim.stat("argmax layer", int(np.argmax(pooled)))
-    claim.record(details=details)
     ev = []
     if n >= 2:
+        pooled = result.pooled_recovery()
+        share = band_share_evidence(result, band, LAY01.predictions[0], codi_options.seed)
+        ev = [share[0]]
         rows = np.concatenate([result.ld_patched - result.ld_corrupted[:, None],
                                (result.ld_clean - result.ld_corrupted)[:, None]], 1)
-        ev = [band_peak_evidence(rows, band, LAY01.predictions[0], codi_options.seed)]
+        pairwise = band_peak_evidence(rows, band, Prediction("recovery, some band layer minus every layer outside "
+                                                             "it (pairwise, issue 28)", "greater", 0.0),
+                                      codi_options.seed)
+        details.update({"pooled_recovery_by_layer": pooled.tolist(),
+                        "mean_per_pair_recovery_by_layer (unstable, for contrast)": result.recovery.mean(0).tolist(),
+                        "share of resamples with the peak in the band": share[1],
+                        "pairwise test (recorded, not deciding)": {
+                            "value": pairwise.value, "ci": [pairwise.lo, pairwise.hi],
+                            "p_support": pairwise.p_support, "p_refute": pairwise.p_refute}})
+        claim.stat("argmax layer", int(np.argmax(pooled)))
+    claim.record(details=details)
     claim.decide(ev, n=n)
 
 
@@ -89,14 +114,22 @@ def step_key(p):
     return tuple(p.intermediates[:2])
 
 
-PATCH01 = Hypothesis(Prediction("accuracy change, same-group mean", "equivalent", 0.05),
-                     min_n=EQUIVALENCE_MIN_N, min_n_source=EQUIVALENCE_MIN_N_SOURCE,
-                     controls=("a different group's mean drops accuracy by > 30pp",), family="PATCH-01")
+PATCH01 = Hypothesis((Prediction("accuracy change, same-group mean", "equivalent", 0.05),
+                      Prediction("accuracy change, different-group mean", "less", -0.30)),
+                     min_n=EQUIVALENCE_MIN_N, min_n_source=EQUIVALENCE_MIN_N_SOURCE, family="PATCH-01")
+
+
+def patch01_evidence(base: np.ndarray, same: np.ndarray, diff: np.ndarray) -> list:
+    """PATCH-01's two predictions, both refutable (claims.md 4.I): per problem, correct at baseline (``base``),
+    with the same-group mean latent (``same``) and with a different group's (``diff``); each change is paired
+    with the baseline (exact Tango test), the first an equivalence (TOST +-5pp), the second a drop > 30pp."""
+    return [stats.paired_binary_evidence(base, same, PATCH01.predictions[0]),
+            stats.paired_binary_evidence(base, diff, PATCH01.predictions[1])]
 
 
 @pytest.fixture(scope="module")
 def mean_patching(codi_engine, template_problems, template_trace, codi_options):
-    """PATCH-01 at every fed position: per position the evidence, the control and the outcome."""
+    """PATCH-01 at every fed position: per position the evidence, the recorded statistics and the outcome."""
     problems, trace = list(template_problems), template_trace
     by = groups(problems, step_key)
     keys = list(by)
@@ -116,79 +149,105 @@ def mean_patching(codi_engine, template_problems, template_trace, codi_options):
             diff.append([Intervention("latent_post_prj", (position,), Set(trace.latent_post[by[donor], k].mean(0)))])
         n = len(rows)
         if n < 2:
-            out[position] = ([], None, {}, combine(PATCH01, [], n, {PATCH01.controls[0]: False}))
+            out[position] = ([], {}, combine(PATCH01, [], n))
             continue
         sub = [problems[i] for i in rows]
         runs = run_conditions(codi_engine, [p.question for p in sub], {"same": same, "diff": diff})
         gold = golds(sub)
         base = runs.correct("baseline", gold)
-        control = stats.paired_binary_evidence(base, runs.correct("diff", gold),
-                                               Prediction("accuracy change, different-group mean", "less", -0.30))
-        ev = [
-            stats.paired_binary_evidence(base, runs.correct("same", gold), PATCH01.predictions[0])]
-        info = {"baseline accuracy": float(base.mean()), "accuracy change, same-group mean":
-                float(runs.correct("same", gold).mean() - base.mean()), "accuracy change, different-group mean":
-                control.value}
-        out[position] = (ev, control, info, combine(PATCH01, ev, n, {PATCH01.controls[0]: shown(control)}))
+        ev = patch01_evidence(base, runs.correct("same", gold), runs.correct("diff", gold))
+        info = {"baseline accuracy": float(base.mean()), **{e.statistic: e.value for e in ev}}
+        out[position] = (ev, info, combine(PATCH01, ev, n))
     return out
 
 
 @pytest.mark.claim(id="PATCH-01", kind="empirical",
                    statement="replacing a step-carrying fed latent by the mean latent of other prompts with the same "
-                             "intermediates keeps accuracy (TOST +-5pp); positive control: a different group's mean "
-                             "drops it > 30pp",
+                             "intermediates keeps accuracy (TOST +-5pp) and the mean latent of a different group "
+                             "drops it by > 30pp (both paired with the baseline, exact Tango test; both must hold). "
+                             "Differs from the source: every fed position P1..P6 is a family member judged on both "
+                             "predictions (the source names e_3/e_5 of M-CYW; other models carry elsewhere, and at "
+                             "a non-carrier the different-group half is refuted), greedy decoding rather than 3 samples at T=1.0",
                    source="CYW exp 4 / AF headline (claims.md 4.I PATCH-01, 8.2): numbers n/r; M-CYW",
                    reported="n/r", hypothesis=PATCH01)
 @pytest.mark.parametrize("position", FED_POSITIONS)
 def test_mean_latent_patching(mean_patching, claim, position):
-    ev, control, info, outcome = mean_patching[position]
+    ev, info, outcome = mean_patching[position]
     claim.record(statistics=info, details={"problems_with_a_group_mate": outcome.n})
     claim.decide(ev, n=outcome.n, family={p: o for p, (*_, o) in mean_patching.items()}, member=position)
 
 
 PATCH02 = Hypothesis(
-    (Prediction("share moved to the implied answer", "greater", 0.30),
-     Prediction("moved - 10 x random-control moved (per problem)", "greater", 0.0)),
+    (Prediction("share moved to the implied answer, same-template mean", "greater", 0.30),
+     Prediction("moved - 10 x random-control moved (per problem)", "greater", 0.0),
+     Prediction("cross-template moved - 0.5 x same-template moved (per problem)", "greater", 0.0)),
     family="PATCH-02", correction="holm")
+
+
+def patch02_donors(problems, rng: np.random.Generator) -> list[tuple[int, float, list[int], list[int]]]:
+    """Per problem with a usable s': ``(row, s', same-template donors, cross-template donors)``, where s' is a
+    step-2 value other than the problem's own, drawn among those present both in the problem's template
+    and in another template (CYW exp 5's same-template and cross-template means need both)."""
+    by: dict[tuple, list[int]] = {}
+    for i, p in enumerate(problems):
+        by.setdefault((p.template, p.intermediates[1]), []).append(i)
+    out = []
+    for i, p in enumerate(problems):
+        values = sorted({s for (t, s) in by if t == p.template and s != p.intermediates[1]})
+        usable = [s for s in values if any(t != p.template and v == s for (t, v) in by)]
+        if not usable:
+            continue
+        s2 = usable[int(rng.integers(len(usable)))]
+        cross = [j for (t, v), rows in by.items() if t != p.template and v == s2 for j in rows]
+        out.append((i, s2, by[(p.template, s2)], cross))
+    return out
+
+
+def patch02_evidence(same: np.ndarray, cross: np.ndarray, random: np.ndarray, seed: int) -> list:
+    """PATCH-02's three predictions from per-problem hits (the answer is the one s' implies) under the
+    same-template mean, the cross-template mean and the random control (claims.md 4.I)."""
+    same, cross, random = (np.asarray(x, dtype=float) for x in (same, cross, random))
+    return [stats.proportion_evidence(int(same.sum()), len(same), PATCH02.predictions[0]),
+            stats.mean_evidence(same - 10 * random, PATCH02.predictions[1], seed=seed),
+            extremes.pair_evidence(cross, same, PATCH02.predictions[2], scale=0.5, seed=seed)]
 
 
 @pytest.fixture(scope="module")
 def step2_transfer(codi_engine, template_problems, template_trace, codi_options):
-    """PATCH-02 at every fed position: per position the evidence and the outcome."""
+    """PATCH-02 at every fed position: per position the evidence, the recorded statistics and the outcome."""
     problems, trace = list(template_problems), template_trace
-    by = groups(problems, lambda p: p.intermediates[1])
+    donors = patch02_donors(problems, np.random.default_rng(codi_options.seed))
     out = {}
     for position in FED_POSITIONS:
         k = int(position[1:]) - 1
-        rng = np.random.default_rng(codi_options.seed)
-        rows, patched, random, expected = [], [], [], []
-        for i, p in enumerate(problems):
-            others = [s for s in by if s != p.intermediates[1]]
-            if not others:
-                continue
-            s2 = others[int(rng.integers(len(others)))]
-            rows.append(i)
-            patched.append([Intervention("latent_post_prj", (position,), Set(trace.latent_post[by[s2], k].mean(0)))])
-            random.append([Intervention("latent_post_prj", (position,), Randomize(codi_options.seed * 1000 + i))])
-            expected.append(implied_answer(p, "step2", s2))
-        n = len(rows)
+        conditions = {"same": [], "cross": [], "random": []}
+        for i, _, same, cross in donors:
+            for name, rows in (("same", same), ("cross", cross)):
+                conditions[name].append([Intervention("latent_post_prj", (position,),
+                                                      Set(trace.latent_post[rows, k].mean(0)))])
+            conditions["random"].append([Intervention("latent_post_prj", (position,),
+                                                      Randomize(codi_options.seed * 1000 + i))])
+        n = len(donors)
         ev, info = [], {}
         if n >= 2:
-            sub = [problems[i] for i in rows]
-            runs = run_conditions(codi_engine, [p.question for p in sub], {"patched": patched, "random": random})
-            moved = runs.correct("patched", expected)
-            control = runs.correct("random", expected)
-            ev = [stats.proportion_evidence(int(moved.sum()), n, PATCH02.predictions[0]),
-                  stats.mean_evidence(moved.astype(float) - 10 * control.astype(float), PATCH02.predictions[1],
-                                      seed=codi_options.seed)]
-            info = {"random control rate": float(control.mean())}
+            sub = [problems[i] for i, *_ in donors]
+            expected = [implied_answer(problems[i], "step2", s2) for i, s2, *_ in donors]
+            runs = run_conditions(codi_engine, [p.question for p in sub], conditions)
+            hits = {name: runs.correct(name, expected) for name in conditions}
+            ev = patch02_evidence(hits["same"], hits["cross"], hits["random"], codi_options.seed)
+            info = {f"moved, {name}": float(h.mean()) for name, h in hits.items()}
         out[position] = (ev, info, combine(PATCH02, ev, n))
     return out
 
 
 @pytest.mark.claim(id="PATCH-02", kind="empirical",
-                   statement="patching a fed latent with the mean latent of prompts whose step-2 value is s' moves the "
-                             "answer to the value implied by s' in > 30% of problems and > 10x a random control",
+                   statement="patching a fed latent with the mean latent of same-template prompts whose step-2 value "
+                             "is s' moves the answer to the value implied by s' in > 30% of problems and > 10x a "
+                             "random control, and the mean of other templates' prompts with step 2 = s' moves it at "
+                             "least half as often (abstraction across wording); all three must hold. Differs from the "
+                             "source: every fed position P1..P6 is a family member (the source patches h_4, input P5, "
+                             "of M-CYW), the random control is the engine's norm-matched random direction, and decoding is greedy "
+                             "rather than 3 samples at T=1.0",
                    source="CYW exp 5 (claims.md 4.I PATCH-02, 8.3): h_4 = input at P5; numbers n/r", reported="n/r",
                    hypothesis=PATCH02)
 @pytest.mark.parametrize("position", FED_POSITIONS)
@@ -196,6 +255,58 @@ def test_step2_latent_transfer(step2_transfer, claim, position):
     ev, info, outcome = step2_transfer[position]
     claim.record(statistics=info)
     claim.decide(ev, n=outcome.n, family={p: o for p, (*_, o) in step2_transfer.items()}, member=position)
+
+
+LAY08 = Hypothesis(Prediction("donor answer taken, EOT residual patched minus each single latent position "
+                              "patched (every position, paired)", "greater", 0.0))
+
+
+def lay08_conditions(donors: list[int], trace, layer: int, n_layers: int) -> dict:
+    """LAY-08's patches from each problem's donor row of ``trace`` (``resid_post`` at block ``layer``): the EOT
+    position, and each live latent position P0..P6 alone."""
+    sites = ("EOT", *live_positions(layer, LATENT_POSITIONS, n_layers))
+    return {site: [[Intervention("resid_post", (site,), Patch(trace, j), layer=layer)] for j in donors]
+            for site in sites}
+
+
+def lay08_evidence(taken: np.ndarray, seed: int = 0):
+    """``taken[n, 1 + P]``: per problem, the donor's answer given under the EOT patch (column 0) and under each
+    single-position patch; the EOT column must beat every other (intersection-union of exact paired tests)."""
+    return extremes.every_pair_evidence(np.asarray(taken, dtype=float), 0, LAY08.predictions[0], seed=seed)
+
+
+@pytest.mark.claim(id="LAY-08", kind="empirical",
+                   statement="the prediction arises by late fusion at the EOT boundary: patching the EOT position's "
+                             "residual (block output at relative depth 0.5) from a donor problem gives the donor's "
+                             "answer more often than patching any single latent position P0..P6 there (paired, every "
+                             "position). Differs from the source: the bridge states decodable over 2-3 hops (0.709) "
+                             "were measured on the LP polynomial-iteration tasks, which the suite does not ship; "
+                             "only claims.md's transferable test runs, on the template problems",
+                   source="LP (claims.md 4.F LAY-08): bridge states decodable across latent positions (up to 0.709), "
+                          "late fusion at the EOT boundary; test: EOT-residual patching transfers the donor answer "
+                          "more than any single latent position", reported=0.709, hypothesis=LAY08)
+def test_late_fusion_at_eot(codi_engine, template_problems, template_trace, codi_options, claim):
+    from codi_probe.experiments.common import middle_layer
+
+    problems = list(template_problems)
+    own = list(template_trace.answer)
+    n = len(problems)
+    rows, donors = [], []
+    for i in range(n):
+        j = next((j % n for j in range(i + 1, i + n) if own[j % n] is not None and own[j % n] != own[i]), None)
+        if j is not None:
+            rows.append(i)
+            donors.append(j)
+    if len(rows) < 2:
+        claim.decide([], n=len(rows))
+        return
+    layer = middle_layer(codi_engine.model.n_layers)
+    conditions = lay08_conditions(donors, template_trace, layer, codi_engine.model.n_layers)
+    runs = run_conditions(codi_engine, [problems[i].question for i in rows], conditions)
+    want = [own[j] for j in donors]
+    taken = np.stack([runs.correct(site, want) for site in conditions], 1)
+    claim.record(details={"layer": layer, "donor answer taken by patched site": dict(zip(conditions, taken.mean(0).tolist()))})
+    claim.decide([lay08_evidence(taken, codi_options.seed)], n=len(rows))
 
 
 PATCH06 = Hypothesis(Prediction("share of problems given the donor's answer", "less", 0.05))

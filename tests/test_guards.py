@@ -281,15 +281,19 @@ def test_f16_guard_fails_on_another_baseline():
     assert _verdict(test_importance.test_combined_effects_share_a_baseline, small_sets=other) is False
 
 
-def test_f22_guard_fails_without_the_bottom_head_control(monkeypatch):
-    """F-22 planted into FLOW-08's procedure: the top head judged against the baseline alone (no bottom-ranked
-    head control), so an ablation that kills every head reads as evidence for the top one."""
-    from codi_probe import stats
+def test_f22_guard_fails_without_the_bottom_decile_control(monkeypatch):
+    """F-22 planted into FLOW-08's procedure: the bottom-decile control is dropped, so an ablation that kills
+    every head (top and bottom decile alike) reads as evidence that single heads are redundant."""
     from codi_probe.hypotheses import test_flow
 
     assert _verdict(test_flow.test_unspecific_ablation_is_not_evidence) is True
-    monkeypatch.setattr(test_flow, "flow08_evidence", lambda base, top, bottom: (
-        [stats.paired_binary_evidence(base, top, test_flow.FLOW08.predictions[0])], {test_flow.FLOW08.controls[0]: True}))
+    original = test_flow.flow08_evidence
+
+    def without_control(base, top, bottom, unparseable=0.0):
+        ev, controls = original(base, top, bottom, unparseable)
+        return ev, dict.fromkeys(controls, True)
+
+    monkeypatch.setattr(test_flow, "flow08_evidence", without_control)
     assert _verdict(test_flow.test_unspecific_ablation_is_not_evidence) is False
 
 

@@ -79,7 +79,10 @@ class CodiEngine:
     """Runs the exact CODI loop on a :class:`~codi_probe.model.CodiModel`."""
 
     def __init__(self, model, *, padding: str = "exact", num_latent: int = NUM_LATENT, share_trunk: bool = True,
-                 kv: str = "auto"):
+                 kv: str = "auto", skip_thinking: bool = False):
+        """``skip_thinking`` (with ``num_latent=0`` only): no BOT either, the prompt is followed by EOT
+        directly (CYW's ``skip_thinking``: prompt + EOS + EOT), for clean rows without recorded attention;
+        ``P0`` then holds zeros in the trace."""
         if padding not in PADDING_MODES:
             raise ValueError(f"unknown padding mode {padding!r}: use one of {', '.join(PADDING_MODES)}")
         if kv not in KV_LAYOUTS:
@@ -88,9 +91,12 @@ class CodiEngine:
             raise ValueError(f"num_latent must be in 0..{NUM_LATENT}, got {num_latent}")
         if model.tokenizer is None:
             raise ValueError("the model has no tokenizer attached: load it with load_codi(..., tokenizer=DIR)")
+        if skip_thinking and num_latent != 0:
+            raise ValueError(f"skip_thinking feeds no BOT and no latent: it needs num_latent=0, got {num_latent}")
         self.model = model
         self.padding = padding
         self.num_latent = num_latent
+        self.skip_thinking = skip_thinking
         self.share_trunk = share_trunk  # False: every row runs every latent step (the reference path)
         self.kv = kv
         if kv != "per_row":
@@ -164,6 +170,9 @@ class CodiEngine:
                 "attention, which treats the fully masked left-pad rows differently from sdpa, and official "
                 "padding lets every later step attend to those pad rows, so recording would change the run; "
                 "record attention with padding='exact'")
+        if self.skip_thinking and (any(ivs for _, ivs in variants) or record.attention):
+            raise ValueError("skip_thinking runs clean rows only: no interventions and no recorded attention "
+                             "(their key columns assume a BOT step)")
         plan, latent_plan, knockouts = self._plan(variants, len(questions))
         model = self.model
         device = model.device
@@ -447,11 +456,13 @@ class CodiEngine:
             latent_post[dst, : k - 1] = latent_post[par, : k - 1]
             return torch.cat([active, dst]), torch.cat([h, h[src.to(h.device)]])
 
-        # P0: the BOT token
-        bot = self._embed_ids(torch.full((n_rows, 1), model.special.bot))
-        inputs[:, 0] = bot[:, 0].float().cpu()
-        h = step(bot[active.to(device)], ["P0"], "latent", active)[:, -1]
-        latent_pre[active, 0] = h.float().cpu()
+        # P0: the BOT token (skip_thinking: none, EOT follows the prompt)
+        h = None
+        if not self.skip_thinking:
+            bot = self._embed_ids(torch.full((n_rows, 1), model.special.bot))
+            inputs[:, 0] = bot[:, 0].float().cpu()
+            h = step(bot[active.to(device)], ["P0"], "latent", active)[:, -1]
+            latent_pre[active, 0] = h.float().cpu()
         for k in range(1, self.num_latent + 1):
             pos = f"P{k}"
             active, h = admit(k, active, h)

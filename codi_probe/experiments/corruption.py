@@ -266,3 +266,41 @@ def ablation_types(ccta: CorruptionResult, mean: CorruptionResult, metric: str =
         m = m if rows is None else m[rows]
         out[kind] = dict(zip(grid.positions, m.mean(0).tolist())) if len(m) else {}
     return out
+
+
+def shifted_number_token(tokenizer, token: int, plus: int) -> int | None:
+    """The token spelling the integer of ``token`` plus ``plus``, with the same leading space (``" 8"`` ->
+    ``" 9"`` for ``plus=1``); ``None`` when ``token`` is no integer or the shifted number is not one token."""
+    text = tokenizer.decode([token])
+    body = text.strip()
+    if not body.lstrip("-").isdigit():
+        return None
+    ids = tokenizer.encode(text[: len(text) - len(text.lstrip())] + str(int(body) + plus), add_special_tokens=False)
+    return int(ids[0]) if len(ids) == 1 else None
+
+
+@torch.no_grad()
+def discretized_latents(engine: CodiEngine, trace, plus: int = 0) -> tuple[list[list[Intervention]], float]:
+    """COR-03's "discretize" corruption (claims.md 4.C, GS comprehensive intervention): at every fed position
+    P_k the latent ``h_(k-1)`` about to be projected (``latent_pre_prj``) is replaced by the input embedding of
+    its own logit-lens top-1 token. ``plus != 0`` ("discretize + 1"): a top-1 token that is an integer is
+    replaced by the token of that integer plus ``plus`` first. Returns one intervention list per row of
+    ``trace`` (``trace.latent_pre[:, k]`` is ``h_k``; one ``Set`` over P1..P6) and the share of the (row, position) cells whose token
+    was shifted (0 for ``plus == 0``)."""
+    from ..engine import Set
+    from ..engine.positions import FED_POSITIONS
+
+    model = engine.model
+    weight = model.embed.weight
+    tokens = torch.stack([engine.logits(trace.latent_pre[:, k].to(model.device, model.base_dtype)).argmax(-1).cpu()
+                          for k in range(len(FED_POSITIONS))], 1)  # [n, 6]: the top-1 token of h_0..h_5
+    shifted = 0
+    out = []
+    for row in tokens.tolist():
+        vectors = {}
+        for position, tok in zip(FED_POSITIONS, row):
+            new = shifted_number_token(model.tokenizer, tok, plus) if plus else None
+            shifted += new is not None
+            vectors[position] = weight[tok if new is None else new].detach().cpu()
+        out.append([Intervention("latent_pre_prj", FED_POSITIONS, Set(vectors))])
+    return out, shifted / max(tokens.numel(), 1)

@@ -219,8 +219,8 @@ def _accuracy(report: dict[str, Any]) -> tuple[bytes, str | None]:
 
 
 def _noise_sweep(report: dict[str, Any]) -> tuple[bytes, str | None]:
-    """COR-01 records the KL at every σ (``sigma_relative``, ``mean_kl``) and generates answers at the
-    smallest σ only: its value, the answer change rate there, is the one red point."""
+    """COR-01 records the KL at every relative σ (``sigma_relative``, ``mean_kl``) and generates answers at the
+    smallest σ only: its value, the share of problems failing there, is the one red point."""
     claim = next(iter(D.claims_with(report, "COR-01", "sigma_relative")), None)
     if claim is None or "mean_kl" not in claim["details"]:
         raise Missing("not in this report: needs COR-01.details.sigma_relative and COR-01.details.mean_kl")
@@ -233,8 +233,8 @@ def _noise_sweep(report: dict[str, Any]) -> tuple[bytes, str | None]:
     twin = ax.twinx()
     if claim.get("value") is not None:
         twin.plot([sweep["sigma_relative"][0]], [claim["value"]], "s", color="tab:red",
-                  label=f"answer change rate at σ = {sweep['sigma_relative'][0]:g} (COR-01's value)")
-    twin.set_ylabel("answer change rate")
+                  label=f"share of problems failing at σ = {sweep['sigma_relative'][0]:g} (COR-01's value)")
+    twin.set_ylabel("share of problems failing")
     fig.legend(fontsize=7, loc="upper left")
     return _png(fig), None
 
@@ -257,7 +257,7 @@ PANELS: tuple[tuple[str, str, str, PanelBuilder], ...] = (
     ("accuracy-iterations", "Accuracy against latent iterations", "ACC-03: accuracy with k latent iterations.",
      _accuracy),
     ("noise-sweep", "Damage against noise scale",
-     "COR-01: answer-token KL by σ, and the answer change rate at the smallest σ.",
+     "COR-01: answer-token KL by σ, and the share of problems failing at the smallest σ.",
      _noise_sweep),
 )
 

@@ -125,6 +125,25 @@ def test_fewer_latent_iterations(tiny, questions):
     assert TOL.close(final[:, :3], trace.latent_pre)
 
 
+def test_skip_thinking_feeds_eot_right_after_the_prompt(tiny, questions):
+    """CYW's skip_thinking (ACC-03's k = 0): prompt, then EOT, no BOT. Every greedy answer token equals the
+    backbone's own greedy step on the prompt + EOT + the answer so far (the official vocabulary cut)."""
+    engine = CodiEngine(tiny, num_latent=0, skip_thinking=True)
+    trace = engine.run(questions[:1], max_new_tokens=3)
+    ids = engine.encode(questions[:1])[0] + [tiny.special.eot]
+    with torch.no_grad():
+        for tok in trace.answer_ids[0]:
+            final = tiny.backbone(input_ids=torch.tensor([ids]).to(tiny.device)).last_hidden_state[:, -1]
+            assert int(engine.logits(final)[0, : tiny.vocab_size - 1].argmax()) == tok
+            ids.append(tok)
+    with_bot = CodiEngine(tiny, num_latent=0).run(questions[:1], max_new_tokens=3)
+    assert torch.count_nonzero(trace.latent_pre) == 0 and torch.count_nonzero(with_bot.latent_pre) > 0
+    with pytest.raises(ValueError, match="needs num_latent=0"):
+        CodiEngine(tiny, skip_thinking=True)
+    with pytest.raises(ValueError, match="clean rows only"):
+        engine.run(questions[:1], record=Record(attention=True))
+
+
 def test_bad_input_errors(tiny):
     with pytest.raises(ValueError, match="unknown padding mode"):
         CodiEngine(tiny, padding="left")

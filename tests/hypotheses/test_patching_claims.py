@@ -1,0 +1,132 @@
+"""PATCH-01 and PATCH-02 of ``hypotheses/test_patching.py`` measure what claims.md 4.I states: synthetic
+per-problem outcomes go through the claims' own evidence and decision functions (no model run)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from types import SimpleNamespace
+
+import numpy as np
+
+from codi_probe.hypothesis import combine, decide, shown
+from codi_probe.hypotheses import test_patching as patching
+
+N = 100  # the exact paired test at n = 600 (PATCH-01's minimum is 500) takes ~45 s per claim; the minimum
+PATCH01 = replace(patching.PATCH01, min_n=N)  # is lowered here: the predictions are what these tests check
+
+
+def _old_patch01_verdict(base, same, diff) -> str:
+    """PATCH-01 before issue 30: the different-group half was a positive control (failed -> invalid)."""
+    from codi_probe import stats
+    from codi_probe.hypothesis import Hypothesis, Prediction
+
+    old = Hypothesis(PATCH01.predictions[0], min_n=N, controls=("diff drops > 30pp",))
+    control = stats.paired_binary_evidence(base, diff, Prediction("accuracy change, different-group mean", "less", -0.30))
+    ev = [stats.paired_binary_evidence(base, same, old.predictions[0])]
+    return decide(combine(old, ev, len(base), {old.controls[0]: shown(control)})).verdict
+
+
+def _verdict(base, same, diff) -> str:
+    return decide(combine(PATCH01, patching.patch01_evidence(base, same, diff), len(base))).verdict
+
+
+def test_patch01_a_different_group_that_moves_nothing_refutes_the_claim():
+    """The source predicts both halves. When a different group's mean leaves accuracy alone, the claim is
+    refuted; before, that half was a control and the claim could only come out invalid."""
+    ones = np.ones(N, dtype=bool)
+    assert _verdict(ones, ones, ones) == "refuted"
+    assert _old_patch01_verdict(ones, ones, ones) == "invalid"
+
+
+def test_patch01_both_halves_hold():
+    ones = np.ones(N, dtype=bool)
+    diff = ones.copy()
+    diff[: N // 2] = False  # a 50pp drop
+    assert _verdict(ones, ones, diff) == "supported"
+    same = ones.copy()
+    same[: N // 5] = False  # a 20pp drop under the same-group mean: not equivalent
+    assert _verdict(ones, same, diff) == "refuted"
+
+
+def _problem(template: int, step2: float, step1: float = 2.0):
+    return SimpleNamespace(template=template, intermediates=(step1, step2, step1 + step2))
+
+
+def test_patch02_donors_are_same_and_cross_template_groups_of_one_s_prime():
+    problems = [_problem(0, 4.0), _problem(0, 6.0), _problem(1, 6.0), _problem(1, 4.0), _problem(2, 9.0)]
+    donors = {i: (s2, same, cross) for i, s2, same, cross in patching.patch02_donors(problems, np.random.default_rng(0))}
+    assert donors[0] == (6.0, [1], [2])  # s' = 6 in template 0 (problem 1) and in template 1 (problem 2)
+    assert donors[3] == (6.0, [2], [1])
+    assert 4 not in donors  # template 2 has no other step-2 value
+    for i, (s2, same, cross) in donors.items():
+        assert all(problems[j].template == problems[i].template and problems[j].intermediates[1] == s2 for j in same)
+        assert all(problems[j].template != problems[i].template and problems[j].intermediates[1] == s2 for j in cross)
+
+
+def _patch02_verdict(same, cross, random) -> str:
+    ev = patching.patch02_evidence(same, cross, random, seed=0)
+    return decide(combine(patching.PATCH02, ev, len(same))).verdict
+
+
+def test_patch02_cross_template_must_reach_half_the_same_template_rate():
+    n = 200
+    same = np.zeros(n, dtype=bool)
+    same[:160] = True  # 80% moved under the same-template mean
+    random = np.zeros(n, dtype=bool)
+    cross = same.copy()  # abstraction across wording: cross-template moves as often
+    assert _patch02_verdict(same, cross, random) == "supported"
+    cross = np.zeros(n, dtype=bool)
+    cross[:20] = True  # 10% << half of 80%: wording-bound, refuted
+    assert _patch02_verdict(same, cross, random) == "refuted"
+
+
+def _layer_patching(ld_patched: np.ndarray):
+    from codi_probe.experiments.patching import LayerPatching
+
+    n = len(ld_patched)
+    return LayerPatching(list(range(ld_patched.shape[1])), np.zeros_like(ld_patched), np.ones(n), np.zeros(n),
+                         ld_patched)
+
+
+def _lay01_verdict(result, band) -> tuple[str, float]:
+    ev, share = patching.band_share_evidence(result, band, patching.LAY01.predictions[0], seed=0)
+    return decide(combine(patching.LAY01, [ev], len(result.ld_clean))).verdict, share
+
+
+def test_lay01_decides_on_the_argmax_share_of_1000_resamples():
+    """claims.md LAY-01: the peak layer is in the band in >= 80% of 1000 bootstrap resamples of pairs."""
+    rng = np.random.default_rng(0)
+    n, layers, band = 66, 8, [2, 3]
+    base = rng.normal(0.2, 0.05, size=(n, layers))
+    clear = base.copy()
+    clear[:, 2] += 0.5  # layer 2 recovers far more in every pair
+    verdict, share = _lay01_verdict(_layer_patching(clear), band)
+    assert verdict == "supported" and share > 0.95
+    close = base.copy()
+    close[:, 2] += 0.3
+    close[:, 6] += 0.3 + rng.normal(0, 0.3, size=n)  # a layer outside the band ties it: the peak flips
+    verdict, share = _lay01_verdict(_layer_patching(close), band)
+    assert verdict == "refuted" and 0.2 < share < 0.8
+
+
+def test_lay08_eot_must_beat_every_single_latent_position():
+    """claims.md LAY-08: the EOT-residual patch transfers the donor answer more than any single latent
+    position's patch (column 0 against each of the others, paired)."""
+    rng = np.random.default_rng(0)
+    n = 100
+    singles = rng.uniform(size=(n, 7)) < 0.1
+    eot = rng.uniform(size=n) < 0.7
+    taken = np.column_stack([eot, singles])
+    assert decide(combine(patching.LAY08, [patching.lay08_evidence(taken)], n)).verdict == "supported"
+    singles[:, 4] = rng.uniform(size=n) < 0.9  # one latent position carries the answer better than EOT
+    taken = np.column_stack([eot, singles])
+    assert decide(combine(patching.LAY08, [patching.lay08_evidence(taken)], n)).verdict == "refuted"
+
+
+def test_lay08_patches_eot_and_each_live_latent_from_the_donor():
+    trace = object()
+    conditions = patching.lay08_conditions([3, 0], trace, layer=1, n_layers=2)  # block 1 is the last: P6 is dead
+    assert list(conditions) == ["EOT", "P0", "P1", "P2", "P3", "P4", "P5"]
+    (iv,), (iv2,) = conditions["EOT"]
+    assert iv.site == "resid_post" and iv.positions == ("EOT",) and iv.layer == 1
+    assert iv.op.source is trace and (iv.op.row, iv2.op.row) == (3, 0)
