@@ -2,9 +2,12 @@
 
 Every probe is a scikit-learn linear probe scored on held-out groups (``codi_probe.experiments.probes``):
 whole templates for the operation (so wording cannot pass for it), whole operand pairs for values, whole
-problems for correctness and step index. Each claim records the label-shuffle control, the selectivity
-against a Hewitt-Liang control task and the probe on the question's own token embeddings (the surface
-baseline a latent must beat), beside the held-out balanced accuracy that decides it.
+problems for correctness and step index. Each claim records the label-shuffle control and the selectivity
+against a Hewitt-Liang control task beside the held-out balanced accuracy that decides it. A claim about
+what a latent carries must also beat a surface baseline by ``BASELINE_MARGIN`` in a paired bootstrap: the
+same probe on the question's own token embeddings (OP-01, OP-04, PROBE-01/02: operation words are shared by
+every template of an operation, so template hold-out alone does not remove wording) or on the latent's
+absolute position (NEW-09), so that a latent that merely echoes its input cannot pass (issues 29, 30).
 """
 
 import numpy as np
@@ -21,9 +24,6 @@ from codi_probe.hypothesis import Hypothesis, Prediction
 
 SHUFFLE_CEILING = 0.6  # claims.md OP-01: the same probe on shuffled labels must stay <= 60%
 LEAK = f"label-shuffled probes stay at chance (mean balanced accuracy <= {SHUFFLE_CEILING})"
-
-
-evidence = probe_evidence
 
 
 def beyond(what: str, floor: float, baseline: str) -> Prediction:
@@ -189,7 +189,7 @@ def test_result_not_operands(value_probes, templates, codi_options, claim):
         return
     s1, x = value_probes["step1"], value_probes["X"]
     claim.record(details={k: r.summary() for k, r in value_probes.items()})
-    claim.decide([evidence(s1, OP03.predictions[0], codi_options.seed),
+    claim.decide([probe_evidence(s1, OP03.predictions[0], codi_options.seed),
                   difference_evidence(s1, x, OP03.predictions[1], codi_options.seed)], n=len(s1.labels))
 
 
@@ -212,7 +212,7 @@ def test_operation_beyond_the_prompt(template_trace, templates, question_operati
     lat = probe(feats, templates["operation"], templates["template"], types=templates["operands"],
                 seed=codi_options.seed)
     claim.record(details={"latents": lat.summary(), "question embedding": question_operation.summary()})
-    claim.decide([evidence(lat, OP04.predictions[0], codi_options.seed),
+    claim.decide([probe_evidence(lat, OP04.predictions[0], codi_options.seed),
                   difference_evidence(lat, question_operation, OP04.predictions[1], codi_options.seed)],
                  n=len(lat.labels), controls={LEAK: no_leak(lat)})
 
@@ -324,8 +324,8 @@ def test_intermediates_stored_at_h2_h4(value_probes, templates, codi_options, cl
         claim.decide([], n=len(templates["step1"]))
         return
     claim.record(details={k: value_probes[k].summary() for k in ("step1", "step2")})
-    claim.decide([evidence(value_probes["step1"], LENS01.predictions[0], codi_options.seed),
-                  evidence(value_probes["step2"], LENS01.predictions[1], codi_options.seed)],
+    claim.decide([probe_evidence(value_probes["step1"], LENS01.predictions[0], codi_options.seed),
+                  probe_evidence(value_probes["step2"], LENS01.predictions[1], codi_options.seed)],
                  n=len(value_probes["step1"].labels))
 
 
@@ -336,15 +336,18 @@ NEW09 = Hypothesis((beyond("step index (which P_k) from h_k", NEW09_FLOOR, "the 
 
 @pytest.mark.claim(id="NEW-09", kind="empirical",
                    statement="a latent's step index is linearly readable (> 95%, held-out problems, and above the "
-                             "same probe on a one-hot of the latent's absolute position + 10pp) while the final "
-                             "answer is not (< 50% from h_6, held-out operand pairs). Differs from the source: the "
-                             "positional baseline is added because position embeddings alone give the step index "
-                             "(random weights read it at 1.0), so readability alone says nothing about training",
+                             "same probe on the latent's position alone + 10pp) while the final answer is not (< 50% "
+                             "from h_6, held-out operand pairs). Differs from the source: the positional baseline is "
+                             "added (one-hots of the latent's absolute position and of its offset from P0), because "
+                             "position gives the step index by itself (random weights read it at 1.0): the baseline "
+                             "reads it perfectly, so the first half is never supported and the claim can only be "
+                             "refuted (the answer is readable) or inconclusive; readability of the step index says "
+                             "nothing about what training put in a latent",
                    source="syvb/cocoracle (claims-2026 NEW-09): step index 100% (Coconut GPT-2, layer 6), answer "
                           "exact 42%",
                    reported={"step index": 1.0, "answer": 0.42}, hypothesis=NEW09)
 def test_step_index_not_answer(template_trace, templates, template_problems, codi_options, claim):
-    from codi_probe.experiments.probes import position_onehot
+    from codi_probe.experiments.probes import positional_features
 
     h = template_trace.latent_pre[:, 1:].numpy()  # [n, 6, D] h_1..h_6
     n = h.shape[0]
@@ -352,10 +355,11 @@ def test_step_index_not_answer(template_trace, templates, template_problems, cod
         claim.decide([], n=n)
         return
     labels, groups = np.tile(np.arange(1, 7), n), np.repeat(np.arange(n), 6)
-    # the absolute position of P_k in row i's unpadded sequence (pads are on the left)
-    where = [template_trace.key_column(f"P{k}") - template_trace.n_pad[i] for i in range(n) for k in range(1, 7)]
+    # each row's unpadded position of P_k and of P0 (pads are on the left)
+    start = np.repeat([template_trace.key_column("P0") - template_trace.n_pad[i] for i in range(n)], 6)
     step = probe(h.reshape(n * 6, -1), labels, groups, seed=codi_options.seed, shuffles=0)
-    positional = probe(position_onehot(where), labels, groups, seed=codi_options.seed, shuffles=0)
+    positional = probe(positional_features(start + labels, start), labels, groups, seed=codi_options.seed,
+                       shuffles=0)
     answer = probe(h[:, 5], np.array([str(p.answer) for p in template_problems]), templates["operands"],
                    seed=codi_options.seed, shuffles=0)
     claim.record(details={"step index": step.summary(), "positional baseline": positional.summary(),
@@ -364,7 +368,7 @@ def test_step_index_not_answer(template_trace, templates, template_problems, cod
                              "positional baseline, held-out balanced accuracy": positional.balanced_accuracy})
     claim.decide([beats_baseline_evidence(step, positional, NEW09_FLOOR, NEW09.predictions[0], codi_options.seed,
                                           per_problem=6),
-                  evidence(answer, NEW09.predictions[1], codi_options.seed)], n=n)
+                  probe_evidence(answer, NEW09.predictions[1], codi_options.seed)], n=n)
 
 
 F19_FLOOR = 0.80

@@ -234,11 +234,21 @@ def beats_baseline_evidence(latent: ProbeResult, baseline: ProbeResult, floor: f
     return _paired(latent, baseline, lambda x, y: x - np.maximum(floor, y + margin), prediction, seed, per_problem)
 
 
-def position_onehot(positions: Sequence[int]) -> np.ndarray:
-    """``[n, P]`` one-hot of each row's absolute position index (P distinct positions): the positional
-    baseline, everything a position embedding alone can give a linear probe."""
-    values, idx = np.unique(np.asarray(positions), return_inverse=True)
-    return np.eye(len(values))[idx]
+def positional_features(positions: Sequence[int], starts: Sequence[int]) -> np.ndarray:
+    """``[n, P + K]`` everything position alone gives a linear probe about a row: a one-hot of its absolute
+    position index (what a learned position embedding adds) and a one-hot of its offset from ``starts``,
+    where its run of latents begins (what relative position, e.g. RoPE, gives). The offset of P_k from P0
+    *is* the step index k, so this baseline reads the step index perfectly: the positional baseline of
+    NEW-09, which shows that a latent's step index is given by where it sits."""
+    pos, start = np.asarray(positions), np.asarray(starts)
+    if pos.shape != start.shape:
+        raise ValueError(f"positions and starts must agree, got {pos.shape} and {start.shape}")
+
+    def onehot(v):
+        values, idx = np.unique(v, return_inverse=True)
+        return np.eye(len(values))[idx]
+
+    return np.concatenate([onehot(pos), onehot(pos - start)], 1)
 
 
 NO_ACTIVATION_ORACLE = ("no Activation Oracle is shipped: claims.md OP-02 decides on the linear probe against a "
@@ -270,4 +280,4 @@ def question_embedding(model, question_ids: Sequence[Sequence[int]]) -> np.ndarr
 
 __all__ = ["BASELINE_MARGIN", "NO_ACTIVATION_ORACLE", "N_FOLDS", "ProbeResult", "SHUFFLES", "balanced_from_means",
            "balanced_rows", "beats_baseline_evidence", "difference_evidence", "make_probe", "oracle_gap_evidence",
-           "position_onehot", "probe", "probe_evidence", "question_embedding"]
+           "positional_features", "probe", "probe_evidence", "question_embedding"]

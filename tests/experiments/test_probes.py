@@ -97,17 +97,18 @@ def test_a_latent_that_carries_more_than_its_question_beats_the_baseline():
 
 def test_new09_the_positional_baseline_removes_a_step_index_that_position_alone_gives():
     from codi_probe import stats
-    from codi_probe.experiments.probes import balanced_from_means, beats_baseline_evidence, position_onehot
+    from codi_probe.experiments.probes import balanced_from_means, beats_baseline_evidence, positional_features
     from codi_probe.hypothesis import Prediction
 
     rng = np.random.default_rng(4)
     n, d = 100, 16
-    pos_emb = rng.normal(size=(40, d)) * 1.1  # a learned absolute position table
-    where = (12 + np.tile(np.arange(1, 7), n))  # every question 12 tokens long: P_k sits at 12 + k
-    h = pos_emb[where] + rng.normal(size=(n * 6, d))  # latents that hold nothing but their position
+    offset = rng.normal(size=(7, d)) * 1.1  # what a run of latents tells a state about its offset k
+    start = np.repeat(rng.integers(10, 20, n), 6)  # questions of 10 to 19 tokens: P0 sits at the question's end
     labels, groups = np.tile(np.arange(1, 7), n), np.repeat(np.arange(n), 6)
+    h = offset[labels] + rng.normal(size=(n * 6, d))  # latents that hold nothing but their step offset
     step = probe(h, labels, groups, seed=0, shuffles=0)
-    positional = probe(position_onehot(where), labels, groups, seed=0, shuffles=0)
+    positional = probe(positional_features(start + labels, start), labels, groups, seed=0, shuffles=0)
+    assert positional.balanced_accuracy == 1.0  # the offset from P0 is the step index
     old = Prediction("step index", "greater", 0.95)
     old_ev = stats.rows_evidence(step.rows().reshape(n, 6, -1).mean(1), balanced_from_means, old, seed=0)
     assert _verdict([old], [old_ev], n) == "supported"  # the former NEW-09 half: position alone passed it
@@ -115,6 +116,8 @@ def test_new09_the_positional_baseline_removes_a_step_index_that_position_alone_
     assert _verdict([new], [beats_baseline_evidence(step, positional, 0.95, new, per_problem=6)], n) == "refuted"
     with pytest.raises(ValueError, match="same problems"):
         beats_baseline_evidence(step, positional, 0.95, new, per_problem=7)
+    with pytest.raises(ValueError, match="must agree"):
+        positional_features([1, 2], [0])
 
 
 def test_op02_decides_on_the_oracle_not_on_a_probe_threshold():
