@@ -48,8 +48,7 @@ def test_attention_columns_are_aligned(codi_engine, codi_questions, claim):
                           "e_1..e_2, recompute, read h_2")
 def test_patched_states_are_recomputed(codi_engine, codi_questions, clean_trace, claim):
     base, donor = 0, 1
-    patch = [Intervention("latent_post_prj", (p,), Set(clean_trace.latent_post[donor, k]))
-             for k, p in enumerate(("P1", "P2"))]
+    patch = [Intervention("latent_post_prj", ("P1", "P2"), Patch(clean_trace, donor))]  # the donor's e_1, e_2
     out, _ = run_beside_clean(codi_engine, codi_questions[:2], [(base, patch)], max_new_tokens=1)
     tol = tolerance(codi_engine.model.base_dtype, "noop_vs_clean")
     donor_h2 = clean_trace.latent_pre[donor, 2]

@@ -378,7 +378,8 @@ F19_PROBE = beyond("planted property", F19_FLOOR, "the surface baseline")
 def f19_cases(seed: int) -> dict:
     """Synthetic probe data where a naive score reads a property that is not there (and one where it is),
     each ``(features, labels, groups, baseline features)``: ``imbalanced`` (90/10 labels, noise features:
-    plain accuracy 0.9), ``overfit`` (more features than problems: training accuracy 1.0), ``wording``
+    plain accuracy 0.9), ``overfit`` (100 noise features for 200 problems: training accuracy 0.9, not a
+    degenerate 1.0, so an in-sample score can be tested), ``wording``
     (operation-wide wording: every template of an operation shares its operation word, which the latent
     echoes and the question embedding holds too, so a probe held out by template still reads it), and
     ``real`` (a planted linear signal the surface baseline lacks)."""
@@ -393,7 +394,7 @@ def f19_cases(seed: int) -> dict:
     real[:, 0] += 3 * real_y
     noise = lambda d: rng.normal(size=(n, d))  # noqa: E731 - a baseline that holds nothing
     return {"imbalanced": (noise(20), (rng.random(n) < 0.1).astype(int), np.arange(n), noise(10)),
-            "overfit": (noise(400), rng.integers(0, 2, n), np.arange(n), noise(10)),
+            "overfit": (noise(100), rng.integers(0, 2, n), np.arange(n), noise(10)),
             "wording": (echo, operation, template, word + rng.normal(size=(n, 1))),
             "real": (real, real_y, np.arange(n), noise(10))}
 
