@@ -53,13 +53,16 @@ def randomise_projection_of(engine, questions: Sequence[str], h_index: int | Non
     clean = engine.run(list(questions), record=record, max_new_tokens=max_new_tokens)
     target = clean.latent_pre[:, j].double()  # [R, D] the clean h_j of every row
     tol = tolerance(engine.model.base_dtype, "batch_vs_alone")
+    bound = tol.atol + tol.rtol * target.abs()
     gen = torch.Generator().manual_seed(seed)
     hits = 0
 
     def hook(_module, args, out):
         nonlocal hits
         x = args[0].detach().double().cpu()
-        match = [any(tol.close(row, t) for t in target) for row in x]
+        # per row: within tolerance of some clean h_j (|x - t| <= atol + rtol |t| everywhere, as Tolerance.close);
+        # one [targets, D] comparison per row, so memory stays O(n D) at any n
+        match = [bool(((row - target).abs() <= bound).all(-1).any()) for row in x]
         if not any(match):
             return out
         out = out.clone()
