@@ -37,7 +37,9 @@ The rules (sites as in ``codi_probe.design``: ``P_k`` is the fed latent ``e_k``)
   zero vector: both are supported (planted truths, not constraints).
 - random: no value is computed, so no decoding (CARRY-DECODE), value patch (total or direct), lens
   read-out (LENS-02, 05, 08; NEW-06's candidates) or most-important position can be supported (refuted
-  or inconclusive; a failed control may make it invalid).
+  or inconclusive; a failed control may make it invalid). The probe and lens claims that a latent echoing
+  its question or its position would pass (OP-01, LENS-10, LENS-11, NEW-09, PROBE-01/02) must beat that
+  surface baseline, so they are never supported either; OP-02 never is anywhere (no Activation Oracle).
 - ``LAY-08`` (an EOT-residual patch transfers the donor answer more than any single latent's) is decided by
   no design: on the pause control no single latent patch can move an answer, but whether the EOT patch does
   depends on the network.
@@ -145,4 +147,21 @@ def planted_truths(design: Design) -> dict[str, Truth]:
         for k in range(7):
             out[f"IMP-01[P{k}]"] = Truth(NOT_SUPPORTED, f"{why} no position is the most important one",
                                          content=False)
+        out.update(_surface_only(why))
+    if design.mechanism == "pause":
+        out["OP-02"] = Truth(NOT_SUPPORTED, "no Activation Oracle is shipped: OP-02's oracle half cannot be measured")
     return out
+
+
+def _surface_only(why: str) -> dict[str, Truth]:
+    """Claims about latent content that random weights pass by echoing the question or the position, each now
+    required to beat that surface baseline (issues 29 and 30), so never supported on a random model."""
+    return {
+        "OP-01": Truth(NOT_SUPPORTED, f"{why} the operation is read no better than the question's own embedding"),
+        "OP-02": Truth(NOT_SUPPORTED, "no Activation Oracle is shipped: OP-02's oracle half cannot be measured"),
+        "LENS-10": Truth(NOT_SUPPORTED, f"{why} the lens finds neither step1 nor step2 (LENS-10's second half)"),
+        "LENS-11": Truth(NOT_SUPPORTED, f"{why} the shared lens reads no step1 (LENS-11's control)"),
+        "NEW-09": Truth(NOT_SUPPORTED, f"{why} the step index is read no better than the latent's position"),
+        "PROBE-01": Truth(NOT_SUPPORTED, f"{why} correctness is read no better than from the question's embedding"),
+        "PROBE-02": Truth(NOT_SUPPORTED, f"{why} errors are read no better than from the question's embedding"),
+    }

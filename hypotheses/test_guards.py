@@ -2,8 +2,8 @@
 
 Every claim here runs the guard on the engine (it must hold) and on the flaw put back (it must be caught):
 F-01 PAD placeholders, F-13 five latents, F-21 a double final norm, F-08 edits after the forward, F-09 the
-shifted swap, F-12 a shifted attention slice, F-10 a first-token readout, F-11 adapters and prj.ln left at
-their init, F-07 misaligned attention columns, F-14 copied states. F-02 and
+donor's h_k fed for e_k, F-12 a shifted attention slice, F-10 a first-token readout, F-11 adapters and prj.ln left at
+their init, F-07 misaligned attention columns, F-14 states copied up to the patch site. F-02 and
 F-04 sit beside the invariants they share (``test_invariants.py``); SAN-10, SAN-09 and SAN-POSITIVE are the
 guards themselves on the clean run."""
 
@@ -39,21 +39,30 @@ def test_attention_columns_are_aligned(codi_engine, codi_questions, claim):
 
 
 @pytest.mark.claim(id="F-14", kind="invariant",
-                   statement="intervention outputs are recomputed, never copied: after patching P2 from a donor, the "
-                             "patched run's h_3 differs from the donor's h_3 unless the donor equals the base",
-                   source="claims.md 7 F-14 (CYW exp 9 probe read the copied donor state)")
-def test_patched_states_are_recomputed(codi_engine, codi_questions, claim):
-    qs = codi_questions[:2]
-    clean = codi_engine.run(qs, record=Record(sites=("resid_post",)), max_new_tokens=1)
-    layer = codi_engine.model.n_layers - 1
-    out = codi_engine.run(qs, variants=[(0, [Intervention("resid_post", ("P2",), Patch(clean, 1), layer=layer)])],
-                          record=Record(sites=("resid_post",)), max_new_tokens=1)
-    patched_site = torch.equal(out.resid(layer)[0, 2], clean.resid(layer)[1, 2])
-    downstream = tolerance(codi_engine.model.base_dtype, "noop_vs_clean").deviation(out.latent_pre[0, 3],
-                                                                                    clean.latent_pre[1, 3])
-    ok = patched_site and downstream > 1.0  # beyond round-off: a recomputed state, not a copy
-    claim.record("max |h_3(patched) - h_3(donor)| in tolerance units", downstream, threshold=1.0, n=2,
-                 statistics={"patched site equals donor": patched_site})
+                   statement="intervention outputs are recomputed, never copied: after patching a donor's fed latents "
+                             "e_1, e_2 into a base run, the state read at P2 (h_2, not a patched site) is recomputed "
+                             "and differs from the donor's h_2; the CYW exp 9 flaw planted beside it (the donor's "
+                             "hidden states copied up to the patch site and read there) reads the donor verbatim and "
+                             "is caught",
+                   source="claims.md 7 F-14 (CYW exp 9 probe read the copied donor state); 4.I PATCH-05's test: patch "
+                          "e_1..e_2, recompute, read h_2")
+def test_patched_states_are_recomputed(codi_engine, codi_questions, clean_trace, claim):
+    base, donor = 0, 1
+    patch = [Intervention("latent_post_prj", ("P1", "P2"), Patch(clean_trace, donor))]  # the donor's e_1, e_2
+    out, _ = run_beside_clean(codi_engine, codi_questions[:2], [(base, patch)], max_new_tokens=1)
+    tol = tolerance(codi_engine.model.base_dtype, "noop_vs_clean")
+    donor_h2 = clean_trace.latent_pre[donor, 2]
+
+    def recomputed(states: torch.Tensor) -> float:
+        """The guard: h_2 of the patched run (``states``: its h_0..h_6) against the donor's, in tolerance units."""
+        return tol.deviation(states[2], donor_h2)
+
+    copied = out.latent_pre[0].clone()  # the planted flaw: the hidden-state list up to the patch site copied
+    copied[:3] = clean_trace.latent_pre[donor, :3]  # from the donor (CYW exp 9), then read at index 2
+    ours, planted = recomputed(out.latent_pre[0]), recomputed(copied)
+    ok = ours > 1.0 >= planted  # beyond round-off: a recomputed state, not a copy; the copy is caught
+    claim.record("max |h_2(patched) - h_2(donor)| in tolerance units", ours, threshold=1.0, n=2,
+                 statistics={"copied-list h_2 vs donor in tolerance units (planted flaw)": planted})
     assert claim.check(ok)
 
 
@@ -165,46 +174,71 @@ def test_double_final_norm_is_detected(codi_engine, clean_trace, claim):
 
 
 @pytest.mark.claim(id="F-08", kind="invariant",
-                   statement="an intervention changes the intervened block's output during the forward, so later steps "
-                             "see it; editing a copy of the recorded state after the forward (the planted flaw) moves "
-                             "nothing downstream and is caught",
-                   source="claims.md 7 F-08 (GS operation intervention modified a copy of hidden_states)")
-def test_after_the_forward_edits_are_detected(codi_engine, codi_questions, clean_trace, claim):
+                   statement="an intervention changes the intervened block's output during the forward: zeroing the "
+                             "block output at P3 moves the recorded site and the next state h_4. The GS flaw run "
+                             "beside it (the edit made after the forward on a copy, so that only the next latent input "
+                             "e_4 changes and the block is never modified) moves h_4 but not the site, and is caught",
+                   source="claims.md 7 F-08 (GS operation intervention modified a copy of hidden_states and the next "
+                          "input; layer L never changed)")
+def test_after_the_forward_edits_are_detected(codi_engine, codi_questions, claim):
     layer = codi_engine.model.n_layers // 2
     qs = codi_questions[:SMALL]
-    out, ref = run_beside_clean(codi_engine, qs, [(i, [Intervention("resid_post", ("P3",), Zero(), layer=layer)])
-                                                  for i in range(SMALL)],
-                                record=Record(sites=("resid_post",)), max_new_tokens=1)
+    engine_arm = [(i, [Intervention("resid_post", ("P3",), Zero(), layer=layer)]) for i in range(SMALL)]
+    flaw_arm = [(i, [Intervention("latent_post_prj", ("P4",), Zero())]) for i in range(SMALL)]
+    out, ref = run_beside_clean(codi_engine, qs, engine_arm + flaw_arm, record=Record(sites=("resid_post",)),
+                                max_new_tokens=1)
     tol = tolerance(codi_engine.model.base_dtype, "noop_vs_clean")
+    site = out.resid(layer)[:, 3]
 
-    def applied(site: torch.Tensor, h4: torch.Tensor, r: int) -> bool:
-        """The guard: the recorded block output at P3 and the next state h_4 both moved."""
-        return tol.deviation(site[r], out.resid(layer)[ref[r], 3]) > 1.0 and tol.deviation(h4[r], out.latent_pre[ref[r], 4]) > 1.0
+    def moved(a: torch.Tensor, r: int) -> bool:
+        return tol.deviation(a[r], a[ref[r]]) > 1.0
 
-    engine_rows = [applied(out.resid(layer)[:, 3], out.latent_pre[:, 4], r) for r in range(SMALL)]
-    copy = out.resid(layer)[:, 3].clone()  # the planted flaw: edit a copy after the forward of the clean rows
-    copy[:SMALL] = 0.0
-    planted_rows = [applied(copy, out.latent_pre[ref, 4], r) for r in range(SMALL)]
-    ok = all(engine_rows) and not any(planted_rows)
-    claim.record("rows where the intervention reached h_4", sum(engine_rows), threshold=SMALL, n=SMALL,
-                 statistics={"rows where the after-forward edit reached h_4": sum(planted_rows)})
+    def applied(r: int) -> bool:
+        """The guard: the intervened block's output at P3 moved during the forward, and so did h_4."""
+        return moved(site, r) and moved(out.latent_pre[:, 4], r)
+
+    engine_rows = [applied(r) for r in range(SMALL)]
+    planted_rows = [applied(r) for r in range(SMALL, 2 * SMALL)]
+    planted_live = [moved(out.latent_pre[:, 4], r) for r in range(SMALL, 2 * SMALL)]  # the flaw is not a no-op
+    ok = all(engine_rows) and not any(planted_rows) and all(planted_live)
+    claim.record("rows where the intervention reached the block and h_4", sum(engine_rows), threshold=SMALL, n=SMALL,
+                 statistics={"rows where the after-forward edit passed the guard": sum(planted_rows),
+                             "rows where the after-forward edit moved h_4": sum(planted_live)})
     assert claim.check(ok)
 
 
 @pytest.mark.claim(id="F-09", kind="invariant",
-                   statement="a self swap of the fed latent e_3 is the identity, and the shifted swap (h_3 fed where "
-                             "prj(h_2) belongs) is caught: it moves h_3",
-                   source="claims.md 7 F-09 (GS resampling fed the donor's output h_k as the input at step k)")
+                   statement="resampling feeds the donor's e_k = prj(h_{k-1}) at P_k: with the row as its own donor it "
+                             "is the identity, and with another donor it changes only h_k onwards. The GS flaw planted "
+                             "beside it (the donor's output h_k fed as the input at step k) fails the self-resample "
+                             "identity and is caught",
+                   source="claims.md 7 F-09 (GS resampling fed the donor's output h_k as the input at step k); "
+                          "guard: swap self => identical, swap donor at k changes only positions >= k")
 def test_shifted_swap_is_detected(codi_engine, codi_questions, clean_trace, claim):
     qs = codi_questions[:SMALL]
-    right = [(i, [Intervention("latent_post_prj", ("P3",), Set(clean_trace.latent_post[i, 2]))]) for i in range(SMALL)]
-    shifted = [(i, [Intervention("latent_post_prj", ("P3",), Set(clean_trace.latent_pre[i, 3]))]) for i in range(SMALL)]
-    out, ref = run_beside_clean(codi_engine, qs, right + shifted, max_new_tokens=1)
+    k = 3
+
+    def resample(donors, states):
+        """The resampling procedure under test: feed each row its donor's ``states`` value at P_k."""
+        return [(i, [Intervention("latent_post_prj", (f"P{k}",), Set(states[d]))]) for i, d in enumerate(donors)]
+
+    self_ = list(range(SMALL))
+    other = [(i + 1) % SMALL for i in range(SMALL)]
+    right_e = clean_trace.latent_post[:, k - 1]  # e_k, the input at P_k
+    flawed_h = clean_trace.latent_pre[:, k]  # h_k, the output at P_k (the flaw)
+    out, ref = run_beside_clean(codi_engine, qs, resample(self_, right_e) + resample(other, right_e)
+                                + resample(self_, flawed_h), max_new_tokens=1)
     tol = tolerance(codi_engine.model.base_dtype, "noop_vs_clean")
-    dev = torch.tensor([tol.deviation(out.latent_pre[r, 3:], out.latent_pre[ref[r], 3:]) for r in range(2 * SMALL)])
-    ok = bool((dev[:SMALL] <= 1.0).all()) and bool((dev[SMALL:] > 1.0).all())
-    claim.record("max |self swap - clean| in tolerance units", dev[:SMALL].max(), threshold=1.0, n=SMALL,
-                 statistics={"min |shifted swap - clean| in tolerance units": dev[SMALL:].min()})
+    dev = lambda r, sl: tol.deviation(out.latent_pre[r, sl], out.latent_pre[ref[r], sl])  # noqa: E731
+    self_dev = max(dev(r, slice(None)) for r in range(SMALL))
+    before_k = max(dev(r, slice(0, k)) for r in range(SMALL, 2 * SMALL))
+    from_k = min(dev(r, slice(k, None)) for r in range(SMALL, 2 * SMALL))
+    flaw_self = min(dev(r, slice(None)) for r in range(2 * SMALL, 3 * SMALL))
+    ok = self_dev <= 1.0 and before_k <= 1.0 < from_k and flaw_self > 1.0
+    claim.record("max |self resample - clean| in tolerance units", self_dev, threshold=1.0, n=SMALL,
+                 statistics={"donor resample, max change before P_k (tolerance units)": before_k,
+                             "donor resample, min change from P_k on (tolerance units)": from_k,
+                             "planted h_k resample of self, min change (tolerance units)": flaw_self})
     assert claim.check(ok)
 
 

@@ -139,7 +139,7 @@ def _plant(flaw: str, monkeypatch, engine):
         from codi_probe.experiments import common
 
         monkeypatch.setattr(common, "answer_readout_index", lambda tokenizer, ids, number: 0)
-    elif flaw == "F-14":  # the reader copies the donor's recorded states into the patched row (CYW exp 9)
+    elif flaw == "F-14":  # CYW exp 9: the donor's hidden-state list copied up to the patch site, read there
         original = CodiEngine.run
 
         def copying(self, questions, variants=None, **kw):
@@ -147,7 +147,8 @@ def _plant(flaw: str, monkeypatch, engine):
             for r, (_, ivs) in enumerate(variants or []):
                 for iv in ivs:
                     if isinstance(iv.op, Patch):
-                        out.latent_pre[r] = iv.op.source.latent_pre[iv.op.row]
+                        upto = max(int(p[1:]) for p in iv.positions if p.startswith("P")) + 1
+                        out.latent_pre[r, :upto] = iv.op.source.latent_pre[iv.op.row, :upto]
             return out
 
         monkeypatch.setattr(CodiEngine, "run", copying)

@@ -36,16 +36,16 @@ def test_every_truth_recovered_meets_the_floors() -> None:
     summaries, rows = by_model(planted=report(PLANTED, all_right(PLANTED)), pause=report(PAUSE, all_right(PAUSE)))
     planted, pause = summaries["planted"], summaries["pause"]
     assert (planted.positives, planted.negatives) == (4, 1)  # the carriers; NEW-08 (never supported)
-    # pause: PATCH-06 and NEW-05 supported; 36 CARRY-* and 6 PATCH-02 refuted, PATCH-01 x6, OP-01, OP-04,
+    # pause: PATCH-06 and NEW-05 supported; 36 CARRY-* and 6 PATCH-02 refuted, PATCH-01 x6, OP-01, OP-02, OP-04,
     # PATCH-05 never supported; NEW-08 (may be supported) is neither
-    assert (pause.positives, pause.negatives) == (2, 42 + 9)
-    assert planted.recall == pause.recall == pause.specificity == 1.0 and pause.constraints == 10
+    assert (pause.positives, pause.negatives) == (2, 42 + 10)
+    assert planted.recall == pause.recall == pause.specificity == 1.0 and pause.constraints == 11
     assert check_floors(summaries, rows) == []
 
 
 def test_floors_are_per_model_not_pooled() -> None:
     """One carrier missed on the planted model: pooled over both models recall would be 5/6 and the
-    specificity 52/52, but the planted model alone has recall 3/4 < 95%, which the check names."""
+    specificity 53/53, but the planted model alone has recall 3/4 < 95%, which the check names."""
     verdicts = all_right(PLANTED) | {"CARRY-PATCH[step2@P4]": "inconclusive"}
     summaries, rows = by_model(planted=report(PLANTED, verdicts), pause=report(PAUSE, all_right(PAUSE)))
     assert (summaries["planted"].positives_recovered, summaries["planted"].inconclusive) == (3, 1)
@@ -53,14 +53,14 @@ def test_floors_are_per_model_not_pooled() -> None:
 
 
 def test_specificity_counts_refutations_and_constraints() -> None:
-    """Pause: three refuted truths measured inconclusive are misses (48/51 = 94% < 95%), but a constraint
+    """Pause: three refuted truths measured inconclusive are misses (49/52 = 94% < 95%), but a constraint
     measured inconclusive is met."""
     wrong = {"CARRY-DECODE[step1@P1]", "CARRY-PATCH[step1@P1]", "CARRY-DIRECT[step1@P1]"}
     verdicts = all_right(PAUSE) | {k: "inconclusive" for k in wrong} | {"OP-01": "inconclusive"}
     summaries, rows = by_model(pause=report(PAUSE, verdicts))
     s = summaries["pause"]
-    assert (s.negatives_met, s.negatives, s.constraints_broken) == (48, 51, 0)
-    assert check_floors(summaries, rows) == ["pause: specificity 48/51 (94.1%) < 95%"]
+    assert (s.negatives_met, s.negatives, s.constraints_broken) == (49, 52, 0)
+    assert check_floors(summaries, rows) == ["pause: specificity 49/52 (94.2%) < 95%"]
 
 
 def test_a_supported_content_claim_on_the_control_bites() -> None:

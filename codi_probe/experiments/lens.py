@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from ..engine.positions import LATENT_POSITIONS
+from ..hypothesis import Evidence, Prediction
 from .common import number_text
 
 NUMBER = re.compile(r"[-+]?\d[\d,]*(\.\d+)?")
@@ -92,6 +93,35 @@ def value_token_ids(tokenizer, value: float | str) -> list[int]:
     return out
 
 
+LENS10_TOP_K = 5  # claims.md LENS-10 reads "top-k(h_k)": k = 5, the CODI paper's decodability criterion (LENS-05)
+LENS10_ABSENT = 0.10  # claims.md LENS-10: the answer in the top-k for <= 10% of prompts at every k
+LENS10_FOUND = 0.5  # "while step1/step2 are found (LENS-02)": in the top-k at P2 / P4 for most problems
+LENS10_FOUND_AT = {"step1": "P2", "step2": "P4"}  # LENS-02's positions (h_2, h_4)
+
+
+def lens10_predictions(k: int = LENS10_TOP_K) -> tuple[Prediction, ...]:
+    """LENS-10's predictions: the answer below ``LENS10_ABSENT`` in the lens top-``k`` at every position
+    P0..P6, while step1 (at P2) and step2 (at P4) are above ``LENS10_FOUND``: both halves can be refuted,
+    so a lens that reads nothing (every rate 0) refutes the claim instead of supporting it."""
+    return (*(Prediction(f"answer in the lens top-{k} at {p}", "less", LENS10_ABSENT) for p in LATENT_POSITIONS),
+            *(Prediction(f"{name} in the lens top-{k} at {p}", "greater", LENS10_FOUND)
+              for name, p in LENS10_FOUND_AT.items()))
+
+
+def lens10_evidence(top: Mapping[str, np.ndarray], predictions: Sequence[Prediction]) -> list[Evidence]:
+    """The evidence of :func:`lens10_predictions` from ``top[name]``, ``[n, 7]`` bool (the value is in the
+    lens top-k at P0..P6; ``LensReadout.in_top``) for ``answer``, ``step1`` and ``step2``. The answer's
+    highest-rate position comes first (the primary statistic the report shows)."""
+    from .. import stats
+
+    out = []
+    for pred in predictions:
+        name, pos = pred.statistic.split(" ", 1)[0], pred.statistic.rsplit(" at ", 1)[1]
+        m = np.asarray(top[name], dtype=bool)[:, LATENT_POSITIONS.index(pos)]
+        out.append(stats.proportion_evidence(int(m.sum()), len(m), pred))
+    answer = [e for e in out if e.statistic.startswith("answer")]
+    worst = max(answer, key=lambda e: e.value)
+    return [worst] + [e for e in out if e is not worst]
 
 
 def affine_lens_hits(h: np.ndarray, targets: np.ndarray, unembed: np.ndarray, groups: np.ndarray, *,
@@ -123,4 +153,6 @@ def affine_lens_hits(h: np.ndarray, targets: np.ndarray, unembed: np.ndarray, gr
     return hits
 
 
-__all__ = ["LensReadout", "NUMBER", "TOP_K", "affine_lens_hits", "is_number", "lens_readout", "value_token_ids"]
+__all__ = ["LENS10_ABSENT", "LENS10_FOUND", "LENS10_FOUND_AT", "LENS10_TOP_K", "LensReadout", "NUMBER", "TOP_K",
+           "affine_lens_hits", "is_number", "lens10_evidence", "lens10_predictions", "lens_readout",
+           "value_token_ids"]

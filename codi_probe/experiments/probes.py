@@ -192,6 +192,81 @@ def probe(features: np.ndarray, labels: Sequence, groups: Sequence, *, types: Se
                        _random_split(x, control, seed, components) if len(np.unique(control)) > 1 else None)
 
 
+def probe_evidence(result: ProbeResult, prediction, seed: int = 0):
+    """The held-out balanced accuracy of ``result`` against ``prediction`` (bootstrap over problems)."""
+    from .. import stats
+
+    return stats.rows_evidence(result.rows(), balanced_from_means, prediction, seed=seed)
+
+
+def _paired(a: ProbeResult, b: ProbeResult, fn, prediction, seed: int, per_problem: int = 1):
+    """``fn(balanced accuracy of a, of b)`` per resample of the problems both probes scored (paired bootstrap:
+    a resample draws the same problems for both). ``per_problem``: consecutive rows that belong to one
+    problem (e.g. its six latents), averaged so that a resample draws whole problems."""
+    from .. import stats
+
+    if len(a.labels) != len(b.labels) or len(a.labels) % per_problem:
+        raise ValueError(f"paired probes must score the same problems ({per_problem} rows each), got "
+                         f"{len(a.labels)} and {len(b.labels)} rows")
+    c = a.rows().shape[1]
+    rows = np.concatenate([a.rows(), b.rows()], 1)
+    rows = rows.reshape(len(rows) // per_problem, per_problem, -1).mean(1)
+    return stats.rows_evidence(rows, lambda m: fn(balanced_from_means(m[..., :c]), balanced_from_means(m[..., c:])),
+                               prediction, seed=seed)
+
+
+def difference_evidence(a: ProbeResult, b: ProbeResult, prediction, seed: int = 0):
+    """Probe ``a``'s held-out balanced accuracy minus probe ``b``'s on the same problems (paired bootstrap)."""
+    return _paired(a, b, lambda x, y: x - y, prediction, seed)
+
+
+BASELINE_MARGIN = 0.10  # a latent probe must beat its surface baseline by 10pp (claims.md OP-02's margin; OP-04)
+
+
+def beats_baseline_evidence(latent: ProbeResult, baseline: ProbeResult, floor: float, prediction, seed: int = 0,
+                            margin: float = BASELINE_MARGIN, per_problem: int = 1):
+    """The latent probe's held-out balanced accuracy minus the higher of ``floor`` (the claim's own
+    threshold) and the baseline probe's accuracy + ``margin``, on the same problems (paired bootstrap).
+    ``prediction`` is "greater than 0": the latent reads the property above the claim's threshold *and*
+    beyond what the baseline (the question's wording, the position) reads, so a latent that merely echoes
+    its input cannot support a claim about what it computes (issue 29, F-19). ``per_problem``: as in
+    :func:`_paired` (both probes' rows in the same order)."""
+    return _paired(latent, baseline, lambda x, y: x - np.maximum(floor, y + margin), prediction, seed, per_problem)
+
+
+def positional_features(positions: Sequence[int], starts: Sequence[int]) -> np.ndarray:
+    """``[n, P + K]`` everything position alone gives a linear probe about a row: a one-hot of its absolute
+    position index (what a learned position embedding adds) and a one-hot of its offset from ``starts``,
+    where its run of latents begins (what relative position, e.g. RoPE, gives). The offset of P_k from P0
+    *is* the step index k, so this baseline reads the step index perfectly: the positional baseline of
+    NEW-09, which shows that a latent's step index is given by where it sits."""
+    pos, start = np.asarray(positions), np.asarray(starts)
+    if pos.shape != start.shape:
+        raise ValueError(f"positions and starts must agree, got {pos.shape} and {start.shape}")
+
+    def onehot(v):
+        values, idx = np.unique(v, return_inverse=True)
+        return np.eye(len(values))[idx]
+
+    return np.concatenate([onehot(pos), onehot(pos - start)], 1)
+
+
+NO_ACTIVATION_ORACLE = ("no Activation Oracle is shipped: claims.md OP-02 decides on the linear probe against a "
+                        "trained AO decoder (probe <= AO - 10pp), which cannot be measured here")
+
+
+def oracle_gap_evidence(linear: ProbeResult, oracle: ProbeResult | None, prediction, seed: int = 0):
+    """claims.md OP-02's test: the Activation Oracle's held-out balanced accuracy minus the linear probe's
+    on the same problems (paired bootstrap; "needs a non-linear decoder" when > 10pp). ``oracle``: the
+    oracle's per-problem result as a :class:`ProbeResult`; ``None`` (none shipped) gives evidence that
+    decides nothing, with :data:`NO_ACTIVATION_ORACLE` as its reason, instead of another measurement."""
+    from .. import stats
+
+    if oracle is None:
+        return stats._undecided(prediction, len(linear.labels), NO_ACTIVATION_ORACLE)
+    return difference_evidence(oracle, linear, prediction, seed)
+
+
 def question_embedding(model, question_ids: Sequence[Sequence[int]]) -> np.ndarray:
     """``[n, D]`` the mean input embedding of each question's tokens: the surface baseline a latent probe
     must beat (it sees the wording, nothing computed)."""
@@ -203,5 +278,6 @@ def question_embedding(model, question_ids: Sequence[Sequence[int]]) -> np.ndarr
                          for ids in question_ids])
 
 
-__all__ = ["N_FOLDS", "ProbeResult", "SHUFFLES", "balanced_from_means", "balanced_rows", "make_probe", "probe",
-           "question_embedding"]
+__all__ = ["BASELINE_MARGIN", "NO_ACTIVATION_ORACLE", "N_FOLDS", "ProbeResult", "SHUFFLES", "balanced_from_means",
+           "balanced_rows", "beats_baseline_evidence", "difference_evidence", "make_probe", "oracle_gap_evidence",
+           "positional_features", "probe", "probe_evidence", "question_embedding"]

@@ -51,3 +51,66 @@ def test_single_token_spellings(tiny):
     assert ids and all(model.tokenizer.decode([i]).strip() == "8" for i in ids)
     assert value_token_ids(model.tokenizer, 123456789) == [] or all(
         model.tokenizer.decode([i]).strip() == "123456789" for i in value_token_ids(model.tokenizer, 123456789))
+
+
+# ---- LENS-10: the source's top-k test with its "while step1/step2 are found" half ----------------------------
+
+def _lens10_verdict(top: dict) -> str:
+    from codi_probe.experiments.lens import lens10_evidence, lens10_predictions
+    from codi_probe.hypothesis import Hypothesis, combine, decide
+
+    hyp = Hypothesis(lens10_predictions())
+    ev = lens10_evidence(top, hyp.predictions)
+    return decide(combine(hyp, ev, len(top["answer"]))).verdict
+
+
+def _former_lens10_verdict(answer_top1: np.ndarray) -> str:
+    """The procedure LENS-10 used before: the answer's top-1 rate < 10% at every position, nothing else."""
+    from codi_probe import stats
+    from codi_probe.hypothesis import Hypothesis, Prediction, combine, decide
+
+    hyp = Hypothesis(tuple(Prediction(f"top-1 rate of the answer at {p}", "less", 0.10) for p in LATENT_POSITIONS))
+    ev = [stats.proportion_evidence(int(answer_top1[:, j].sum()), len(answer_top1), pred)
+          for j, pred in enumerate(hyp.predictions)]
+    return decide(combine(hyp, ev, len(answer_top1))).verdict
+
+
+def _rows(n: int, rates: dict, seed: int = 0) -> np.ndarray:
+    """``[n, 7]`` bool with exactly round(rate * n) hits at each named position (a fixed seed places them)."""
+    rng = np.random.default_rng(seed)
+    m = np.zeros((n, len(LATENT_POSITIONS)), dtype=bool)
+    for pos, rate in rates.items():
+        m[rng.permutation(n)[:round(rate * n)], LATENT_POSITIONS.index(pos)] = True
+    return m
+
+
+def test_lens10_a_lens_that_reads_nothing_refutes_it_where_the_top1_rule_supported_it():
+    n = 200
+    nothing = {name: _rows(n, {}) for name in ("answer", "step1", "step2")}
+    assert _former_lens10_verdict(nothing["answer"]) == "supported"  # every rate 0: passed by construction
+    assert _lens10_verdict(nothing) == "refuted"  # step1 / step2 are not found: the second half fails
+
+
+def test_lens10_reads_the_top_k_not_the_top_1():
+    n = 200
+    top1 = _rows(n, {})  # the answer is never the top-1 ...
+    topk = {"answer": _rows(n, {"P4": 0.4}), "step1": _rows(n, {"P2": 0.9}), "step2": _rows(n, {"P4": 0.9})}
+    assert _former_lens10_verdict(top1) == "supported"
+    assert _lens10_verdict(topk) == "refuted"  # ... but in the top-k at P4 for 40%
+
+
+def test_lens10_is_supported_when_the_steps_are_found_and_the_answer_is_not():
+    n = 200
+    top = {"answer": _rows(n, {"P6": 0.01}), "step1": _rows(n, {"P2": 0.9}), "step2": _rows(n, {"P4": 0.85})}
+    assert _lens10_verdict(top) == "supported"
+    top["step2"] = _rows(n, {"P3": 0.9})  # step2 found, but not at LENS-02's position P4
+    assert _lens10_verdict(top) == "refuted"
+
+
+def test_lens10_shows_the_answer_s_worst_position_first():
+    from codi_probe.experiments.lens import lens10_evidence, lens10_predictions
+
+    top = {"answer": _rows(100, {"P3": 0.05, "P5": 0.08}), "step1": _rows(100, {}), "step2": _rows(100, {})}
+    ev = lens10_evidence(top, lens10_predictions())
+    assert ev[0].statistic.endswith("at P5") and ev[0].value == pytest.approx(0.08)
+    assert len(ev) == len(LATENT_POSITIONS) + 2

@@ -41,3 +41,103 @@ def test_one_line_errors():
         probe(np.zeros((4, 2)), [1, 1, 1, 1], [0, 1, 2, 3])
     with pytest.raises(ValueError, match="must agree"):
         probe(np.zeros((4, 2)), [0, 1, 0], [0, 1, 2, 3])
+
+
+# ---- the surface baselines a latent probe must beat (OP-01, PROBE-*, NEW-09) and OP-02's oracle comparison ------
+
+def _verdict(predictions, evidence, n, combine="all"):
+    from codi_probe.hypothesis import Hypothesis, decide
+    from codi_probe.hypothesis import combine as combined
+
+    return decide(combined(Hypothesis(tuple(predictions), combine=combine), evidence, n)).verdict
+
+
+def _operation_echo(seed=0, n=400):
+    """A latent that echoes an operation-wide word (shared by every template of the operation) and the question
+    embedding that holds the same word: the confound template hold-out cannot remove."""
+    rng = np.random.default_rng(seed)
+    template = np.repeat(np.arange(10), n // 10)
+    y = (template < 5).astype(int)
+    latent = np.concatenate([y[:, None] * 3.3 + rng.normal(size=(n, 1)), rng.normal(size=(n, 8))], 1)
+    question = y[:, None] * 3.3 + rng.normal(size=(n, 1))
+    return latent, question, y, template
+
+
+def test_op01_an_operation_wide_echo_passed_template_hold_out_and_fails_the_baseline():
+    from codi_probe.experiments.probes import BASELINE_MARGIN, beats_baseline_evidence, probe_evidence
+    from codi_probe.hypothesis import Prediction
+
+    latent, question, y, template = _operation_echo()
+    lat = probe(latent, y, template, seed=0, shuffles=0)
+    base = probe(question, y, template, seed=0, shuffles=0)
+    assert lat.balanced_accuracy > 0.93 and base.balanced_accuracy > 0.93  # template hold-out is no defence
+    old = Prediction("operation, held-out-template balanced accuracy", "greater", 0.90)
+    assert _verdict([old], [probe_evidence(lat, old)], len(y)) == "supported"  # the former OP-01 rule
+    new = Prediction(f"operation minus max(90%, question + {BASELINE_MARGIN:.0%})", "greater", 0.0)
+    assert _verdict([new], [beats_baseline_evidence(lat, base, 0.90, new)], len(y)) == "refuted"
+
+
+def test_a_latent_that_carries_more_than_its_question_beats_the_baseline():
+    from codi_probe.experiments.probes import beats_baseline_evidence
+    from codi_probe.hypothesis import Prediction
+
+    rng = np.random.default_rng(3)
+    n = 400
+    template = np.repeat(np.arange(10), n // 10)
+    y = rng.integers(0, 2, n)  # a property the wording does not give away
+    latent = rng.normal(size=(n, 5))
+    latent[:, 0] += 3.6 * y
+    question = rng.normal(size=(n, 5))
+    lat, base = (probe(f, y, template, seed=0, shuffles=0) for f in (latent, question))
+    pred = Prediction("beyond the question", "greater", 0.0)
+    ev = beats_baseline_evidence(lat, base, 0.90, pred)
+    assert ev.value == pytest.approx(lat.balanced_accuracy - 0.90)  # the baseline (~0.5) + 10pp is below the floor
+    assert _verdict([pred], [ev], n) == "supported"
+
+
+def test_new09_the_positional_baseline_removes_a_step_index_that_position_alone_gives():
+    from codi_probe import stats
+    from codi_probe.experiments.probes import balanced_from_means, beats_baseline_evidence, positional_features
+    from codi_probe.hypothesis import Prediction
+
+    rng = np.random.default_rng(4)
+    n, d = 100, 16
+    offset = rng.normal(size=(7, d)) * 1.1  # what a run of latents tells a state about its offset k
+    start = np.repeat(rng.integers(10, 20, n), 6)  # questions of 10 to 19 tokens: P0 sits at the question's end
+    labels, groups = np.tile(np.arange(1, 7), n), np.repeat(np.arange(n), 6)
+    h = offset[labels] + rng.normal(size=(n * 6, d))  # latents that hold nothing but their step offset
+    step = probe(h, labels, groups, seed=0, shuffles=0)
+    positional = probe(positional_features(start + labels, start), labels, groups, seed=0, shuffles=0)
+    assert positional.balanced_accuracy == 1.0  # the offset from P0 is the step index
+    old = Prediction("step index", "greater", 0.95)
+    old_ev = stats.rows_evidence(step.rows().reshape(n, 6, -1).mean(1), balanced_from_means, old, seed=0)
+    assert _verdict([old], [old_ev], n) == "supported"  # the former NEW-09 half: position alone passed it
+    new = Prediction("step index beyond position", "greater", 0.0)
+    assert _verdict([new], [beats_baseline_evidence(step, positional, 0.95, new, per_problem=6)], n) == "refuted"
+    with pytest.raises(ValueError, match="same problems"):
+        beats_baseline_evidence(step, positional, 0.95, new, per_problem=7)
+    with pytest.raises(ValueError, match="must agree"):
+        positional_features([1, 2], [0])
+
+
+def test_op02_decides_on_the_oracle_not_on_a_probe_threshold():
+    from codi_probe.experiments.probes import NO_ACTIVATION_ORACLE, ProbeResult, oracle_gap_evidence, probe_evidence
+    from codi_probe.hypothesis import Prediction
+
+    rng = np.random.default_rng(5)
+    n = 300
+    y = rng.integers(0, 2, n)
+
+    def result(accuracy):
+        correct = rng.random(n) < accuracy
+        return ProbeResult(correct, y, float(correct.mean()), 1.0)
+
+    linear, oracle = result(0.95), result(0.99)
+    old = Prediction("operation by linear probe at h_2", "greater", 0.90)
+    assert _verdict([old], [probe_evidence(linear, old)], n) == "supported"  # the former OP-02 half
+    gap = Prediction("Activation Oracle minus linear probe", "greater", 0.10)
+    assert _verdict([gap], [oracle_gap_evidence(linear, oracle, gap)], n) == "refuted"  # probe > AO - 10pp
+    weak = result(0.70)
+    assert _verdict([gap], [oracle_gap_evidence(weak, oracle, gap)], n) == "supported"
+    none = oracle_gap_evidence(linear, None, gap)
+    assert _verdict([gap], [none], n) == "inconclusive" and none.reason == NO_ACTIVATION_ORACLE
