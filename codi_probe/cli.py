@@ -210,6 +210,7 @@ def cmd_matrix(args) -> int:
     problems = [f"pytest hypotheses --codi-model {m} exited {c}" for m, c in result["exit_codes"].items()
                 if c not in (0, 1)]  # 1: a claim missed its expectation, which the matrix shows
     problems += [f"{claim}: flagged but not explained in --notes" for claim in result["unexplained"]]
+    problems += [f"{claim}: explained in --notes but not flagged (fixed since? remove it)" for claim in result["unused"]]
     for problem in problems:
         print(f"codi-probe matrix: {problem}", file=sys.stderr)
     return 1 if args.check and problems else 0

@@ -135,6 +135,12 @@ def unexplained(found: Sequence[Flag], explanations: Mapping[str, str]) -> list[
     return [f.claim for f in found if explanation(f.claim, explanations) is None]
 
 
+def unused(found: Sequence[Flag], explanations: Mapping[str, str]) -> list[str]:
+    """Explanations that no flagged claim uses (a claim fixed since, or a mistyped id)."""
+    used = {key for f in found for key in (f.claim, base_id(f.claim)) if key in explanations}
+    return sorted(set(explanations) - used)
+
+
 def markdown(columns: Sequence[Column], found: Sequence[Flag], explanations: Mapping[str, str],
              preamble: str = "") -> str:
     """The matrix (one row per claim, one column per model), then the flagged claims with their
@@ -173,7 +179,7 @@ def read_columns(models: Sequence[str], folder: Path) -> list[Column]:
 def build(models: Sequence[str], folder: Path, *, run: bool = True, hypotheses: Path | None = None,
           extra: Sequence[str] = (), notes: Notes | None = None) -> dict[str, Any]:
     """Run (or, with ``run=False``, read back) one report per model in ``folder`` and tabulate them.
-    Returns ``{"columns", "flags", "unexplained", "exit_codes", "markdown"}``."""
+    Returns ``{"columns", "flags", "unexplained", "unused", "exit_codes", "markdown"}``."""
     from .validity import catalogue_dir, run_catalogue
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -189,9 +195,10 @@ def build(models: Sequence[str], folder: Path, *, run: bool = True, hypotheses: 
     return {"columns": [{"model": c.model, "mechanism": c.mechanism, "cells": c.cells} for c in columns],
             "flags": [{"claim": f.claim, "kinds": list(f.kinds), "detail": f.detail,
                        "explanation": explanation(f.claim, explanations)} for f in found],
-            "unexplained": unexplained(found, explanations), "exit_codes": exit_codes,
+            "unexplained": unexplained(found, explanations), "unused": unused(found, explanations),
+            "exit_codes": exit_codes,
             "markdown": markdown(columns, found, explanations, notes.preamble)}
 
 
 __all__ = ["Column", "Flag", "MATRIX_MODELS", "Notes", "build", "column_of", "flags", "load_notes", "markdown",
-           "read_columns", "unexplained"]
+           "read_columns", "unexplained", "unused"]

@@ -54,8 +54,10 @@ def _lines(output: str, claim_id: str) -> str:
 
 def test_a_claim_true_of_any_weights_is_marked_not_specific_to_training(pytester: pytest.Pytester, run_claims) -> None:
     pytester.makepyfile(test_planted=CLAIMS)
+    # the model's own verdicts are checked against the profile, the twin's (refuted) never are
+    (pytester.path / "profile.toml").write_text('[claims]\n"OWN-01[1234]" = {verdict = "supported", why = "seeded"}\n')
     run = run_claims("--codi-model=tiny-random-gpt2", "--codi-threads=1", "--codi-randomization-check",
-                     subprocess=True)
+                     "--codi-expect=profile.toml", subprocess=True)
     run.result.assert_outcomes(passed=5)  # three claims, and the twins of the two empirical ones
     report = run.report
     assert report["schema_version"] == "1.5" and report["options"]["randomization_check"] is True
@@ -65,6 +67,7 @@ def test_a_claim_true_of_any_weights_is_marked_not_specific_to_training(pytester
     assert any_weights["not_specific_to_training"] is True
     assert own["verdict"] == "supported" and own["randomized"]["verdict"] == "refuted"
     assert own["not_specific_to_training"] is False
+    assert own["expected"] == "supported" and own["randomized"]["outcome"] == "passed"  # the twin is not checked
     assert "randomized" not in invariant and "not_specific_to_training" not in invariant
     section = report["randomization"]
     assert section["not_specific_to_training"] == ["ANY-01"] and section["claims"] == 2 and section["tests"] == 2
