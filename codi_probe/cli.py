@@ -204,8 +204,18 @@ def cmd_matrix(args) -> int:
     result = build(args.model or list(MATRIX_MODELS), out, run=not args.no_run,
                    hypotheses=Path(args.hypotheses) if args.hypotheses else None,
                    extra=["--codi-depth", args.depth] if args.depth else [], notes=load_notes(args.notes))
-    write_text_atomic(out / "verdict-matrix.json", json.dumps(result, indent=2) + "\n")
-    write_text_atomic(Path(args.doc) if args.doc else out / "verdict-matrix.md", result["markdown"])
+    if args.slim_to:  # the reports reduced to what the matrix reads, to keep beside the page
+        from .verdict_matrix import slim
+
+        for model in args.model or MATRIX_MODELS:
+            name = f"{Path(model).name}.json"
+            write_text_atomic(Path(args.slim_to) / name,
+                              json.dumps(slim(json.loads((out / name).read_text())), indent=1) + "\n")
+    if args.doc:  # the page only (--out may be the folder of saved reports kept beside it)
+        write_text_atomic(Path(args.doc), result["markdown"])
+    else:
+        write_text_atomic(out / "verdict-matrix.json", json.dumps(result, indent=2) + "\n")
+        write_text_atomic(out / "verdict-matrix.md", result["markdown"])
     print(result["markdown"], end="")
     problems = [f"pytest hypotheses --codi-model {m} exited {c}" for m, c in result["exit_codes"].items()
                 if c not in (0, 1)]  # 1: a claim missed its expectation, which the matrix shows
@@ -290,7 +300,9 @@ def build_parser() -> argparse.ArgumentParser:
     mat.add_argument("--no-run", action="store_true", help="tabulate the reports already in --out")
     mat.add_argument("--notes", help="TOML with the page's preamble and an explanation per flagged claim "
                                      "(docs/verdict-matrix/notes.toml)")
-    mat.add_argument("--doc", help="write the Markdown page here (default: --out/verdict-matrix.md)")
+    mat.add_argument("--doc", help="write the Markdown page here, and nothing else (default: --out/verdict-matrix.md and .json)")
+    mat.add_argument("--slim-to", metavar="DIR", help="also write each report reduced to what the matrix reads "
+                                                     "(verdicts, design, commit) as DIR/<model>.json")
     mat.add_argument("--hypotheses", help="the catalogue directory (default: ./hypotheses in a clone, else the "
                                           "installed codi_probe.hypotheses)")
     mat.add_argument("--depth", choices=("quick", "full"), help="the catalogue's tier (default: quick)")

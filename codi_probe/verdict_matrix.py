@@ -61,6 +61,21 @@ def column_of(report: Mapping[str, Any], model: str | None = None) -> Column:
     return Column(name, str(design.get("mechanism", "not planted")), cells)
 
 
+SLIM_CLAIM = ("id", "base_id", "kind", "verdict", "outcome", "statistic", "value", "n", "min_n", "verdict_reason")
+
+
+def slim(report: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of a report the matrix reads (and each claim's key numbers), to keep beside the page: the
+    status, the model, the design, the schema version, the git commit and every claim's verdict."""
+    environment = report.get("environment") or {}
+    return {"schema_version": report.get("schema_version"), "created": report.get("created"),
+            "status": report.get("status"), "options": {"model": (report.get("options") or {}).get("model")},
+            "model": {k: (report.get("model") or {}).get(k) for k in ("name", "sha256")},
+            "environment": {"git": environment.get("git")},
+            "expectations": {"design": (report.get("expectations") or {}).get("design")},
+            "claims": [{k: c.get(k) for k in SLIM_CLAIM} for c in report.get("claims", [])]}
+
+
 def claim_ids(columns: Sequence[Column]) -> list[str]:
     """Every claim id of any column, in the first column's order, then the others' new ones."""
     seen: dict[str, None] = {}
@@ -201,4 +216,4 @@ def build(models: Sequence[str], folder: Path, *, run: bool = True, hypotheses: 
 
 
 __all__ = ["Column", "Flag", "MATRIX_MODELS", "Notes", "build", "column_of", "flags", "load_notes", "markdown",
-           "read_columns", "unexplained", "unused"]
+           "read_columns", "slim", "unexplained", "unused"]

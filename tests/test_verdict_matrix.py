@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from codi_probe.cli import main
-from codi_probe.verdict_matrix import (MATRIX_MODELS, RANDOM_EQUALS_TRAINED, SINGLE_VERDICT, Notes, build,
-                                       column_of, flags, load_notes, markdown, read_columns)
+from codi_probe.verdict_matrix import (MATRIX_MODELS, RANDOM_EQUALS_TRAINED, SINGLE_VERDICT, build,
+                                       column_of, flags, load_notes, markdown, slim)
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 MECHANISMS = {"arith": "not planted", "planted": "planted", "pause": "pause", "rnd": "random"}
@@ -69,6 +69,9 @@ def test_notes_explain_by_id_or_base_id(tmp_path: Path) -> None:
         (tmp_path / f"{name}.json").write_text(json.dumps(report_))
     result = build(list(MECHANISMS), tmp_path, run=False, notes=notes)
     assert result["unexplained"] == [] and {f["explanation"] for f in result["flags"]} == {"one line", "all", "s", "r"}
+    assert result["unused"] == []
+    notes.explanations["FINE"] = "a claim that is not flagged needs no explanation"
+    assert build(list(MECHANISMS), tmp_path, run=False, notes=notes)["unused"] == ["FINE"]
     path.write_text('[claims]\n"ONE" = ""\n')
     with pytest.raises(ValueError, match="non-empty"):
         load_notes(path)
@@ -80,7 +83,9 @@ def test_the_command_reads_saved_reports_and_checks_every_flag_is_explained(tmp_
     args = ["matrix", "--no-run", "--out", str(tmp_path), *[a for m in MECHANISMS for a in ("--model", m)]]
     assert main([*args, "--check"]) == 1
     assert "SAME-R: flagged but not explained" in capsys.readouterr().err
-    assert main(args) == 0 and (tmp_path / "verdict-matrix.md").is_file()
+    assert main(args) == 0 and (tmp_path / "verdict-matrix.md").is_file() and (tmp_path / "verdict-matrix.json").is_file()
+    page = tmp_path / "page.md"
+    assert main([*args, "--doc", str(page)]) == 0 and page.read_text().startswith("| claim |")
     (tmp_path / "rnd.json").write_text(json.dumps({**report("rnd", {}), "status": "interrupted"}))
     assert main(args) == 2
     assert "did not complete" in capsys.readouterr().err
@@ -91,7 +96,15 @@ def test_the_shipped_page_is_the_one_its_reports_and_notes_give() -> None:
     docs/verdict-matrix/notes.toml --doc docs/verdict-matrix.md``): it matches its saved reports, and every
     flagged claim is explained."""
     folder = DOCS / "verdict-matrix"
-    result = build(MATRIX_MODELS, folder, run=False, notes=load_notes(folder / "notes.toml"))
+    models = [m for m in MATRIX_MODELS if (folder / f"{m}.json").is_file()]  # the page says which it lacks
+    assert len(models) >= 4 and "tiny-random-gpt2" in models and "codi-tiny-arith" in models
+    result = build(models, folder, run=False, notes=load_notes(folder / "notes.toml"))
     assert (DOCS / "verdict-matrix.md").read_text() == result["markdown"]
-    assert result["unexplained"] == []
-    assert [c.model for c in read_columns(MATRIX_MODELS, folder)] == list(MATRIX_MODELS)
+    assert result["unexplained"] == [] and result["unused"] == []
+
+
+def test_a_slim_report_gives_the_same_column() -> None:
+    full = report("rnd", {c: v[3] for c, v in TABLE.items()})
+    full["claims"][0]["details"] = {"big": list(range(100))}
+    small = slim(full)
+    assert column_of(small) == column_of(full) and "details" not in small["claims"][0]
