@@ -48,8 +48,10 @@ def is_randomized(request: pytest.FixtureRequest) -> bool:
 
 
 def wants_twin(item: pytest.Item) -> bool:
-    marker = item.get_closest_marker("claim")
-    return (isinstance(item, pytest.Function) and marker is not None and marker.kwargs.get("kind") == "empirical"
+    """An empirical claim (its kind given in the marker or as the ``empirical`` marker, which collection adds
+    for the former) that uses the model, and not a twin itself."""
+    return (isinstance(item, pytest.Function) and item.get_closest_marker("claim") is not None
+            and item.get_closest_marker("empirical") is not None
             and "codi_model" in getattr(item, "fixturenames", ()) and not is_twin(item))
 
 
