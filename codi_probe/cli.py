@@ -1,5 +1,5 @@
-"""The ``codi-probe`` command: ``info``, ``run``, ``train``, ``report``, ``compare``, ``validate``, ``expect`` and
-``pairs audit``.
+"""The ``codi-probe`` command: ``info``, ``run``, ``train``, ``report``, ``compare``, ``validate``, ``matrix``,
+``expect`` and ``pairs audit``.
 
 Errors print one line and exit with status 2."""
 
@@ -194,6 +194,40 @@ def cmd_validate(args) -> int:
     return 0
 
 
+def cmd_matrix(args) -> int:
+    """Tabulate every empirical claim's verdict on every shipped model; list the claims to explain."""
+    import json
+    from pathlib import Path
+
+    from .atomic import write_text_atomic
+    from .verdict_matrix import MATRIX_MODELS, build, load_notes
+
+    out = Path(args.out)
+    result = build(args.model or list(MATRIX_MODELS), out, run=not args.no_run,
+                   hypotheses=Path(args.hypotheses) if args.hypotheses else None,
+                   extra=["--codi-depth", args.depth] if args.depth else [], notes=load_notes(args.notes))
+    if args.slim_to:  # the reports reduced to what the matrix reads, to keep beside the page
+        from .verdict_matrix import slim
+
+        for model in args.model or MATRIX_MODELS:
+            name = f"{Path(model).name}.json"
+            write_text_atomic(Path(args.slim_to) / name,
+                              json.dumps(slim(json.loads((out / name).read_text())), indent=1) + "\n")
+    if args.doc:  # the page only (--out may be the folder of saved reports kept beside it)
+        write_text_atomic(Path(args.doc), result["markdown"])
+    else:
+        write_text_atomic(out / "verdict-matrix.json", json.dumps(result, indent=2) + "\n")
+        write_text_atomic(out / "verdict-matrix.md", result["markdown"])
+    print(result["markdown"], end="")
+    problems = [f"pytest hypotheses --codi-model {m} exited {c}" for m, c in result["exit_codes"].items()
+                if c not in (0, 1)]  # 1: a claim missed its expectation, which the matrix shows
+    problems += [f"{claim}: flagged but not explained in --notes" for claim in result["unexplained"]]
+    problems += [f"{claim}: explained in --notes but not flagged (fixed since? remove it)" for claim in result["unused"]]
+    for problem in problems:
+        print(f"codi-probe matrix: {problem}", file=sys.stderr)
+    return 1 if args.check and problems else 0
+
+
 def cmd_pairs_audit(args) -> int:
     """Re-derive every corrupted answer of a pair file and classify each pair (codi_probe.data.audit)."""
     from pathlib import Path
@@ -264,6 +298,24 @@ def build_parser() -> argparse.ArgumentParser:
                      help="with --check, also fail a truth decided with power below P at its measured effect "
                           "(the issue-29 target is 0.99; reported, not enforced, by default)")
     val.set_defaults(func=cmd_validate)
+    mat = sub.add_parser("matrix", help="tabulate every empirical claim's verdict on every shipped model (the verdict "
+                                        "matrix) and list the claims that give a random model's verdict or one "
+                                        "verdict only")
+    mat.add_argument("--model", action="append", help="a model name or checkpoint (repeatable; default: the five "
+                                                      "shipped models)")
+    mat.add_argument("--out", default="reports/matrix", help="directory of the reports (<model>.json) and the matrix")
+    mat.add_argument("--no-run", action="store_true", help="tabulate the reports already in --out")
+    mat.add_argument("--notes", help="TOML with the page's preamble and an explanation per flagged claim "
+                                     "(docs/verdict-matrix/notes.toml)")
+    mat.add_argument("--doc", help="write the Markdown page here, and nothing else (default: --out/verdict-matrix.md and .json)")
+    mat.add_argument("--slim-to", metavar="DIR", help="also write each report reduced to what the matrix reads "
+                                                     "(verdicts, design, commit) as DIR/<model>.json")
+    mat.add_argument("--hypotheses", help="the catalogue directory (default: ./hypotheses in a clone, else the "
+                                          "installed codi_probe.hypotheses)")
+    mat.add_argument("--depth", choices=("quick", "full"), help="the catalogue's tier (default: quick)")
+    mat.add_argument("--check", action="store_true", help="exit 1 when a flagged claim is not explained or a run "
+                                                          "failed")
+    mat.set_defaults(func=cmd_matrix)
     pairs = sub.add_parser("pairs", help="clean/corrupted pair files: audit the corrupted answers")
     pairs_sub = pairs.add_subparsers(dest="pairs_command", required=True)
     audit = pairs_sub.add_parser("audit", help="re-derive each corrupted answer from the clean solution's calculator "

@@ -15,7 +15,8 @@ from .recorder import ClaimRecorder
 from .records import KINDS, VERDICTS, ClaimRecord
 from .report import SCHEMA_VERSION, load_schema, validate_report
 
-pytest_plugins = ["codi_probe.plugin.hooks", "codi_probe.plugin.fixtures", "codi_probe.plugin.catalogue"]
+pytest_plugins = ["codi_probe.plugin.hooks", "codi_probe.plugin.fixtures", "codi_probe.plugin.catalogue",
+                  "codi_probe.plugin.twin"]
 
 __all__ = [
     "KINDS", "SCHEMA_VERSION", "VERDICTS", "ClaimRecord", "ClaimRecorder", "CodiOptions",

@@ -26,25 +26,36 @@ def codi_options(pytestconfig: pytest.Config) -> CodiOptions:
     return pytestconfig.stash[OPTIONS_KEY]
 
 
-@pytest.fixture(scope="session")
-def codi_model(pytestconfig: pytest.Config, codi_options: CodiOptions) -> Any:
-    """The CODI model, loaded once per process; its fingerprint and load time go to the report."""
+def load_session_model(pytestconfig: pytest.Config, codi_options: CodiOptions) -> Any:
+    """Load the ``--codi-*`` model in this process (torch threads set first); a model that cannot load
+    stops the run with one line (exit 4), its error in the report's model section."""
     set_torch_threads(pytestconfig, codi_options)
     from codi_probe.loading import load_codi
 
-    start = time.perf_counter()
     try:
         device = worker_device(codi_options.device, pytestconfig)
-        model = load_codi(codi_options.model, base=codi_options.base, tokenizer=codi_options.tokenizer,
-                          dtype=codi_options.dtype, device=device, lora_alpha=codi_options.lora_alpha)
+        return load_codi(codi_options.model, base=codi_options.base, tokenizer=codi_options.tokenizer,
+                         dtype=codi_options.dtype, device=device, lora_alpha=codi_options.lora_alpha)
     except Exception as exc:
         first = first_line(exc)
         add_session_metadata(pytestconfig, "load_error", f"{codi_options.model}: {type(exc).__name__}: {first}",
                              section="model")
         # one line that stops the run, instead of one error with a traceback per test that needs the model
         pytest.exit(f"codi-probe: cannot load model {codi_options.model!r}: {first}", returncode=pytest.ExitCode.USAGE_ERROR)
+
+
+@pytest.fixture(scope="session")
+def codi_model(request: pytest.FixtureRequest, pytestconfig: pytest.Config, codi_options: CodiOptions) -> Any:
+    """The CODI model, loaded once per process; its fingerprint and load time go to the report. In a twin
+    item of ``--codi-randomization-check`` it is the weight-randomized twin (:mod:`.randomization`)."""
+    from .randomization import is_randomized
+
+    if is_randomized(request):
+        return request.getfixturevalue("codi_randomized_model")
+    start = time.perf_counter()
+    model = load_session_model(pytestconfig, codi_options)
     add_process_info(pytestconfig, "model_load_s", round(time.perf_counter() - start, 3))
-    where = str(getattr(model, "device", device))  # the model's own, else the device it was loaded on
+    where = str(getattr(model, "device", None) or worker_device(codi_options.device, pytestconfig))
     add_process_info(pytestconfig, "device", where)
     pytestconfig.stash[DEVICE_KEY] = where
     fingerprint = model.fingerprint()

@@ -16,6 +16,7 @@ from .expectations import PROFILE_KEY, RECORD, check_expectation, load_profile
 from .metadata import WORKEROUTPUT_KEY, get_metadata, set_torch_threads
 from .options import OPTIONS_KEY, add_options, resolve_options, worker_id
 from .progress import configure_progress, unconfigure_progress
+from .randomization import TWIN_WHY, is_twin
 from .records import DEVICE_KEY, KINDS, PROPERTY, RECORD_KEY, ClaimMarkerError, ClaimRecord, claim_from_item
 
 MARKERS = (
@@ -99,12 +100,15 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.fail(str(exc), pytrace=False)
     if record is None:
         return
-    profile = item.config.stash[PROFILE_KEY]
-    record.expected = profile.expected(record)
-    record.expected_why = profile.reason(record)
-    baseline = item.config.stash[BASELINE_KEY]
-    if baseline is not None:
-        record.baseline = baseline.match(record, item.nodeid)
+    if is_twin(item):  # --codi-randomization-check: the twin's verdict is only recorded
+        record.expected, record.expected_why = RECORD, TWIN_WHY
+    else:
+        profile = item.config.stash[PROFILE_KEY]
+        record.expected = profile.expected(record)
+        record.expected_why = profile.reason(record)
+        baseline = item.config.stash[BASELINE_KEY]
+        if baseline is not None:
+            record.baseline = baseline.match(record, item.nodeid)
     item.stash[RECORD_KEY] = record
     _sync(item, record)
 
@@ -118,7 +122,7 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Generator[None, Any, Any]
     if record is not None:
         if record.kind == "invariant" and record.verdict is None:
             record.verdict = "supported"
-        baseline = pyfuncitem.config.stash[BASELINE_KEY]
+        baseline = None if is_twin(pyfuncitem) else pyfuncitem.config.stash[BASELINE_KEY]
         expectation = check_expectation(record)
         record.failures = ([expectation] if expectation else []) + (
             check_baseline(record, baseline.rule) if baseline is not None else [])

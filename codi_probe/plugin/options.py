@@ -40,6 +40,7 @@ class CodiOptions:
     force_compare: bool = False  # compare even when the runs are not comparable
     update_expect: str | None = None  # write the profile drafted from this (complete) run here
     claim_tolerances: tuple[str, ...] = ()  # "PATTERN abs=X rel=Y" per claim
+    randomization_check: bool = False  # also run every empirical claim on the weight-randomized twin
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 
     def as_dict(self) -> dict[str, Any]:
@@ -153,6 +154,9 @@ SPECS = (
           "(default 0)", _non_negative_float, 0.0),
     _Spec("cache", "directory of resumable on-disk results of long sweeps (the CCTA grid), reused while "
           "the model weights and the sweep's configuration are unchanged (default: none, no cache)", path="file"),
+    _Spec("randomization_check", "model-randomization sanity check: run every empirical claim also on a weight-"
+          "randomized twin of the model (seeded by --codi-seed) and mark a claim supported on both 'not specific "
+          "to training' (codi_probe.plugin.randomization)", _boolean, False, flag=True),
 )
 
 

@@ -1,4 +1,4 @@
-"""Assemble the JSON report (schema 1.3) from the collected tests and the session metadata."""
+"""Assemble the JSON report (schema 1.5) from the collected tests and the session metadata."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ from typing import Any
 
 from .collector import OUTCOMES, TestEntry
 from .metadata import SessionMetadata
+from .randomization import attach_twins, split_twins
 from .records import KINDS, VERDICTS
 
-SCHEMA_VERSION = "1.4"  # 1.4: claim worker and device, processes' shared_work; 1.1: invalid verdicts, declared hypotheses, min_n, evidence, p_refute, family; 1.2: design-derived expectations with why; 1.3: collection errors, status collection_error, reruns, the git state, the selection, every dtype
+SCHEMA_VERSION = "1.5"  # 1.5: the model-randomization check (randomization, claim randomized and not_specific_to_training, options.randomization_check); 1.4: claim worker and device, processes' shared_work; 1.1: invalid verdicts, declared hypotheses, min_n, evidence, p_refute, family; 1.2: design-derived expectations with why; 1.3: collection errors, status collection_error, reruns, the git state, the selection, every dtype
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schema" / "report.schema.json"
 PACKAGES = ("codi-probe", "torch", "transformers", "peft", "numpy", "scipy", "pytest", "pytest-xdist")
 
@@ -95,8 +96,10 @@ def build_report(*, entries: dict[str, TestEntry], metadata: SessionMetadata, op
     message}`` per module that failed to collect.
     """
     errors = sorted(collection_errors or [], key=lambda e: e["nodeid"])
-    ordered = [entries[k] for k in sorted(entries)]
+    ordered, twins = split_twins([entries[k] for k in sorted(entries)])  # twins: --codi-randomization-check
     claims = _claims(ordered)
+    randomization = (attach_twins(claims, twins, metadata.sections.get("session", {}))
+                     if options.get("randomization_check") or twins else None)
     processes = [{"worker": wid, **info} for wid, info in sorted(metadata.processes.items())]
     return {
         "schema_version": SCHEMA_VERSION,
@@ -117,6 +120,7 @@ def build_report(*, entries: dict[str, TestEntry], metadata: SessionMetadata, op
         "summary": _summary(ordered, claims, len(errors)),
         "collection_errors": errors,
         "claims": claims,
+        "randomization": randomization,
         "other_tests": [e.to_dict() for e in ordered if not e.claim],
         "warnings": _warnings(claims, metadata) + list(extra_warnings or []),
     }

@@ -82,9 +82,14 @@ CATALOGUE_MODULE = re.compile(r"(^|/)hypotheses/test_[^/]+\.py$")  # the shipped
 
 def catalogue_scope(nodeid: str) -> str:
     """The scheduling unit of a test: its module for a catalogue module (whose fixtures hold the module's
-    shared runs), else the test itself."""
+    shared runs), else the test itself. The randomized twins of a module (``--codi-randomization-check``) are
+    a unit of their own, queued after every unit on the model, so no worker switches models more than once."""
+    from .randomization import SUFFIX, is_twin_nodeid
+
     path = nodeid.split("::", 1)[0]
-    return path if CATALOGUE_MODULE.search(path) else nodeid
+    if not CATALOGUE_MODULE.search(path):
+        return nodeid
+    return path + SUFFIX if is_twin_nodeid(nodeid) else path
 
 
 def _runs_catalogue(config: pytest.Config) -> bool:

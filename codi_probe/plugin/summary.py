@@ -6,6 +6,7 @@ import textwrap
 from typing import Any
 
 from .expectations import expectations_label
+from .randomization import NOT_SPECIFIC, twin_note
 from .records import brief
 
 MIN_WIDTH = 80  # wrap at the terminal's width, never narrower than this
@@ -13,7 +14,8 @@ MIN_WIDTH = 80  # wrap at the terminal's width, never narrower than this
 
 def claim_line(claim: dict[str, Any], width: int) -> str:
     """``IMP-01[P5]  refuted  acc_drop=0.031 CI95[0.01, 0.052] p=0.003 q=0.012 n=100/100  passed``; an
-    inconclusive or invalid verdict adds its reason in brackets."""
+    inconclusive or invalid verdict adds its reason in brackets; with ``--codi-randomization-check``, the
+    twin's verdict and, when both are supported, ``[not specific to training]``."""
     numbers = brief(claim)
     if claim.get("q_value") is not None:
         numbers += f" q={claim['q_value']:.4g}"
@@ -22,7 +24,7 @@ def claim_line(claim: dict[str, Any], width: int) -> str:
         line += f" [{claim['verdict_reason']}]"
     if claim.get("expected") not in (None, "record"):
         line += f" (expected {claim['expected']})"
-    return line
+    return line + twin_note(claim)
 
 
 def status_text(report: dict[str, Any]) -> str:
@@ -62,6 +64,11 @@ def summary_lines(report: dict[str, Any], width: int = MIN_WIDTH) -> list[str]:
     for claim in claims:
         lines += textwrap.wrap(claim_line(claim, id_width), width, subsequent_indent=indent,
                                break_on_hyphens=False) or [""]
+    randomization = report.get("randomization")
+    if randomization:
+        lines.append(f"randomization check: {len(randomization['not_specific_to_training'])} of "
+                     f"{randomization['claims']} claims run on the randomized twin are supported on both: "
+                     f"{NOT_SPECIFIC}")
     verdicts = ", ".join(f"{n} {v}" for v, n in report["summary"]["verdicts"].items() if n)
     lines.append(f"{len(claims)} claims ({verdicts or 'none recorded'}); "
                  f"expectations: {expectations_label(report['expectations'])}; {status_text(report)}")

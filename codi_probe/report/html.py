@@ -6,6 +6,7 @@ import base64
 from html import escape
 from typing import Any
 
+from ..plugin.randomization import NOT_SPECIFIC
 from .plots import Panel
 from .tables import Table
 
@@ -19,7 +20,7 @@ th, td { border: 1px solid #ddd; padding: 2px 6px; text-align: left; vertical-al
 th { background: #f3f3f3; } tr:nth-child(even) td { background: #fafafa; }
 td.v-supported { background: #d9f2d9 !important; } td.v-refuted { background: #f8d7d7 !important; }
 td.v-inconclusive { background: #fff1c2 !important; } td.v-invalid { background: #e0d4f0 !important; }
-td.v-none { color: #888; }
+td.v-none { color: #888; } td.not-specific { background: #ffd199 !important; font-weight: bold; }
 figure { margin: 1em 0 2em; } figure img { max-width: 100%; border: 1px solid #eee; }
 figcaption { color: #555; } .note { color: #8a4b00; background: #fff6e5; padding: 4px 8px; display: inline-block; }
 .kv td:first-child { font-family: ui-monospace, monospace; white-space: nowrap; }
@@ -28,7 +29,13 @@ nav a { margin-right: 1em; }
 
 
 def _cell(text: str, header: str) -> str:
-    cls = f' class="v-{escape(text)}"' if header == "verdict" and text in VERDICTS else ""
+    """A cell; a verdict (and the randomized twin's verdict) coloured, a claim not specific to training
+    marked."""
+    cls = ""
+    if header == "randomized" and text.endswith(NOT_SPECIFIC):
+        cls = ' class="not-specific"'
+    elif header in ("verdict", "randomized") and text in VERDICTS:
+        cls = f' class="v-{escape(text)}"'
     return f"<td{cls}>{escape(text)}</td>"
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..plugin.randomization import NOT_SPECIFIC
 from ..plugin.records import brief
 from .fmt import compact_json, interval, num, plain
 
@@ -58,15 +59,31 @@ CLAIM_HEADER = ["claim", "kind", "verdict", "expected", "outcome", "statistic", 
                 "min n", "threshold", "why"]
 
 
+def _randomized(claim: dict[str, Any]) -> str:
+    """The twin's verdict of ``--codi-randomization-check``, and ``not specific to training`` when both are
+    supported ("" for a claim without a twin)."""
+    twin = claim.get("randomized") or {}
+    text = twin.get("verdict") or twin.get("outcome") or ""
+    return f"{text}: {NOT_SPECIFIC}" if claim.get("not_specific_to_training") else text
+
+
 def claims_table(report: dict[str, Any]) -> Table:
-    """One row per claim: verdict, expectation, outcome and the primary statistic with CI, p and q."""
-    rows = [[c["id"], c["kind"], c.get("verdict") or "none", c.get("expected") or "", c.get("outcome", ""),
+    """One row per claim: verdict, expectation, outcome and the primary statistic with CI, p and q; with
+    the model-randomization check, the verdict on the randomized twin beside the verdict."""
+    checked = report.get("randomization") is not None
+    header = CLAIM_HEADER[:3] + ["randomized"] + CLAIM_HEADER[3:] if checked else CLAIM_HEADER
+    rows = [[c["id"], c["kind"], c.get("verdict") or "none", *([_randomized(c)] if checked else []),
+             c.get("expected") or "", c.get("outcome", ""),
              c.get("statistic") or "", num(c.get("value")), interval(c.get("ci")), num(c.get("p_value"), 3),
              num(c.get("q_value"), 3), num(c.get("n")), num(c.get("min_n")), plain(c.get("threshold")),
              c.get("verdict_reason") or ""]
             for c in report.get("claims", [])]
-    return Table("Claims", CLAIM_HEADER, rows, "p: of the null that the claim's prediction fails, at its threshold (family-adjusted); "
-                 "q: Benjamini-Hochberg over the claims with a p-value; min n: the claim's declared minimum.")
+    note = ("p: of the null that the claim's prediction fails, at its threshold (family-adjusted); "
+            "q: Benjamini-Hochberg over the claims with a p-value; min n: the claim's declared minimum.")
+    if checked:
+        note += (" randomized: the verdict on the weight-randomized twin (model-randomization check); "
+                 f"'{NOT_SPECIFIC}': supported on both.")
+    return Table("Claims", header, rows, note)
 
 
 def _matched(reported: dict[str, Any], details: dict[str, Any]) -> str | None:

@@ -65,6 +65,8 @@ def test_one_device_per_worker(monkeypatch, device, worker, count, want):
     ("hypotheses/test_patching.py::test_x[P1]", "hypotheses/test_patching.py"),
     ("../lib/site-packages/codi_probe/hypotheses/test_flow.py::test_y", "../lib/site-packages/codi_probe/hypotheses/test_flow.py"),
     ("tests/test_other.py::test_z", "tests/test_other.py::test_z"),
-    ("test_claims.py::test_a[1]", "test_claims.py::test_a[1]")])
+    ("test_claims.py::test_a[1]", "test_claims.py::test_a[1]"),
+    # --codi-randomization-check: a module's twins are a unit of their own (queued after the model's units)
+    ("hypotheses/test_patching.py::test_x[P1]@randomized", "hypotheses/test_patching.py@randomized")])
 def test_catalogue_modules_are_scheduled_whole(nodeid, scope):
     assert sharing.catalogue_scope(nodeid) == scope
