@@ -340,8 +340,9 @@ NEW09 = Hypothesis((beyond("step index (which P_k) from h_k", NEW09_FLOOR, "the 
                              "from h_6, held-out operand pairs). Differs from the source: the positional baseline is "
                              "added (one-hots of the latent's absolute position and of its offset from P0), because "
                              "position gives the step index by itself (random weights read it at 1.0): the baseline "
-                             "reads it perfectly, so the first half is never supported and the claim can only be "
-                             "refuted (the answer is readable) or inconclusive; readability of the step index says "
+                             "reads it perfectly, so the first half decides nothing (no probe can beat a perfect "
+                             "baseline; the reason is reported) and the claim can only be refuted on its answer half "
+                             "(the answer is readable) or inconclusive; readability of the step index says "
                              "nothing about what training put in a latent",
                    source="syvb/cocoracle (claims-2026 NEW-09): step index 100% (Coconut GPT-2, layer 6), answer "
                           "exact 42%",

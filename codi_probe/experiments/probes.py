@@ -199,15 +199,19 @@ def probe_evidence(result: ProbeResult, prediction, seed: int = 0):
     return stats.rows_evidence(result.rows(), balanced_from_means, prediction, seed=seed)
 
 
+def _check_paired(a: ProbeResult, b: ProbeResult, per_problem: int) -> None:
+    if len(a.labels) != len(b.labels) or len(a.labels) % per_problem:
+        raise ValueError(f"paired probes must score the same problems ({per_problem} rows each), got "
+                         f"{len(a.labels)} and {len(b.labels)} rows")
+
+
 def _paired(a: ProbeResult, b: ProbeResult, fn, prediction, seed: int, per_problem: int = 1):
     """``fn(balanced accuracy of a, of b)`` per resample of the problems both probes scored (paired bootstrap:
     a resample draws the same problems for both). ``per_problem``: consecutive rows that belong to one
     problem (e.g. its six latents), averaged so that a resample draws whole problems."""
     from .. import stats
 
-    if len(a.labels) != len(b.labels) or len(a.labels) % per_problem:
-        raise ValueError(f"paired probes must score the same problems ({per_problem} rows each), got "
-                         f"{len(a.labels)} and {len(b.labels)} rows")
+    _check_paired(a, b, per_problem)
     c = a.rows().shape[1]
     rows = np.concatenate([a.rows(), b.rows()], 1)
     rows = rows.reshape(len(rows) // per_problem, per_problem, -1).mean(1)
@@ -230,7 +234,20 @@ def beats_baseline_evidence(latent: ProbeResult, baseline: ProbeResult, floor: f
     ``prediction`` is "greater than 0": the latent reads the property above the claim's threshold *and*
     beyond what the baseline (the question's wording, the position) reads, so a latent that merely echoes
     its input cannot support a claim about what it computes (issue 29, F-19). ``per_problem``: as in
-    :func:`_paired` (both probes' rows in the same order)."""
+    :func:`_paired` (both probes' rows in the same order).
+
+    A baseline that reads the property at ``1 - margin`` or better leaves no accuracy that could beat it:
+    the evidence then decides nothing, with that reason (the latent's part cannot be told from the
+    surface's), rather than refuting a claim that no probe could have supported."""
+    from .. import stats
+
+    _check_paired(latent, baseline, per_problem)
+    bar = max(floor, baseline.balanced_accuracy + margin)
+    if bar >= 1.0:
+        return stats._undecided(prediction, len(latent.labels) // max(1, per_problem),
+                                f"the baseline reads it at {baseline.balanced_accuracy:.3f}: no probe can beat that "
+                                f"by {margin:.2f}, so what the latent adds cannot be told from the surface",
+                                value=latent.balanced_accuracy - bar)
     return _paired(latent, baseline, lambda x, y: x - np.maximum(floor, y + margin), prediction, seed, per_problem)
 
 

@@ -52,14 +52,15 @@ def _verdict(predictions, evidence, n, combine="all"):
     return decide(combined(Hypothesis(tuple(predictions), combine=combine), evidence, n)).verdict
 
 
-def _operation_echo(seed=0, n=400):
+def _operation_echo(seed=0, n=400, strength=3.3):
     """A latent that echoes an operation-wide word (shared by every template of the operation) and the question
-    embedding that holds the same word: the confound template hold-out cannot remove."""
+    embedding that holds the same word: the confound template hold-out cannot remove. ``strength``: how far
+    apart the word's two values lie in units of the noise (3.3: both read at about 0.95)."""
     rng = np.random.default_rng(seed)
     template = np.repeat(np.arange(10), n // 10)
     y = (template < 5).astype(int)
-    latent = np.concatenate([y[:, None] * 3.3 + rng.normal(size=(n, 1)), rng.normal(size=(n, 8))], 1)
-    question = y[:, None] * 3.3 + rng.normal(size=(n, 1))
+    latent = np.concatenate([y[:, None] * strength + rng.normal(size=(n, 1)), rng.normal(size=(n, 8))], 1)
+    question = y[:, None] * strength + rng.normal(size=(n, 1))
     return latent, question, y, template
 
 
@@ -73,6 +74,23 @@ def test_op01_an_operation_wide_echo_passed_template_hold_out_and_fails_the_base
     assert lat.balanced_accuracy > 0.93 and base.balanced_accuracy > 0.93  # template hold-out is no defence
     old = Prediction("operation, held-out-template balanced accuracy", "greater", 0.90)
     assert _verdict([old], [probe_evidence(lat, old)], len(y)) == "supported"  # the former OP-01 rule
+    new = Prediction(f"operation minus max(90%, question + {BASELINE_MARGIN:.0%})", "greater", 0.0)
+    # the question reads the operation at > 0.9: no probe can beat it by 10pp, so the claim is not decided
+    # (not refuted: a latent that computed the operation would score no higher), and the reason says why
+    ev = beats_baseline_evidence(lat, base, 0.90, new)
+    assert _verdict([new], [ev], len(y)) == "inconclusive" and "no probe can beat" in ev.reason
+
+
+def test_an_echo_of_a_weaker_word_is_refuted_by_the_baseline():
+    """Where the question's word reads the operation at about 0.8, the bar (0.9) can be reached, and a latent
+    that only echoes the word falls short of it: refuted."""
+    from codi_probe.experiments.probes import BASELINE_MARGIN, beats_baseline_evidence
+    from codi_probe.hypothesis import Prediction
+
+    latent, question, y, template = _operation_echo(strength=1.7)
+    lat = probe(latent, y, template, seed=0, shuffles=0)
+    base = probe(question, y, template, seed=0, shuffles=0)
+    assert 0.7 < base.balanced_accuracy < 0.88 and lat.balanced_accuracy < 0.88
     new = Prediction(f"operation minus max(90%, question + {BASELINE_MARGIN:.0%})", "greater", 0.0)
     assert _verdict([new], [beats_baseline_evidence(lat, base, 0.90, new)], len(y)) == "refuted"
 
@@ -113,7 +131,8 @@ def test_new09_the_positional_baseline_removes_a_step_index_that_position_alone_
     old_ev = stats.rows_evidence(step.rows().reshape(n, 6, -1).mean(1), balanced_from_means, old, seed=0)
     assert _verdict([old], [old_ev], n) == "supported"  # the former NEW-09 half: position alone passed it
     new = Prediction("step index beyond position", "greater", 0.0)
-    assert _verdict([new], [beats_baseline_evidence(step, positional, 0.95, new, per_problem=6)], n) == "refuted"
+    ev = beats_baseline_evidence(step, positional, 0.95, new, per_problem=6)
+    assert _verdict([new], [ev], n) == "inconclusive" and "no probe can beat" in ev.reason  # never supported
     with pytest.raises(ValueError, match="same problems"):
         beats_baseline_evidence(step, positional, 0.95, new, per_problem=7)
     with pytest.raises(ValueError, match="must agree"):
