@@ -23,32 +23,57 @@ ABSOLUTE_SIGMAS = (0.1, 0.5, 1.0, 2.0)  # the CCTA grid's Gaussian noise (claims
 TINY_FAILURE = 0.02  # claims.md COR-01: sigma = 0.01 x |h| must give < 2% failures
 
 
-def cor01_evidence(failure_by_sigma: dict[float, np.ndarray], tiny_failure: np.ndarray) -> tuple[bool, dict]:
+ARTIFACT_MARGIN = 0.05  # "sigma = 0.1 already equals zero-ablation": failure shares within 5pp (paired TOST)
+ARTIFACT_DAMAGE = 0.10  # ... while zero-ablation itself fails > 10% of problems (so the equality is not 0 = 0)
+
+
+def cor01_evidence(failure_by_sigma: dict[float, np.ndarray], tiny_failure: np.ndarray,
+                   zero_failure: np.ndarray | None = None, correct: np.ndarray | None = None) -> tuple[bool, dict]:
     """COR-01's guard from failure rates (baseline correct, corrupted wrong). ``failure_by_sigma[s]``: ``[n, P]``
     per problem and position under absolute noise ``s``; ``tiny_failure``: ``[n, P]`` under relative noise
-    sigma = 0.01 x |h|. It fails when the data show a violation: failure *falls* from one sigma to the next
-    (per-problem mean over positions, paired, Holm over the steps) or the share of problems failing at some
-    position under tiny noise is >= 2% (exact binomial, Clopper-Pearson interval). Returns ``(holds, stats)``."""
+    sigma = 0.01 x |h|; ``zero_failure``: ``[n, P]`` under zero-ablation; ``correct``: ``[n]`` the problems
+    the clean run answers right (only they can fail; default all). It fails when the data show a violation:
+    failure *falls* from one sigma to the next (per-problem mean over positions, paired, Holm over the
+    steps); the share of baseline-correct problems failing at some position under tiny noise is >= 2%
+    (exact binomial, Clopper-Pearson interval); or the seeds' artifact (claims.md COR-01, F-02/F-03):
+    zero-ablation fails > 10% of baseline-correct problems and sigma = 0.1 is shown equal to it (within
+    5pp, paired exact TOST). Returns ``(holds, stats)``."""
+    from codi_probe.paired_binary import paired_binary_equivalence
+
     sigmas = sorted(failure_by_sigma)
     steps = [stats.mean_evidence(failure_by_sigma[b].mean(1) - failure_by_sigma[a].mean(1),
                                  Prediction(f"failure(sigma={b:g}) - failure(sigma={a:g})", "less", 0.0))
              for a, b in zip(sigmas, sigmas[1:])]
     falls = stats.holm([e.p_support for e in steps]) if steps else []
-    any_fail = np.asarray(tiny_failure, dtype=bool).any(1)
+    rows = np.ones(len(tiny_failure), dtype=bool) if correct is None else np.asarray(correct, dtype=bool)
+    any_fail = np.asarray(tiny_failure, dtype=bool)[rows].any(1)
     tiny = stats.proportion_evidence(int(any_fail.sum()), len(any_fail),
-                                     Prediction("share of problems failing under sigma=0.01|h|", "less", TINY_FAILURE))
-    holds = all(p >= ALPHA for p in falls) and not tiny.p_refute < ALPHA
+                                     Prediction("share of baseline-correct problems failing under sigma=0.01|h|",
+                                                "less", TINY_FAILURE))
+    artifact = False
+    info: dict = {}
+    if zero_failure is not None and 0.1 in failure_by_sigma and rows.any():
+        zero = np.asarray(zero_failure, dtype=bool)[rows].any(1)
+        low = np.asarray(failure_by_sigma[0.1], dtype=bool)[rows].any(1)
+        damage = stats.proportion_evidence(int(zero.sum()), len(zero),
+                                           Prediction("share failing under zero-ablation", "greater", ARTIFACT_DAMAGE))
+        same = paired_binary_equivalence(zero, low, ARTIFACT_MARGIN)
+        artifact = damage.p_support < ALPHA and same < ALPHA
+        info = {"share failing under zero-ablation": damage.value, "share failing under sigma=0.1": float(low.mean()),
+                "TOST p that sigma=0.1 fails as often as zero-ablation (within 5pp)": same}
+    holds = all(p >= ALPHA for p in falls) and not tiny.p_refute < ALPHA and not artifact
     return holds, {"failure by absolute sigma": {f"{s:g}": float(failure_by_sigma[s].mean()) for s in sigmas},
                    "Holm p of a fall in failure, by step": {e.statistic: p for e, p in zip(steps, falls)},
-                   "share failing under sigma=0.01|h|": tiny.value, "its 95% interval": [tiny.lo, tiny.hi]}
+                   **info, "share failing under sigma=0.01|h|": tiny.value, "its 95% interval": [tiny.lo, tiny.hi]}
 
 
 @pytest.mark.claim(id="COR-01", kind="invariant",
-                   statement="corruption damage grows with the noise scale: the failure rate (baseline correct, "
-                             "corrupted wrong) does not fall as absolute sigma rises 0.1 -> 0.5 -> 1 -> 2 (no step "
-                             "shows a significant fall, paired, Holm), and tiny noise (sigma = 0.01 x |h|) does not "
-                             "make >= 2% of problems fail (exact binomial: the guard fails when the interval lies "
-                             "above 2%). Differs from the source: a guard can only fail on evidence, so with few "
+                   statement="corruption damage does not shrink with the noise scale: the failure rate (baseline "
+                             "correct, corrupted wrong) does not fall as absolute sigma rises 0.1 -> 0.5 -> 1 -> 2 (no "
+                             "step shows a significant fall, paired, Holm); tiny noise (sigma = 0.01 x |h|) does not "
+                             "make >= 2% of baseline-correct problems fail (exact binomial: the guard fails when the "
+                             "interval lies above 2%); and sigma = 0.1 is not the seeds' artifact, failing as often "
+                             "as zero-ablation (within 5pp, paired exact TOST) where zero-ablation fails > 10%. Differs from the source: a guard can only fail on evidence, so with few "
                              "problems it passes on wide intervals (recorded), and 'fails' counts a problem failing "
                              "at any of P0..P6",
                    source="GS CCTA (claims.md 4.C COR-01, F-03): failure ~20% for every sigma, a pipeline artifact",
@@ -57,7 +82,8 @@ def test_damage_scales_with_noise(noise_sweep, ccta, claim):
     names = [f"rel_noise_{s:g}" for s in SIGMAS]
     kl = [float(noise_sweep.per_position("kl", m).mean()) for m in names]
     tiny = noise_sweep.per_position("failure", names[0])
-    holds, info = cor01_evidence({s: ccta.per_position("failure", f"noise_{s:g}") for s in ABSOLUTE_SIGMAS}, tiny)
+    holds, info = cor01_evidence({s: ccta.per_position("failure", f"noise_{s:g}") for s in ABSOLUTE_SIGMAS}, tiny,
+                                 ccta.per_position("failure", "zero"), noise_sweep.baseline_correct)
     claim.record("share of problems failing at sigma=0.01|h|", info["share failing under sigma=0.01|h|"],
                  ci=info["its 95% interval"], threshold=TINY_FAILURE, n=len(noise_sweep.baseline_correct),
                  statistics={k: v for k, v in info.items() if k != "its 95% interval"},

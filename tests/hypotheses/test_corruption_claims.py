@@ -78,3 +78,35 @@ def test_cor01_tiny_failure_is_judged_by_its_interval():
     assert holds and info["its 95% interval"][1] > corruption.TINY_FAILURE
     tiny[:10, 0] = True
     assert not corruption.cor01_evidence(rising, tiny)[0]
+
+
+def _artifact(n: int = N) -> dict:
+    """The seeds' F-03 artifact: the same ~20% of problems fail at one position under every corruption."""
+    fail = np.zeros((n, 7), dtype=bool)
+    fail[: n // 5, 2] = True
+    return {s: fail.copy() for s in corruption.ABSOLUTE_SIGMAS}
+
+
+def test_cor01_catches_sigma_01_failing_as_often_as_zero_ablation():
+    """claims.md COR-01: "if sigma = 0.1 already equals zero-ablation, the pipeline is broken". Failure flat at
+    20% (never falling) with clean tiny noise passed the guard before; zero-ablation failing as often as
+    sigma = 0.1 now fails it, and a zero-ablation that fails far more does not."""
+    flat, tiny_clean = _artifact(), np.zeros((N, 7), dtype=bool)
+    assert corruption.cor01_evidence(flat, tiny_clean)[0]  # without the zero-ablation arm: the old guard passed
+    holds, info = corruption.cor01_evidence(flat, tiny_clean, flat[0.1])
+    assert not holds and info["TOST p that sigma=0.1 fails as often as zero-ablation (within 5pp)"] < 0.025
+    zero = np.zeros((N, 7), dtype=bool)
+    zero[:60, 0] = True  # zero-ablation fails 60%, sigma = 0.1 20%: no artifact
+    assert corruption.cor01_evidence(flat, tiny_clean, zero)[0]
+    nothing = {s: np.zeros((N, 7), dtype=bool) for s in corruption.ABSOLUTE_SIGMAS}
+    assert corruption.cor01_evidence(nothing, tiny_clean, nothing[0.1])[0]  # 0 = 0 (a random model) is no artifact
+
+
+def test_cor01_tiny_share_counts_only_baseline_correct_problems():
+    """3 of 100 problems failing is 3%, but only 50 answer right at baseline: 3 of 50 (6%) is judged."""
+    rising = {s: _failures(0.05 * s, seed=i) for i, s in enumerate(corruption.ABSOLUTE_SIGMAS)}
+    tiny = np.zeros((N, 7), dtype=bool)
+    tiny[:3, 0] = True
+    correct = np.zeros(N, dtype=bool)
+    correct[:50] = True
+    assert corruption.cor01_evidence(rising, tiny, correct=correct)[1]["share failing under sigma=0.01|h|"] == 0.06
