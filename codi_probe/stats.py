@@ -352,6 +352,14 @@ def _check_support(support: Support | None) -> Support | None:
     return lo, hi
 
 
+def _outside(x: np.ndarray, support: Support) -> bool:
+    """Some value lies outside ``support`` by more than float32 round-off (an attention weight or a cosine
+    computed in fp32 may exceed 1 by ~1e-7): ``1e-6`` of the support's span (or absolute, when open)."""
+    lo, hi = support
+    tol = 1e-6 * (hi - lo if np.isfinite(hi - lo) else 1.0)
+    return bool(x.size) and bool(np.min(x) < lo - tol or np.max(x) > hi + tol)
+
+
 def _unbounded_side(support: Support | None) -> str | None:
     """The one-sided test (``"less"`` / ``"greater"``) that ``support`` makes impossible, or None. A mean
     over a support with a finite lower and no upper bound (a KL, a norm, a ratio) cannot be shown
@@ -396,7 +404,7 @@ def _rows_evidence(rows: np.ndarray, fn: Callable, prediction: Prediction, *, se
     if not (np.isfinite(boot.se) and boot.se > 0):
         return _no_spread_evidence(prediction, boot.value, n, excluded=excluded,
                                    why="the statistic does not vary when a problem is left out")
-    if support is not None and not support[0] - 1e-9 <= boot.value <= support[1] + 1e-9:
+    if support is not None and _outside(np.array([boot.value]), support):
         return _undecided(prediction, n, f"the statistic {boot.value:.6g} lies outside its declared support "
                           f"[{support[0]:g}, {support[1]:g}]", value=boot.value, excluded=excluded)
     impossible = _unbounded_side(support)
@@ -445,7 +453,7 @@ def mean_evidence(values: Sequence[float], prediction: Prediction, *, seed: int 
     x = np.asarray(values, dtype=float).reshape(-1)
     support = _check_support(support)
     finite = x[np.isfinite(x)]
-    if support is not None and finite.size and (finite.min() < support[0] - 1e-9 or finite.max() > support[1] + 1e-9):
+    if support is not None and _outside(finite, support):
         return _undecided(prediction, int(finite.size), f"values outside the declared support [{support[0]:g}, "
                           f"{support[1]:g}] (from {finite.min():.6g} to {finite.max():.6g})",
                           excluded=int(x.size - finite.size))

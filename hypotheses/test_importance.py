@@ -365,7 +365,8 @@ def test_threshold_not_cliff(position_sets, set_runs, ccta, codi_options, claim)
         stats.proportion_evidence(int(four.sum()), n, IMP04.predictions[0]),
         stats.proportion_evidence(int(four.sum()), n, IMP04.predictions[1]),
         stats.proportion_evidence(int(six.sum()), n, IMP04.predictions[2]),
-        stats.mean_evidence(kept[:, 5] - kept[:, :5].mean(1), IMP04.predictions[3], seed=codi_options.seed)]
+        stats.mean_evidence(kept[:, 5] - kept[:, :5].mean(1), IMP04.predictions[3], seed=codi_options.seed,
+                            support=(-1, 1))]
     claim.decide(ev, n=n, controls={SAME_BASELINE: bool(np.array_equal(keep, ccta.baseline_correct))})
 
 
@@ -388,7 +389,8 @@ def test_late_positions_matter_more(position_sets, ccta, mean_ablation, codi_opt
     claim.record(details={"single-position zero failure": dict(zip(LATENT_POSITIONS, zero.mean(0).tolist())) if n else {},
                           "prefix-cumulative sets (the seeds' design)": prefix, "layer": ccta.layer,
                           "failure_by_ablation_type": by_type["failure_by_ablation_type"]})
-    ev = [] if n < 2 else [stats.mean_evidence(late_minus_early, IMP07.predictions[0], seed=codi_options.seed)]
+    ev = [] if n < 2 else [stats.mean_evidence(late_minus_early, IMP07.predictions[0], seed=codi_options.seed,
+                                                support=(-1, 1))]  # a difference of failure rates
     claim.decide(ev, n=n)
 
 

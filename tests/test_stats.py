@@ -312,3 +312,11 @@ def test_values_outside_the_declared_support_decide_nothing_with_the_reason():
     assert ev.p_support == ev.p_refute == 1.0 and "outside the declared support [0, 1]" in ev.reason
     with pytest.raises(ValueError, match="support"):
         stats.mean_evidence([0.1, 0.2], Prediction("m", "less", 0.9), support=(1, 0))
+
+
+def test_float32_round_off_at_the_support_s_end_is_inside_it():
+    """fp32 attention weights or cosines may exceed 1 by ~1e-7: still inside (0, 1) / (-1, 1)."""
+    x = np.float32(1.0) + np.float32(1.2e-7) * np.arange(10, dtype=np.float32) * 0.1
+    ev = stats.mean_evidence(np.concatenate([x, np.linspace(0.5, 0.9, 30)]), Prediction("cos", "greater", 0.5),
+                             support=(-1, 1))
+    assert ev.reason is None and ev.p_support < ALPHA
