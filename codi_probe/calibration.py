@@ -4,7 +4,7 @@ and family, on synthetic per-problem data of several shapes.
 
 Entry points:
 
-- ``python -m codi_probe.calibration [--reps 200] [--out docs/calibration.md] [pytest args]`` runs the
+- ``python -m codi_probe.calibration [--reps 200] [--budget SECONDS] [--out docs/calibration.md] [pytest args]`` runs the
   catalogue once on the default model with the evidence functions wrapped (:func:`capture`), so every
   claim's exact evidence calls are recorded (function, prediction, data, options such as the position
   index), then replays each claim at its null boundary (:func:`calibrate`) and writes the table;
@@ -45,7 +45,11 @@ alone and the claim's rate is the largest; ``any`` replays all of them at their 
 them with :func:`~codi_probe.hypothesis.combine`. The rate reported and checked is the claim's own
 (before its family); ``after family`` also adjusts by Holm with the other members clearly false
 (Bonferroni by the family size). Members of one family with the same signature are replayed once.
-A claim passes when its rate ≤ ``ALPHA + 3 SE`` (binomial SE of the nominal rate over ``reps``).
+A claim passes when its rate ≤ ``ALPHA + 3 SE`` (binomial SE of the nominal rate over the row's data sets).
+Replays skip the exact Tango interval (:func:`verdict_only`: the verdict reads only p-values); the exact
+tests at n = 500 still take about a second a call, so ``--budget`` caps a row's seconds (at least
+:data:`MIN_REPS` data sets; the table's ``reps`` column is the count each row ran). The run writes, after
+the table, the claims whose recorded power is below 0.8 (:func:`power_section`).
 """
 
 from __future__ import annotations
@@ -490,10 +494,36 @@ def _supported(ps: float, family_size: int) -> tuple[bool, bool]:
     return ps < ALPHA, min(1.0, ps * family_size) < ALPHA
 
 
+@contextlib.contextmanager
+def verdict_only() -> Iterator[None]:
+    """Replays skip the exact Tango interval (``paired_binary._bound``: 17 s a call at n = 500 on a shared
+    core, 10x the test's own p-values). A verdict reads only the p-values (``combine`` / ``decide``), so the
+    rate measured is the claim's own; the interval, the test's inversion, is checked against the test in
+    tests/test_paired_binary.py."""
+    from . import paired_binary
+
+    original = paired_binary._bound
+    paired_binary._bound = lambda *args, **kwargs: float("nan")
+    try:
+        yield
+    finally:
+        paired_binary._bound = original
+
+
 def replay(case: ClaimCase, calls: Sequence[Call], shape: str, reps: int, seed: int = 0,
-           progress: Callable[[], None] | None = None) -> Row:
+           progress: Callable[[], None] | None = None, budget_s: float | None = None) -> Row:
     """The false-supported rate of ``calls`` (all of an ``any`` claim, or one prediction of an ``all``
-    claim) at their null boundaries, on ``shape``, over ``reps`` data sets."""
+    claim) at their null boundaries, on ``shape``, over ``reps`` data sets (``budget_s``: stop once
+    that many seconds have passed and at least :data:`MIN_REPS` data sets are done; the row records
+    the data sets it ran, and its SE is theirs)."""
+    with verdict_only():
+        return _replay(case, calls, shape, reps, seed, progress, budget_s)
+
+
+MIN_REPS = 20
+
+
+def _replay(case, calls, shape, reps, seed, progress, budget_s) -> Row:
     first = calls[0]
     n = max(first.n, case.hypothesis.min_n)
     note = ""
@@ -513,7 +543,12 @@ def replay(case: ClaimCase, calls: Sequence[Call], shape: str, reps: int, seed: 
         mus.append(mu)
     hits = hits_family = 0
     rng = np.random.default_rng(seed)
+    t0 = time.time()
+    done = 0
     for r in range(reps):
+        if budget_s is not None and r >= MIN_REPS and time.time() - t0 > budget_s:
+            break
+        done = r + 1
         evs = []
         for c, mu in zip(calls, mus):
             b = _boundaries(c.prediction)
@@ -532,8 +567,8 @@ def replay(case: ClaimCase, calls: Sequence[Call], shape: str, reps: int, seed: 
     if first.kind == "rows":
         note = "columns independent, means " + ", ".join(f"{m:.3g}" for m in mus[0])
     return Row(case.claim, first.prediction.statistic if len(calls) == 1 else " ANY ".join(
-        c.prediction.statistic for c in calls), first.prediction.direction, shape, n, reps, hits / reps,
-        hits_family / reps, note)
+        c.prediction.statistic for c in calls), first.prediction.direction, shape, n, done, hits / done,
+        hits_family / done, note)
 
 
 def units(case: ClaimCase) -> list[list[Call]]:
@@ -555,7 +590,7 @@ def _signature(case: ClaimCase, calls: Sequence[Call], shape: str) -> tuple:
 
 
 def calibrate(cases: Sequence[ClaimCase], *, reps: int = DEFAULT_REPS, seed: int = 0, shapes: Sequence[str] | None = None,
-              log: Callable[[str], None] | None = None) -> list[Row]:
+              log: Callable[[str], None] | None = None, budget_s: float | None = None) -> list[Row]:
     """Every case's rows (one per replayed unit and shape). Units with the same signature (function,
     direction, threshold, n, options, combination, family size; the data for row statistics and the
     ``observed`` shape) are replayed once and their row is repeated under each claim id; for a row
@@ -580,7 +615,7 @@ def calibrate(cases: Sequence[ClaimCase], *, reps: int = DEFAULT_REPS, seed: int
                 key = _signature(case, unit, shape)
                 if key not in done:
                     t0 = time.time()
-                    done[key] = replay(case, unit, shape, reps, seed)
+                    done[key] = replay(case, unit, shape, reps, seed, budget_s=budget_s)
                     if log:
                         r = done[key]
                         log(f"{case.claim} {shape}: "
@@ -673,6 +708,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=DEFAULT_REPS, help="data sets per claim and shape")
     parser.add_argument("--out", default=None, help="write the markdown table here (default: print it)")
     parser.add_argument("--only", default=None, help="comma-separated claim ids (base ids) to replay")
+    parser.add_argument("--budget", type=float, default=None,
+                        help=f"seconds per row: stop a row's replays then (at least {MIN_REPS} data sets; the table "
+                             "shows each row's count)")
     parser.add_argument("--power", action="store_true",
                         help="list the claims whose recorded power is below 0.8 instead of calibrating")
     args, pytest_args = parser.parse_known_args(argv)
@@ -688,7 +726,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         print("\n".join(f"{cid}\t{p:.2f}" for cid, p in low) or "every decided claim has power >= 0.8")
         return 0
-    rows = calibrate(cases, reps=args.reps, log=lambda s: print(s, file=sys.stderr, flush=True))
+    rows = calibrate(cases, reps=args.reps, log=lambda s: print(s, file=sys.stderr, flush=True), budget_s=args.budget)
     if args.out:
         # a subset: --only, or pytest arguments that select tests (not --codi-cache / --codi-report ...)
         subset = bool(args.only) or any(a.startswith(("-k", "-m", "hypotheses")) or "::" in a for a in pytest_args)

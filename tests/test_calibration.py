@@ -228,3 +228,25 @@ def test_the_power_section_lists_every_decided_claim_below_the_target():
     assert "| LENS-03 | 0.50 |" in text and "| B |" not in text
     assert "3 claims decided with evidence; 1 have power below 0.8" in text and "Evidence without a power" in text
     assert "NEW-04" in text.split("Evidence without a power")[1]
+
+
+def test_a_row_stops_at_its_budget_and_records_the_data_sets_it_ran():
+    hyp = Hypothesis(Prediction("share", "greater", 0.5))
+    case = cal.ClaimCase("S-01", hyp, [cal.Call("stats.proportion_evidence", hyp.predictions[0], (30, 60))])
+    (row,) = cal.calibrate([case], reps=10_000, budget_s=0.0)
+    assert row.reps == cal.MIN_REPS and row.se == pytest.approx(np.sqrt(ALPHA * (1 - ALPHA) / cal.MIN_REPS))
+
+
+def test_replays_skip_only_the_interval_not_the_verdict():
+    """verdict_only drops the exact Tango interval (seconds a call at n = 500), never the p-values that decide."""
+    from codi_probe import paired_binary
+
+    before, after = cal.paired_at("common", 200, 0.05, np.random.default_rng(7))
+    pred = Prediction("accuracy change", "greater", 0.0)
+    full = stats.paired_binary_evidence(before, after, pred)
+    original = paired_binary._bound
+    with cal.verdict_only():
+        fast = stats.paired_binary_evidence(before, after, pred)
+    assert paired_binary._bound is original
+    assert (fast.p_support, fast.p_refute, fast.value) == (full.p_support, full.p_refute, full.value)
+    assert np.isnan(fast.lo) and np.isfinite(full.lo)
