@@ -152,6 +152,9 @@ def test_paired_outcomes_sit_at_the_difference():
     before, after = cal.paired_at("rare", 400_000, 0.05, np.random.default_rng(1))
     assert (after.mean() - before.mean()) == pytest.approx(0.05, abs=0.002)
     assert ((before != after).mean()) == pytest.approx(0.07, abs=0.002)
+    for delta in (0.9, -0.9):  # a large difference (ACC-06's 0.9) once raised and ended the whole run
+        before, after = cal.paired_at("common", 400_000, delta, np.random.default_rng(2))
+        assert (after.mean() - before.mean()) == pytest.approx(delta, abs=0.003)
 
 
 def test_boundary_means_put_the_statistic_at_the_threshold():
