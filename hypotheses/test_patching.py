@@ -180,7 +180,7 @@ def step2_transfer(codi_engine, template_problems, template_trace, codi_options)
             control = runs.correct("random", expected)
             ev = [stats.proportion_evidence(int(moved.sum()), n, PATCH02.predictions[0]),
                   stats.mean_evidence(moved.astype(float) - 10 * control.astype(float), PATCH02.predictions[1],
-                                      seed=codi_options.seed)]
+                                      seed=codi_options.seed, support=(-10, 1))]  # binary - 10 x binary
             info = {"random control rate": float(control.mean())}
         out[position] = (ev, info, combine(PATCH02, ev, n))
     return out
