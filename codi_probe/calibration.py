@@ -4,7 +4,7 @@ and family, on synthetic per-problem data of several shapes.
 
 Entry points:
 
-- ``python -m codi_probe.calibration [--reps 200] [--out docs/calibration.md] [pytest args]`` runs the
+- ``python -m codi_probe.calibration [--reps 200] [--budget SECONDS] [--out docs/calibration.md] [pytest args]`` runs the
   catalogue once on the default model with the evidence functions wrapped (:func:`capture`), so every
   claim's exact evidence calls are recorded (function, prediction, data, options such as the position
   index), then replays each claim at its null boundary (:func:`calibrate`) and writes the table;
@@ -24,6 +24,12 @@ The null boundary, per kind of evidence function (every function is looked up by
   (zero-inflated: half uniform(0, 1e-3), half lognormal(−1, 1.5)) and ``observed`` (the claim's own
   values, resampled), moved to mean = threshold: scaled when the shape is non-negative and the
   threshold > 0 (a KL stays a KL), shifted otherwise. Equivalence claims alternate ``±margin``;
+  A claim that declares the support of its values (``mean_evidence(..., support=(lo, hi))``) gets
+  data of that support instead: bounded, the shapes ``beta`` (beta(2u, 2(1 − u))), ``u-shaped``
+  (beta(0.5u, 0.5(1 − u))), ``zero-inflated`` (half within 1e-3 of the near end, half beta(m, 1 − m):
+  KL-like but bounded), ``tied``, ``binary`` and ``observed`` (the claim's values moved by an affine
+  map that keeps them inside), at ``u = (threshold − lo) / (hi − lo)`` and mapped onto ``[lo, hi]``;
+  one open end (``(0, inf)``, a KL): ``skewed``, ``tied``, ``kl`` and ``observed`` from the closed end;
 - ``rows`` (``stats.rows_evidence`` and :mod:`codi_probe.extremes`): independent columns
   (``bernoulli`` for binary rows, ``binomial7`` for rates in [0, 1], ``observed``: the claim's rows
   resampled, each column shifted) whose population column means ``μ`` put the claim's population
@@ -39,7 +45,11 @@ alone and the claim's rate is the largest; ``any`` replays all of them at their 
 them with :func:`~codi_probe.hypothesis.combine`. The rate reported and checked is the claim's own
 (before its family); ``after family`` also adjusts by Holm with the other members clearly false
 (Bonferroni by the family size). Members of one family with the same signature are replayed once.
-A claim passes when its rate ≤ ``ALPHA + 3 SE`` (binomial SE of the nominal rate over ``reps``).
+A claim passes when its rate ≤ ``ALPHA + 3 SE`` (binomial SE of the nominal rate over the row's data sets).
+Replays skip the exact Tango interval (:func:`verdict_only`: the verdict reads only p-values); the exact
+tests at n = 500 still take about a second a call, so ``--budget`` caps a row's seconds (at least
+:data:`MIN_REPS` data sets; the table's ``reps`` column is the count each row ran). The run writes, after
+the table, the claims whose recorded power is below 0.8 (:func:`power_section`).
 """
 
 from __future__ import annotations
@@ -62,6 +72,10 @@ from scipy import optimize
 from .hypothesis import ALPHA, Evidence, Hypothesis, Prediction, combine
 
 MEAN_SHAPES = ("normal", "skewed", "skewed-left", "heavy", "tied", "kl", "observed")
+# a mean whose claim declares a bounded support (``mean_evidence(..., support=(lo, hi))``): data of that support
+BOUNDED_SHAPES = ("beta", "u-shaped", "zero-inflated", "tied", "binary", "observed")
+# a support with one open end (a KL: ``(0, inf)``): the non-negative shapes, from the closed end
+HALF_BOUNDED_SHAPES = ("skewed", "tied", "kl", "observed")
 # the skew that makes a one-sided mean test anti-conservative is the one against the prediction: a long
 # right tail for "less", a long left tail for "greater"; equivalence claims get both
 _SKEW_AGAINST = {"less": ("skewed",), "greater": ("skewed-left",), "equivalent": ("skewed", "skewed-left")}
@@ -280,10 +294,48 @@ def _mean_sample(shape: str, n: int, rng: np.random.Generator, observed: np.ndar
     raise ValueError(f"unknown or unavailable mean shape {shape!r}")
 
 
+def _bounded_sample(shape: str, n: int, u: float, rng: np.random.Generator, observed: np.ndarray | None) -> np.ndarray:
+    """``n`` values in [0, 1] of a bounded ``shape`` with population mean ``u`` (0 < u < 1)."""
+    if shape == "beta":  # skewed when u is far from 1/2
+        return rng.beta(2 * u, 2 * (1 - u), n)
+    if shape == "u-shaped":  # most mass at the ends: nearly binary, with values between
+        return rng.beta(0.5 * u, 0.5 * (1 - u), n)
+    if shape == "zero-inflated":  # half at the near end (within 1e-3), half beta(m, 1 - m): KL-like, bounded
+        if u > 0.5:
+            return 1 - _bounded_sample(shape, n, 1 - u, rng, None)
+        if u <= 5e-4:  # too small for the two halves: uniform below 2u
+            return rng.uniform(0, 2 * u, n)
+        m = 2 * u - 5e-4  # the halves' means 5e-4 and m average to u
+        return np.where(rng.random(n) < 0.5, rng.uniform(0, 1e-3, n), rng.beta(m, 1 - m, n))
+    if shape == "tied":
+        return rng.binomial(7, u, n) / 7
+    if shape == "binary":
+        return (rng.random(n) < u).astype(float)
+    if shape == "observed" and observed is not None:  # the claim's values, moved to mean u by an affine map into [0, 1]
+        y = np.clip(rng.choice(np.asarray(observed, dtype=float), n), 0, 1)
+        mu = float(np.clip(np.mean(observed), 1e-12, 1 - 1e-12))
+        return y * (u / mu) if u <= mu else 1 - (1 - y) * ((1 - u) / (1 - mu))
+    raise ValueError(f"unknown or unavailable bounded shape {shape!r}")
+
+
 def mean_at(shape: str, n: int, target: float, rng: np.random.Generator,
-            observed: np.ndarray | None = None) -> np.ndarray:
-    """``n`` values of ``shape`` with population mean ``target`` (scaled when non-negative and
-    ``target > 0``, else shifted)."""
+            observed: np.ndarray | None = None, support: tuple[float, float] | None = None) -> np.ndarray:
+    """``n`` values of ``shape`` with population mean ``target``. Without a finite ``support``: scaled
+    when the shape is non-negative and ``target > 0``, else shifted (a one-sided support ``(lo, inf)``:
+    the non-negative shape moved by ``lo`` and scaled). With a bounded support ``(lo, hi)``: a
+    :data:`BOUNDED_SHAPES` sample in [0, 1] at ``(target − lo) / (hi − lo)``, mapped onto it."""
+    lo, hi = support if support is not None else (-math.inf, math.inf)
+    if math.isfinite(lo) and math.isfinite(hi):
+        u = (target - lo) / (hi - lo)
+        if not 0 < u < 1:  # the boundary is the support's end: every value sits there
+            return np.full(n, min(max(target, lo), hi))
+        obs = None if observed is None else (np.asarray(observed, dtype=float) - lo) / (hi - lo)
+        return lo + (hi - lo) * _bounded_sample(shape, n, u, rng, obs if obs is None else obs[np.isfinite(obs)])
+    if math.isfinite(lo) or math.isfinite(hi):  # one open end: the non-negative shape from the closed end
+        sign = 1.0 if math.isfinite(lo) else -1.0
+        end = lo if math.isfinite(lo) else hi
+        obs = None if observed is None else sign * (np.asarray(observed, dtype=float) - end)
+        return end + sign * mean_at(shape, n, sign * (target - end), rng, obs)
     x, mu, nonneg = _mean_sample(shape, n, rng, observed)
     if nonneg and target > 0 and mu > 0:
         return x * (target / mu)
@@ -292,7 +344,7 @@ def mean_at(shape: str, n: int, target: float, rng: np.random.Generator,
 
 def paired_at(shape: str, n: int, delta: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """``(before, after)`` booleans with ``P(gained) − P(lost) = delta``."""
-    base = 0.01 if shape == "rare" else 0.2
+    base = min(0.01 if shape == "rare" else 0.2, (1 - abs(delta)) / 2)  # a large difference leaves less room
     q10 = base + max(0.0, -delta)
     q01 = q10 + delta
     if q01 + q10 > 1:
@@ -372,6 +424,11 @@ def shapes_of(call: Call) -> tuple[str, ...]:
     if kind == "paired_binary":
         return PAIRED_SHAPES
     if kind == "mean":
+        lo, hi = _support(call)
+        if math.isfinite(lo) and math.isfinite(hi):
+            return BOUNDED_SHAPES
+        if math.isfinite(lo) or math.isfinite(hi):
+            return HALF_BOUNDED_SHAPES
         return tuple(sh for sh in MEAN_SHAPES if not sh.startswith("skewed") or sh in _SKEW_AGAINST[
             call.prediction.direction])
     if kind == "rows":
@@ -379,6 +436,17 @@ def shapes_of(call: Call) -> tuple[str, ...]:
     if kind in ("spearman", "page"):
         return ("independent",)
     return ("not constructed",)
+
+
+def _support(call: Call) -> tuple[float, float]:
+    """The support the claim declared for its per-problem values (``support=``), else the real line."""
+    support = call.options.get("support")
+    return (-math.inf, math.inf) if support is None else (float(support[0]), float(support[1]))
+
+
+def _declared(call: Call) -> dict:
+    """The options a replay passes on to the evidence function (the declared support)."""
+    return {"support": call.options["support"]} if call.options.get("support") is not None else {}
 
 
 def _kind_boundary(call: Call, bounded: bool):
@@ -403,11 +471,12 @@ def simulate_call(call: Call, shape: str, n: int, rng: np.random.Generator, targ
         before, after = paired_at(shape, n, target, rng)
         return fn(before, after, pred)
     if kind == "mean":
-        return fn(mean_at(shape, n, target, rng, call.args[0] if shape == "observed" else None), pred, seed=seed)
+        return fn(mean_at(shape, n, target, rng, call.args[0] if shape == "observed" else None,
+                          call.options.get("support")), pred, seed=seed, **_declared(call))
     if kind == "rows":
         rows = rows_at(shape, n, mu, rng, call.args[0])
         if call.function == "stats.rows_evidence":
-            return fn(rows, call.options["fn"], pred, seed=seed)
+            return fn(rows, call.options["fn"], pred, seed=seed, **_declared(call))
         if call.function == "extremes.spread_evidence":
             return fn(rows, pred, seed=seed)
         opts = {k: v for k, v in call.options.items() if k in ("others", "scale")}
@@ -425,10 +494,45 @@ def _supported(ps: float, family_size: int) -> tuple[bool, bool]:
     return ps < ALPHA, min(1.0, ps * family_size) < ALPHA
 
 
+@contextlib.contextmanager
+def verdict_only() -> Iterator[None]:
+    """Replays skip the exact Tango interval (``paired_binary._bound``: 17 s a call at n = 500 on a shared
+    core, 10x the test's own p-values). A verdict reads only the p-values (``combine`` / ``decide``), so the
+    rate measured is the claim's own; the interval, the test's inversion, is checked against the test in
+    tests/test_paired_binary.py."""
+    from . import paired_binary
+
+    original = paired_binary._bound
+    paired_binary._bound = lambda *args, **kwargs: float("nan")
+    try:
+        yield
+    finally:
+        paired_binary._bound = original
+
+
 def replay(case: ClaimCase, calls: Sequence[Call], shape: str, reps: int, seed: int = 0,
-           progress: Callable[[], None] | None = None) -> Row:
+           progress: Callable[[], None] | None = None, budget_s: float | None = None) -> Row:
     """The false-supported rate of ``calls`` (all of an ``any`` claim, or one prediction of an ``all``
-    claim) at their null boundaries, on ``shape``, over ``reps`` data sets."""
+    claim) at their null boundaries, on ``shape``, over ``reps`` data sets (``budget_s``: stop once
+    that many seconds have passed and at least :data:`MIN_REPS` data sets are done; the row records
+    the data sets it ran, and its SE is theirs)."""
+    with verdict_only():
+        return _replay(case, calls, shape, reps, seed, progress, budget_s)
+
+
+MIN_REPS = 20
+
+
+def _replay(case, calls, shape, reps, seed, progress, budget_s) -> Row:
+    try:
+        return _replay_rows(case, calls, shape, reps, seed, progress, budget_s)
+    except ValueError as err:  # a boundary the shapes cannot reach: the row says so, the run goes on
+        first = calls[0]
+        return Row(case.claim, first.prediction.statistic, first.prediction.direction, shape, first.n, 0, None, None,
+                   f"null boundary not constructed: {err}")
+
+
+def _replay_rows(case, calls, shape, reps, seed, progress, budget_s) -> Row:
     first = calls[0]
     n = max(first.n, case.hypothesis.min_n)
     note = ""
@@ -448,7 +552,12 @@ def replay(case: ClaimCase, calls: Sequence[Call], shape: str, reps: int, seed: 
         mus.append(mu)
     hits = hits_family = 0
     rng = np.random.default_rng(seed)
+    t0 = time.time()
+    done = 0
     for r in range(reps):
+        if budget_s is not None and r >= MIN_REPS and time.time() - t0 > budget_s:
+            break
+        done = r + 1
         evs = []
         for c, mu in zip(calls, mus):
             b = _boundaries(c.prediction)
@@ -467,8 +576,8 @@ def replay(case: ClaimCase, calls: Sequence[Call], shape: str, reps: int, seed: 
     if first.kind == "rows":
         note = "columns independent, means " + ", ".join(f"{m:.3g}" for m in mus[0])
     return Row(case.claim, first.prediction.statistic if len(calls) == 1 else " ANY ".join(
-        c.prediction.statistic for c in calls), first.prediction.direction, shape, n, reps, hits / reps,
-        hits_family / reps, note)
+        c.prediction.statistic for c in calls), first.prediction.direction, shape, n, done, hits / done,
+        hits_family / done, note)
 
 
 def units(case: ClaimCase) -> list[list[Call]]:
@@ -490,7 +599,7 @@ def _signature(case: ClaimCase, calls: Sequence[Call], shape: str) -> tuple:
 
 
 def calibrate(cases: Sequence[ClaimCase], *, reps: int = DEFAULT_REPS, seed: int = 0, shapes: Sequence[str] | None = None,
-              log: Callable[[str], None] | None = None) -> list[Row]:
+              log: Callable[[str], None] | None = None, budget_s: float | None = None) -> list[Row]:
     """Every case's rows (one per replayed unit and shape). Units with the same signature (function,
     direction, threshold, n, options, combination, family size; the data for row statistics and the
     ``observed`` shape) are replayed once and their row is repeated under each claim id; for a row
@@ -515,7 +624,7 @@ def calibrate(cases: Sequence[ClaimCase], *, reps: int = DEFAULT_REPS, seed: int
                 key = _signature(case, unit, shape)
                 if key not in done:
                     t0 = time.time()
-                    done[key] = replay(case, unit, shape, reps, seed)
+                    done[key] = replay(case, unit, shape, reps, seed, budget_s=budget_s)
                     if log:
                         r = done[key]
                         log(f"{case.claim} {shape}: "
@@ -536,10 +645,27 @@ def low_power(cases: Sequence[ClaimCase], target: float = POWER_TARGET) -> list[
     statistics provide it) is below ``target``: ``(claim id, power)``."""
     out = []
     for c in cases:
-        powers = [p for p in c.power if p is not None]
+        powers = [p for p in c.power if p is not None and math.isfinite(p)]
         if powers and min(powers) < target:
             out.append((c.claim, float(min(powers))))
     return out
+
+
+def power_section(cases: Sequence[ClaimCase], target: float = POWER_TARGET) -> str:
+    """The docs' power list, generated from the same catalogue run: every decided claim whose recorded
+    power (:func:`low_power`) is below ``target``, and the decided claims whose evidence records none."""
+    low = low_power(cases, target)
+    decided = [c for c in cases if c.power]
+    silent = sorted({c.claim for c in decided if not any(p is not None and math.isfinite(p) for p in c.power)})
+    lines = ["## Power", "",
+             f"The power each decided claim's evidence records (`Evidence.power`: its test at its threshold against "
+             f"its declared or default effect, docs/statistics.md), at this run's n (the default model, quick tier). "
+             f"{len(decided)} claims decided with evidence; {len(low)} have power below {target} (the smallest over "
+             "their predictions):", "", "| claim | power |", "|---|---|",
+             *(f"| {cid} | {p:.2f} |" for cid, p in sorted(low)), ""]
+    if silent:
+        lines += [f"Evidence without a power (a Page trend, an equivalence share, a composite): {', '.join(silent)}.", ""]
+    return "\n".join(lines)
 
 
 def table(rows: Sequence[Row]) -> str:
@@ -559,13 +685,17 @@ def table(rows: Sequence[Row]) -> str:
 COMMAND = "python -m codi_probe.calibration --out docs/calibration.md"  # the full run, DEFAULT_REPS
 
 
-def write_doc(path: str, rows: Sequence[Row], seconds: float, command: str | None = None) -> None:
+def write_doc(path: str, rows: Sequence[Row], seconds: float, command: str | None = None, power: str = "",
+              partial: bool = True) -> None:
     """The table with its header (how it was made and how to rebuild it), written atomically.
-    ``command``: the command that made this table, when it is not the full run's."""
+    ``command``: the command that made this table, when it is not :data:`COMMAND`; ``partial``: it ran
+    a subset of the claims (else every claim, e.g. at fewer data sets or with a cache); ``power``: the
+    :func:`power_section` of the same run, appended."""
     from .atomic import write_text_atomic
 
     bad = failures(rows)
-    made = [] if command is None else [f"This table is a partial run, made by `{command}`.", ""]
+    made = [] if command is None else [
+        f"This table is {'a partial run' if partial else 'a run of every claim'}, made by `{command}`.", ""]
     head = [
         "# Claim-level calibration", "",
         "Each empirical claim's false-supported rate at its null boundary, through its own evidence function, "
@@ -578,7 +708,7 @@ def write_doc(path: str, rows: Sequence[Row], seconds: float, command: str | Non
         "the test used for that statistic (`codi_probe.stats.mean_evidence`), shared by every claim with the "
         "same signature.", "",
         f"{len(rows)} rows, {len(bad)} above the bound" + (": " + ", ".join(sorted({r.claim for r in bad}))
-                                                           if bad else "") + ".", "", table(rows), ""]
+                                                           if bad else "") + ".", "", table(rows), "", power]
     write_text_atomic(path, "\n".join(head))
 
 
@@ -587,6 +717,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=DEFAULT_REPS, help="data sets per claim and shape")
     parser.add_argument("--out", default=None, help="write the markdown table here (default: print it)")
     parser.add_argument("--only", default=None, help="comma-separated claim ids (base ids) to replay")
+    parser.add_argument("--budget", type=float, default=None,
+                        help=f"seconds per row: stop a row's replays then (at least {MIN_REPS} data sets; the table "
+                             "shows each row's count)")
     parser.add_argument("--power", action="store_true",
                         help="list the claims whose recorded power is below 0.8 instead of calibrating")
     args, pytest_args = parser.parse_known_args(argv)
@@ -602,11 +735,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         print("\n".join(f"{cid}\t{p:.2f}" for cid, p in low) or "every decided claim has power >= 0.8")
         return 0
-    rows = calibrate(cases, reps=args.reps, log=lambda s: print(s, file=sys.stderr, flush=True))
+    rows = calibrate(cases, reps=args.reps, log=lambda s: print(s, file=sys.stderr, flush=True), budget_s=args.budget)
     if args.out:
-        partial = None if not (args.only or pytest_args or args.reps != DEFAULT_REPS) else "python -m codi_probe.calibration " + shlex.join(
-            argv if argv is not None else sys.argv[1:])
-        write_doc(args.out, rows, time.time() - t0, partial)
+        # a subset: --only, or pytest arguments that select tests (not --codi-cache / --codi-report ...)
+        subset = bool(args.only) or any(a.startswith(("-k", "-m", "hypotheses")) or "::" in a for a in pytest_args)
+        argv_used = list(argv if argv is not None else sys.argv[1:])
+        command = None if argv_used == shlex.split(COMMAND)[3:] else "python -m codi_probe.calibration " + shlex.join(
+            argv_used)
+        write_doc(args.out, rows, time.time() - t0, command, power_section(cases), partial=subset)
     else:
         print(table(rows))
     return 1 if failures(rows) else 0

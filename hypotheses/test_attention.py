@@ -146,7 +146,7 @@ def test_eot_attends_to_p5(codi_engine, answer_attention_trace, codi_options, cl
     claim.record(details={"share_by_position": dict(zip(LATENT_POSITIONS, share.mean(0).tolist())), "layer": layer})
     if decided_below_minimum(claim, len(share)):
         return
-    claim.decide([stats.mean_evidence(share[:, LATENT_POSITIONS.index("P5")], ATT03.predictions[0],
+    claim.decide([stats.mean_evidence(share[:, LATENT_POSITIONS.index("P5")], ATT03.predictions[0], support=(0, 1),
                                       seed=codi_options.seed)], n=len(share))
 
 
@@ -169,5 +169,6 @@ def test_attended_latents_hold_numbers(answer_attention_trace, answer_lens, codi
     claim.record(details={"problems with number and non-number latents": int(both.sum()),
                           "number_top1_rate_by_position": dict(zip(LATENT_POSITIONS, number.mean(0).tolist())),
                           "mean_attention_all_layers_heads": dict(zip(LATENT_POSITIONS, att.mean(0).tolist()))})
-    ev = [] if len(diff) < 2 else [stats.mean_evidence(diff, ATT04.predictions[0], seed=codi_options.seed)]
+    ev = [] if len(diff) < 2 else [stats.mean_evidence(diff, ATT04.predictions[0], seed=codi_options.seed,
+                                                         support=(-1, 1))]  # a difference of attention weights
     claim.decide(ev, n=len(diff))

@@ -45,8 +45,9 @@ def test_even_latents_store_numbers(answer_lens, ccta, mean_ablation, codi_optio
                           "layer": ccta.layer})
     if decided_below_minimum(claim, len(parity)):
         return
-    claim.decide([stats.mean_evidence(parity, NEW01.predictions[0], seed=codi_options.seed),
-                  stats.mean_evidence(damage, NEW01.predictions[1], seed=codi_options.seed)], n=len(parity))
+    claim.decide([stats.mean_evidence(parity, NEW01.predictions[0], seed=codi_options.seed, support=(-1, 1)),
+                  stats.mean_evidence(damage, NEW01.predictions[1], seed=codi_options.seed, support=(-1, 1))],
+                 n=len(parity))  # differences of rates
 
 
 NEW03 = Hypothesis(Prediction("non-adjacent minus adjacent step influence, some (i, j >= i+2) (union over the 10 "
@@ -158,7 +159,7 @@ def test_latents_homogenise(template_trace, codi_options, claim):
     claim.record(details={"mean pairwise cosine by k": dict(zip(range(2, 7), cos.mean(0).tolist()))})
     if decided_below_minimum(claim, len(cos)):
         return
-    claim.decide([stats.mean_evidence(cos[:, -1], NEW04.predictions[0], seed=codi_options.seed),
+    claim.decide([stats.mean_evidence(cos[:, -1], NEW04.predictions[0], seed=codi_options.seed, support=(-1, 1)),
                   stats.page_evidence(cos, NEW04.predictions[1])], n=len(cos))
 
 

@@ -68,7 +68,7 @@ def test_no_sequential_flow(flow, claim):
     seq = np.array([np.mean([a[i, i - 1] for i in range(1, 7)]) for a in flow])
     if decided_below_minimum(claim, len(seq)):
         return
-    claim.decide(stats.mean_evidence(seq, FLOW02.predictions[0]), n=len(seq))
+    claim.decide(stats.mean_evidence(seq, FLOW02.predictions[0], support=(0, 1)), n=len(seq))  # attention weights
 
 
 @pytest.mark.claim(id="FLOW-03", kind="empirical", hypothesis=FLOW03,
@@ -78,7 +78,7 @@ def test_no_skip_connections(flow, claim):
     skip = flow[:, 6, :3].mean(1)
     if decided_below_minimum(claim, len(skip)):
         return
-    claim.decide(stats.mean_evidence(skip, FLOW03.predictions[0]), n=len(skip))
+    claim.decide(stats.mean_evidence(skip, FLOW03.predictions[0], support=(0, 1)), n=len(skip))
 
 
 FLOW06 = Hypothesis((Prediction("accuracy change, block P1", "less", -0.10),
@@ -155,8 +155,9 @@ def test_latent_attention_is_parallel(flow, codi_options, claim):
     seq = np.array([np.mean([a[i, i - 1] for i in range(1, 7)]) for a in flow])
     if decided_below_minimum(claim, len(flow)):
         return
-    claim.decide([stats.mean_evidence(self_att, FLOW05.predictions[0], seed=codi_options.seed),
-                  stats.mean_evidence(seq, FLOW05.predictions[1], seed=codi_options.seed)], n=len(flow))
+    claim.decide([stats.mean_evidence(self_att, FLOW05.predictions[0], seed=codi_options.seed, support=(0, 1)),
+                  stats.mean_evidence(seq, FLOW05.predictions[1], seed=codi_options.seed, support=(0, 1))],
+                 n=len(flow))
 
 
 FLOW07 = Hypothesis((Prediction("accuracy change, later positions cannot see P0", "less", -0.10),

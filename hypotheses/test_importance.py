@@ -259,7 +259,8 @@ def test_ablation_and_resampling_orthogonal(ccta, codi_options, claim):
     claim.record(details={"problems with spread in both rows": len(rhos), "layer": ccta.layer,
                           "mean KL by position": {"zero": dict(zip(LATENT_POSITIONS, zero.mean(0).tolist())),
                                                   "random": dict(zip(LATENT_POSITIONS, resample.mean(0).tolist()))}})
-    ev = [] if len(rhos) < 2 else [stats.mean_evidence(rhos, IMP06.predictions[0], seed=codi_options.seed)]
+    ev = [] if len(rhos) < 2 else [stats.mean_evidence(rhos, IMP06.predictions[0], seed=codi_options.seed,
+                                                         support=(-1, 1))]
     claim.decide(ev, n=len(rhos))
 
 
@@ -280,7 +281,8 @@ def test_single_position_ablation_is_mild(ccta, mean_ablation, codi_options, cla
                           "baseline accuracy": float(ccta.baseline_correct.mean()), "layer": ccta.layer})
     if decided_below_minimum(claim, fail.shape[0]):
         return
-    claim.decide([stats.mean_evidence(fail.mean(1), IMP09.predictions[0], seed=codi_options.seed)], n=fail.shape[0])
+    claim.decide([stats.mean_evidence(fail.mean(1), IMP09.predictions[0], seed=codi_options.seed, support=(0, 1))],
+                 n=fail.shape[0])
 
 
 IMP11 = Hypothesis(tuple(Prediction(f"answer-change rate, resample at {p}", "less", 0.20) for p in LATENT_POSITIONS[:6]))
@@ -372,7 +374,8 @@ def test_threshold_not_cliff(position_sets, set_runs, ccta, codi_options, claim)
         stats.proportion_evidence(int(four.sum()), n, IMP04.predictions[0]),
         stats.proportion_evidence(int(four.sum()), n, IMP04.predictions[1]),
         stats.proportion_evidence(int(six.sum()), n, IMP04.predictions[2]),
-        stats.mean_evidence(kept[:, 5] - kept[:, :5].mean(1), IMP04.predictions[3], seed=codi_options.seed)]
+        stats.mean_evidence(kept[:, 5] - kept[:, :5].mean(1), IMP04.predictions[3], seed=codi_options.seed,
+                            support=(-1, 1))]
     claim.decide(ev, n=n, controls={SAME_BASELINE: bool(np.array_equal(keep, ccta.baseline_correct))})
 
 
@@ -395,7 +398,8 @@ def test_late_positions_matter_more(position_sets, ccta, mean_ablation, codi_opt
     claim.record(details={"single-position zero failure": dict(zip(LATENT_POSITIONS, zero.mean(0).tolist())) if n else {},
                           "prefix-cumulative sets (the seeds' design)": prefix, "layer": ccta.layer,
                           "failure_by_ablation_type": by_type["failure_by_ablation_type"]})
-    ev = [] if n < 2 else [stats.mean_evidence(late_minus_early, IMP07.predictions[0], seed=codi_options.seed)]
+    ev = [] if n < 2 else [stats.mean_evidence(late_minus_early, IMP07.predictions[0], seed=codi_options.seed,
+                                                support=(-1, 1))]  # a difference of failure rates
     claim.decide(ev, n=n)
 
 
@@ -416,7 +420,8 @@ def test_number_positions_not_more_important(ccta, mean_ablation, answer_lens, c
     diff = np.array([fail[i, number[i]].mean() - fail[i, ~number[i]].mean() for i in np.flatnonzero(both)])
     claim.record(details={"problems with number and non-number positions": int(both.sum()), "layer": ccta.layer,
                           "failure_by_ablation_type": ablation_types(ccta, mean_ablation)})
-    ev = [] if len(diff) < 2 else [stats.mean_evidence(diff, IMP08.predictions[0], seed=codi_options.seed)]
+    ev = [] if len(diff) < 2 else [stats.mean_evidence(diff, IMP08.predictions[0], seed=codi_options.seed,
+                                                         support=(-1, 1))]  # a difference of failure rates
     claim.decide(ev, n=len(diff))
 
 
@@ -442,7 +447,9 @@ def test_ablations_are_subadditive(position_sets, set_runs, ccta, codi_options, 
                           "layer": ccta.layer})
     if decided_below_minimum(claim, len(single)):
         return
-    ev = [stats.mean_evidence(v, pred, seed=codi_options.seed) for v, pred in zip(inter.values(), IMP10.predictions)]
+    # failure(set) in {0, 1} minus |set| single failures: in [-|set|, 1]
+    ev = [stats.mean_evidence(v, pred, seed=codi_options.seed, support=(-len(s), 1))
+          for (s, v), pred in zip(inter.items(), IMP10.predictions)]
     claim.decide(ev, n=len(single),
                  controls={SAME_BASELINE: bool(np.array_equal(position_sets.baseline_correct, ccta.baseline_correct))})
 

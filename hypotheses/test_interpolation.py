@@ -41,7 +41,7 @@ def test_interpolation_gives_intermediate_answers(codi_engine, template_problems
     claim.record(details={"pairs": n, "pairs_with_distinct_parsable_endpoints": m},
                  statistics={"share of alphas with an answer outside {a1, a2}": float(np.mean(outside)) if m else None})
     ev = [] if m < 2 else [stats.proportion_evidence(int(sum(between)), m, INTERP01.predictions[0]),
-                           stats.mean_evidence(taus, INTERP01.predictions[1], seed=codi_options.seed)]
+                           stats.mean_evidence(taus, INTERP01.predictions[1], seed=codi_options.seed, support=(-1, 1))]
     claim.decide(ev, n=m)
 
 

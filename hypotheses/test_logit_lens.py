@@ -241,7 +241,7 @@ def test_position_specific_lens_adds_little(codi_engine, template_problems, temp
     claim.record(details={"top-1 by position": {"specific": dict(zip(FED_POSITIONS_NAMES, specific.mean(0).tolist())),
                                                 "shared": dict(zip(FED_POSITIONS_NAMES, shared.mean(0).tolist()))},
                           "problems with a one-token step1": int(keep.sum())})
-    ev = [stats.mean_evidence(gain, LENS11.predictions[0], seed=codi_options.seed)] if len(gain) > 1 else []
+    ev = [stats.mean_evidence(gain, LENS11.predictions[0], seed=codi_options.seed, support=(-1, 1))] if len(gain) > 1 else []
     claim.decide(ev, n=len(gain), controls={LENS11_READS: shown(reads)})
 
 

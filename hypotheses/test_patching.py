@@ -354,7 +354,8 @@ def test_patching_is_a_coin_flip(patching, codi_options, claim):
     toward = (result.ld_patched - result.ld_corrupted[:, None]) * np.sign(result.ld_clean - result.ld_corrupted)[:, None] > 0
     share = toward.mean(1) - 0.5  # per pair, centred on the coin flip
     claim.record(details={"share toward clean by layer": toward.mean(0).tolist()})
-    ev = [stats.mean_evidence(share, LAY02.predictions[0], seed=codi_options.seed)] if len(share) > 1 else []
+    ev = [stats.mean_evidence(share, LAY02.predictions[0], seed=codi_options.seed, support=(-0.5, 0.5))
+          ] if len(share) > 1 else []
     claim.decide(ev, n=len(share))
 
 

@@ -89,6 +89,55 @@ def test_a_mean_kl_less_claim_fails_the_harness():
     assert rows and cal.failures(rows), cal.table(rows)
 
 
+def test_a_mean_kl_less_claim_that_declares_its_support_holds_its_level():
+    """The same claim with the KL's support declared, ``mean_evidence(..., support=(0, inf))``: the harness feeds
+    non-negative shapes from 0 and the "less" side is impossible (a share of problems is the claim to make)."""
+    pred = Prediction("mean KL at the answer-number token (nats)", "less", 0.01)
+    call = cal.Call("stats.mean_evidence", pred, (np.zeros(24),), {"support": (0, np.inf)})
+    assert cal.shapes_of(call) == cal.HALF_BOUNDED_SHAPES
+    rows = cal.calibrate([cal.ClaimCase("COR02-mean", Hypothesis((pred,)), [call])], reps=200, shapes=["kl", "skewed"])
+    assert len(rows) == 2 and not cal.failures(rows), cal.table(rows)
+
+
+BOUNDED_LESS = [("test_flow", "FLOW02", 100), ("test_flow", "FLOW03", 100)]
+
+
+@pytest.mark.parametrize("module, name, n", BOUNDED_LESS)
+def test_bounded_mean_claims_hold_their_level_on_data_of_their_support(module, name, n):
+    """FLOW-02/03 (mean attention < 0.3 / < 0.1, attention weights in [0, 1], declared ``support=(0, 1)``):
+    the harness feeds skewed, U-shaped, zero-inflated, tied and binary data inside [0, 1] at the
+    threshold (not an unbounded KL shape no attention weight can have), and the mean test holds its level
+    (here on the skewed and the zero-inflated shape, the KL-like one that failed unbounded; every shape in
+    the full run)."""
+    hyp = getattr(cal.catalogue_module(module), name)
+    observed = np.random.default_rng(4).beta(0.3, 6, n)
+    call = cal.Call("stats.mean_evidence", hyp.predictions[0], (observed,), {"support": (0, 1)})
+    assert cal.shapes_of(call) == cal.BOUNDED_SHAPES
+    rows = cal.calibrate([cal.ClaimCase(name, hyp, [call])], reps=150, shapes=["beta", "zero-inflated"])
+    assert len(rows) == 2 and not cal.failures(rows), cal.table(rows)  # every shape: docs/calibration.md
+
+
+def test_an_undeclared_mean_gets_the_unbounded_shapes():
+    """Without a declared support the harness assumes none: a "less" mean gets the right-skewed and KL shapes
+    (so a claim that should have declared (0, inf) fails its table), a "greater" mean the left-skewed one."""
+    less = cal.Call("stats.mean_evidence", Prediction("m", "less", 0.1), (np.zeros(4),))
+    greater = cal.Call("stats.mean_evidence", Prediction("m", "greater", 0.1), (np.zeros(4),))
+    assert {"skewed", "kl"} <= set(cal.shapes_of(less)) and "skewed-left" not in cal.shapes_of(less)
+    assert "skewed-left" in cal.shapes_of(greater) and "skewed" not in cal.shapes_of(greater)
+
+
+@pytest.mark.parametrize("support, target", [((0, 1), 0.1), ((0, 1), 0.7), ((-1, 1), 0.05), ((-3, 1), 0.0)])
+def test_bounded_shapes_sit_at_the_target_inside_the_support(support, target):
+    rng = np.random.default_rng(6)
+    observed = rng.uniform(support[0], support[1], 50)
+    for shape in cal.BOUNDED_SHAPES:
+        x = cal.mean_at(shape, 200_000, target, rng, observed, support)
+        assert support[0] <= x.min() and x.max() <= support[1], shape
+        assert x.mean() == pytest.approx(target, abs=5 * np.std(x) / np.sqrt(x.size) + 1e-4), shape
+    kl = cal.mean_at("kl", 200_000, 1.0, rng, None, (0.5, np.inf))
+    assert kl.min() >= 0.5 and kl.mean() == pytest.approx(1.0, rel=0.05)
+
+
 def test_mean_shapes_sit_at_the_target():
     rng = np.random.default_rng(0)
     for shape in cal.MEAN_SHAPES[:-1]:
@@ -103,6 +152,9 @@ def test_paired_outcomes_sit_at_the_difference():
     before, after = cal.paired_at("rare", 400_000, 0.05, np.random.default_rng(1))
     assert (after.mean() - before.mean()) == pytest.approx(0.05, abs=0.002)
     assert ((before != after).mean()) == pytest.approx(0.07, abs=0.002)
+    for delta in (0.9, -0.9):  # a large difference (ACC-06's 0.9) once raised and ended the whole run
+        before, after = cal.paired_at("common", 400_000, delta, np.random.default_rng(2))
+        assert (after.mean() - before.mean()) == pytest.approx(delta, abs=0.003)
 
 
 def test_boundary_means_put_the_statistic_at_the_threshold():
@@ -165,3 +217,39 @@ def test_the_doc_names_the_rebuild_command_and_a_partial_run(tmp_path):
     text = (tmp_path / "c.md").read_text()
     assert cal.COMMAND in text and "partial run, made by `python -m codi_probe.calibration --only S-01`" in text
     assert "1 rows, 1 above the bound: S-01." in text and "**NO**" in text
+    cal.write_doc(tmp_path / "d.md", [row], 60.0, "python -m codi_probe.calibration --reps 100", partial=False)
+    assert "a run of every claim, made by `python -m codi_probe.calibration --reps 100`" in (tmp_path / "d.md").read_text()
+
+
+def test_the_power_section_lists_every_decided_claim_below_the_target():
+    """Generated from the run's own cases (Evidence.power), never hand-written: low-power claims from any
+    catalogue module, and the decided claims whose evidence records no power."""
+    hyp = Hypothesis(Prediction("share", "greater", 0.5))
+    cases = [cal.ClaimCase("LENS-03", hyp, [], power=[0.5, 0.95]), cal.ClaimCase("B", hyp, [], power=[0.9]),
+             cal.ClaimCase("NEW-04", hyp, [], power=[None]), cal.ClaimCase("D", hyp, [], power=[])]
+    text = cal.power_section(cases)
+    assert "| LENS-03 | 0.50 |" in text and "| B |" not in text
+    assert "3 claims decided with evidence; 1 have power below 0.8" in text and "Evidence without a power" in text
+    assert "NEW-04" in text.split("Evidence without a power")[1]
+
+
+def test_a_row_stops_at_its_budget_and_records_the_data_sets_it_ran():
+    hyp = Hypothesis(Prediction("share", "greater", 0.5))
+    case = cal.ClaimCase("S-01", hyp, [cal.Call("stats.proportion_evidence", hyp.predictions[0], (30, 60))])
+    (row,) = cal.calibrate([case], reps=10_000, budget_s=0.0)
+    assert row.reps == cal.MIN_REPS and row.se == pytest.approx(np.sqrt(ALPHA * (1 - ALPHA) / cal.MIN_REPS))
+
+
+def test_replays_skip_only_the_interval_not_the_verdict():
+    """verdict_only drops the exact Tango interval (seconds a call at n = 500), never the p-values that decide."""
+    from codi_probe import paired_binary
+
+    before, after = cal.paired_at("common", 200, 0.05, np.random.default_rng(7))
+    pred = Prediction("accuracy change", "greater", 0.0)
+    full = stats.paired_binary_evidence(before, after, pred)
+    original = paired_binary._bound
+    with cal.verdict_only():
+        fast = stats.paired_binary_evidence(before, after, pred)
+    assert paired_binary._bound is original
+    assert (fast.p_support, fast.p_refute, fast.value) == (full.p_support, full.p_refute, full.value)
+    assert np.isnan(fast.lo) and np.isfinite(full.lo)

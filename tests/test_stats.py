@@ -280,3 +280,43 @@ def test_a_statistic_far_beyond_every_resample_gets_a_p_value_a_large_family_can
     assert ev.p_refute < 1 / 2001 / 84 and ev.p_refute >= sps.t.cdf(t, len(x) - 1) * (1 - 1e-9)  # jackknife SE: round-off
     near = stats.mean_evidence(np.random.default_rng(12).normal(0.0, 1.0, 100), Prediction("m", "greater", 0.0))
     assert near.p_support >= 1 / 2001  # within the resamples' range: the Monte-Carlo p-value, as before
+
+
+# ---- the declared support of a mean (issue 28: heavy right tails, bounded statistics) ------------------
+
+def test_a_one_sided_support_makes_the_open_side_impossible_and_says_why():
+    """A KL's support (0, inf): "mean < t" is never supported, whatever the data (no test from the data
+    alone holds its level there), the upper bound is open and the reason names the share alternative; the
+    closed side decides as before. The mirror support (-inf, 0) closes "greater"."""
+    x = np.random.default_rng(0).lognormal(-3, 1, 200)  # far below 1: the undeclared test supports "< 1"
+    less = Prediction("mean KL", "less", 1.0)
+    assert stats.mean_evidence(x, less).p_support < 1e-6
+    ev = stats.mean_evidence(x, less, support=(0, np.inf))
+    assert ev.p_support == 1.0 and ev.hi == np.inf and "share of problems" in ev.reason
+    assert decide(combine(Hypothesis(less), [ev], 200)).verdict == "inconclusive"
+    greater = stats.mean_evidence(x, Prediction("mean KL", "greater", 0.01), support=(0, np.inf))
+    assert greater.p_support < ALPHA and greater.p_refute == 1.0 and greater.lo > 0.01
+    mirror = stats.mean_evidence(-x, Prediction("m", "greater", -1.0), support=(-np.inf, 0))
+    assert mirror.p_support == 1.0 and mirror.lo == -np.inf
+
+
+def test_a_bounded_support_changes_nothing_for_data_inside_it():
+    x = np.random.default_rng(1).beta(0.5, 5, 80)
+    pred = Prediction("mean attention", "less", 0.3)
+    a, b = stats.mean_evidence(x, pred), stats.mean_evidence(x, pred, support=(0, 1))
+    assert (a.p_support, a.p_refute, a.lo, a.hi) == (b.p_support, b.p_refute, b.lo, b.hi) and b.reason is None
+
+
+def test_values_outside_the_declared_support_decide_nothing_with_the_reason():
+    ev = stats.mean_evidence([0.1, 0.2, 1.5, 0.3], Prediction("mean attention", "less", 0.9), support=(0, 1))
+    assert ev.p_support == ev.p_refute == 1.0 and "outside the declared support [0, 1]" in ev.reason
+    with pytest.raises(ValueError, match="support"):
+        stats.mean_evidence([0.1, 0.2], Prediction("m", "less", 0.9), support=(1, 0))
+
+
+def test_float32_round_off_at_the_support_s_end_is_inside_it():
+    """fp32 attention weights or cosines may exceed 1 by ~1e-7: still inside (0, 1) / (-1, 1)."""
+    x = np.float32(1.0) + np.float32(1.2e-7) * np.arange(10, dtype=np.float32) * 0.1
+    ev = stats.mean_evidence(np.concatenate([x, np.linspace(0.5, 0.9, 30)]), Prediction("cos", "greater", 0.5),
+                             support=(-1, 1))
+    assert ev.reason is None and ev.p_support < ALPHA
