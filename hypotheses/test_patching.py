@@ -208,7 +208,7 @@ def patch02_evidence(same: np.ndarray, cross: np.ndarray, random: np.ndarray, se
     same-template mean, the cross-template mean and the random control (claims.md 4.I)."""
     same, cross, random = (np.asarray(x, dtype=float) for x in (same, cross, random))
     return [stats.proportion_evidence(int(same.sum()), len(same), PATCH02.predictions[0]),
-            stats.mean_evidence(same - 10 * random, PATCH02.predictions[1], seed=seed),
+            extremes.pair_evidence(same, random, PATCH02.predictions[1], scale=10, seed=seed),
             extremes.pair_evidence(cross, same, PATCH02.predictions[2], scale=0.5, seed=seed)]
 
 

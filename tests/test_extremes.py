@@ -85,3 +85,23 @@ def test_a_pair_that_cannot_decide_makes_the_join_decide_nothing_with_its_reason
         assert (ev.p_support, ev.p_refute) == (1.0, 1.0) and ev.excluded == 2 and ev.reason
     undecided = stats.mean_evidence(np.ones(10), pred)  # no spread: decides nothing, bounds NaN
     assert np.isnan(extremes.all_of([good, undecided], pred).lo)
+
+
+def test_a_scaled_binary_pair_holds_its_level_at_the_null_boundary():
+    """PATCH-02's "moved > 10 x the random control" on binary outcomes: at P(a) = 10 P(b) the exact bound
+    construction is supported at most 2.5% + 3 SE of the time (the mean of a - 10 b was at 27%), and a
+    clear effect is supported; the interval excludes the threshold exactly when the verdict says so."""
+    from codi_probe.extremes import pair_evidence
+
+    rng, reps, n, hits = np.random.default_rng(3), 400, 100, 0
+    pred = Prediction("a - 10 b", "greater", 0.0)
+    for _ in range(reps):
+        a, b = rng.uniform(size=n) < 0.3, rng.uniform(size=n) < 0.03
+        ev = pair_evidence(a, b, pred, scale=10)
+        hits += ev.p_support < 0.025
+        assert (ev.p_support < 0.025) == (ev.lo > 0.0) and (ev.p_refute < 0.025) == (ev.hi < 0.0)
+    assert hits / reps <= 0.025 + 3 * np.sqrt(0.025 * 0.975 / reps)
+    strong = pair_evidence(rng.uniform(size=n) < 0.7, rng.uniform(size=n) < 0.01, pred, scale=10)
+    assert strong.p_support < 0.025 and "Clopper-Pearson" in strong.method
+    weak = pair_evidence(np.ones(n), np.r_[np.ones(20), np.zeros(n - 20)], pred, scale=10)  # 1.0 vs 10 x 0.2
+    assert weak.p_refute < 0.025
