@@ -6,16 +6,16 @@ import pytest
 
 from codi_probe import stats
 from codi_probe.data import answers_match
-from codi_probe.engine import CodiEngine, Record
+from codi_probe.engine import Record
 from codi_probe.experiments.common import decided_below_minimum, golds
 from codi_probe.hypothesis import EQUIVALENCE_MIN_N, EQUIVALENCE_MIN_N_SOURCE, Hypothesis, Prediction
 
 
 @pytest.fixture(scope="module")
-def early_exit_answers(codi_model, template_problems):
+def early_exit_answers(codi_engine, template_problems):
     """``{k: answers}``: the greedy answer of every template problem when EOT follows k latents."""
     qs = [p.question for p in template_problems]
-    return {k: CodiEngine(codi_model, num_latent=k).run(qs, record=Record(sites=(), logits=False)).answer
+    return {k: codi_engine.with_latents(k).run(qs, record=Record(sites=(), logits=False)).answer
             for k in range(7)}  # 0 = skip thinking: BOT then EOT
 
 

@@ -61,7 +61,7 @@ class ConditionRuns:
 def engine_key(engine: CodiEngine, problems) -> dict:
     """What any stored result of ``engine`` on ``problems`` depends on besides the model weights (whose
     sha256 keys a :class:`~codi_probe.engine.cache.TraceCache` separately): the package version, the loop
-    (padding, latents, variant), dtype, device type, special ids, answer format, the tokenizer's vocabulary
+    (padding, latents, variant, answer budget), dtype, device type, special ids, answer format, the tokenizer's vocabulary
     and the ordered problem set (ids, questions, answers)."""
     import hashlib
     import json
@@ -72,6 +72,7 @@ def engine_key(engine: CodiEngine, problems) -> dict:
     problem_set = hashlib.sha256(json.dumps([[str(p.id), p.question, p.answer] for p in problems]).encode())
     vocab = hashlib.sha256(json.dumps(sorted(model.tokenizer.get_vocab().items())).encode()).hexdigest()
     return {"codi_probe": __version__, "padding": engine.padding, "num_latent": engine.num_latent,
+            "answer_budget": engine.answer_budget,
             "dtype": str(model.base_dtype), "device": model.device.type, "special": repr(model.special),
             "answer_format": model.config.answer_format, "variant": model.config.variant,
             "tokenizer_vocab": vocab, "problems": problem_set.hexdigest()}
@@ -80,11 +81,12 @@ def engine_key(engine: CodiEngine, problems) -> dict:
 def run_conditions(engine: CodiEngine, questions: Sequence[str], conditions: Mapping[str, Sequence],
                    *, record: Record = NO_RECORD, max_new_tokens: int = 16,
                    teacher_force: Sequence[Sequence[int]] | None = None,
-                   readout: Sequence[int] | None = None) -> ConditionRuns:
+                   readout: Sequence[int] | None = None, progress: str = "conditions") -> ConditionRuns:
     """``conditions[name][i]`` is the intervention list for problem ``i`` under that condition.
     A ``"baseline"`` condition (no interventions) is always included. With ``teacher_force`` (one
     target list per problem), every condition is scored on the same targets instead of generated;
-    with ``readout`` (one index per problem) only the logits at that index are kept."""
+    with ``readout`` (one index per problem) only the logits at that index are kept. ``progress``: the
+    label of the run's step bar (:meth:`CodiEngine.run`; drawn only where bars are shown, on long runs)."""
     conds = {"baseline": [()] * len(questions), **{k: v for k, v in conditions.items() if k != "baseline"}}
     variants, rows, targets, idx = [], {}, [], []
     for name, per_problem in conds.items():
@@ -98,7 +100,7 @@ def run_conditions(engine: CodiEngine, questions: Sequence[str], conditions: Map
             idx.extend(readout)
     trace = engine.run(questions, variants=variants, record=record, max_new_tokens=max_new_tokens,
                        teacher_force=targets if teacher_force is not None else None,
-                       readout=idx if readout is not None else None)
+                       readout=idx if readout is not None else None, progress=progress)
     return ConditionRuns(trace, rows)
 
 
