@@ -6,7 +6,7 @@ problem, the variants batched) and scores at the problem level.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -14,7 +14,7 @@ import torch
 
 from ..data import answers_match
 from ..engine import CodiEngine, Record, Trace
-from ..metrics import answer_readout_index, kl_divergence
+from ..metrics import answer_readout_index, kl_from_reference, reference_log_probs
 
 NO_RECORD = Record(sites=(), logits=False)  # sweeps keep answers only; scores come teacher-forced
 
@@ -41,6 +41,7 @@ class ConditionRuns:
 
     trace: Trace
     rows: dict[str, list[int]]
+    references: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)  # readout_kl's, per reference
 
     def answers(self, name: str) -> list[float | None]:
         return [self.trace.answer[r] for r in self.rows[name]]
@@ -127,8 +128,11 @@ def readout_logits(runs: ConditionRuns, name: str) -> torch.Tensor:
 
 
 def readout_kl(runs: ConditionRuns, name: str, reference: str = "baseline") -> np.ndarray:
-    """Per-problem KL(reference ‖ condition), summed over the vocabulary, at the readout token."""
-    return kl_divergence(readout_logits(runs, reference), readout_logits(runs, name)).numpy()
+    """Per-problem KL(reference ‖ condition), summed over the vocabulary, at the readout token (the
+    reference's log-probabilities are computed once per ``runs``)."""
+    if reference not in runs.references:
+        runs.references[reference] = reference_log_probs(readout_logits(runs, reference))
+    return kl_from_reference(runs.references[reference], readout_logits(runs, name)).numpy()
 
 
 def golds(problems) -> list[float | None]:
