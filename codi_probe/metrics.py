@@ -23,11 +23,23 @@ def _as_2d(x: torch.Tensor) -> torch.Tensor:
 
 def kl_divergence(p_logits: torch.Tensor, q_logits: torch.Tensor) -> torch.Tensor:
     """``KL(P‖Q)`` in nats per row, summed over the vocabulary; P is the reference (clean) run."""
-    p, q = _as_2d(p_logits).double(), _as_2d(q_logits).double()
-    if p.shape != q.shape:
-        raise ValueError(f"logit shapes differ: {list(p.shape)} vs {list(q.shape)}")
-    logp, logq = torch.log_softmax(p, -1), torch.log_softmax(q, -1)
-    return (logp.exp() * (logp - logq)).sum(-1).clamp(min=0.0)
+    return kl_from_reference(reference_log_probs(p_logits), q_logits)
+
+
+def reference_log_probs(p_logits: torch.Tensor) -> torch.Tensor:
+    """``(log P, P)`` of reference logits, float64, ``[2, R, V]``: computed once when one reference is
+    compared with many conditions (:func:`kl_from_reference`)."""
+    logp = torch.log_softmax(_as_2d(p_logits).double(), -1)
+    return torch.stack([logp, logp.exp()])
+
+
+def kl_from_reference(reference: torch.Tensor, q_logits: torch.Tensor) -> torch.Tensor:
+    """:func:`kl_divergence` with the reference given as :func:`reference_log_probs` (the same arithmetic)."""
+    logp, p = reference
+    q = _as_2d(q_logits).double()
+    if logp.shape != q.shape:
+        raise ValueError(f"logit shapes differ: {list(logp.shape)} vs {list(q.shape)}")
+    return (p * (logp - torch.log_softmax(q, -1))).sum(-1).clamp(min=0.0)
 
 
 def js_divergence(p_logits: torch.Tensor, q_logits: torch.Tensor) -> torch.Tensor:

@@ -26,13 +26,14 @@ def shown() -> bool:
     return _stream is not None
 
 
-def bar(total: int | None, desc: str, unit: str = "problem", *, force: bool = False) -> Any:
+def bar(total: int | None, desc: str, unit: str = "problem", *, force: bool = False, delay: float = 0.0) -> Any:
     """A tqdm bar of ``total`` ``unit`` s (disabled unless :func:`shown` or ``force``); close it, or use it
-    as a context manager. It clears its line when closed (the terminal's own output goes on)."""
+    as a context manager. It clears its line when closed (the terminal's own output goes on). ``delay``:
+    seconds before it first draws (work that ends sooner draws nothing)."""
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=desc, unit=unit, disable=not (force or shown()), file=_stream, leave=False,
-                mininterval=0.5, dynamic_ncols=True)
+                mininterval=0.5, dynamic_ncols=True, delay=delay)
 
 
 def track(items: Iterable[T], desc: str, unit: str = "problem", *, total: int | None = None,

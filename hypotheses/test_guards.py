@@ -140,9 +140,7 @@ def test_pad_placeholders_are_detected(codi_engine, codi_questions, clean_trace,
                              "the difference reaches the answer distribution",
                    source="claims.md 7 F-13 (5 latent iterations in GS pipelines)")
 def test_five_latents_are_detected(codi_engine, codi_questions, clean_trace, claim):
-    from codi_probe.engine import CodiEngine
-
-    five = CodiEngine(codi_engine.model, num_latent=5).run(codi_questions[:SMALL], record=Record(sites=()),
+    five = codi_engine.with_latents(5).run(codi_questions[:SMALL], record=Record(sites=()),
                                                           max_new_tokens=1)
     fed = {"engine": clean_trace.latent_post.shape[1], "planted": five.latent_post.shape[1]}
     kl = torch.cat([kl_divergence(clean_trace.answer_logits[r][0], five.answer_logits[r][0]) for r in range(SMALL)])

@@ -7,16 +7,16 @@ import pytest
 
 from codi_probe import stats
 from codi_probe.data import answers_match
-from codi_probe.engine import CodiEngine, Record
+from codi_probe.engine import Record
 from codi_probe.experiments.common import decided_below_minimum, golds
 from codi_probe.hypothesis import EQUIVALENCE_MIN_N, EQUIVALENCE_MIN_N_SOURCE, Hypothesis, Prediction
 
 
 @pytest.fixture(scope="module")
-def early_exit_answers(codi_model, template_problems):
+def early_exit_answers(codi_engine, template_problems):
     """``{k: answers}``: the greedy answer of every template problem when EOT follows k latents."""
     qs = [p.question for p in template_problems]
-    return {k: CodiEngine(codi_model, num_latent=k).run(qs, record=Record(sites=(), logits=False)).answer
+    return {k: codi_engine.with_latents(k).run(qs, record=Record(sites=(), logits=False)).answer
             for k in range(7)}  # 0 = skip thinking: BOT then EOT
 
 
@@ -27,11 +27,11 @@ def accuracy_by_iterations(early_exit_answers, template_problems):
 
 
 @pytest.fixture(scope="module")
-def cyw_iteration_accuracy(codi_model, accuracy_by_iterations, template_problems):
+def cyw_iteration_accuracy(codi_engine, accuracy_by_iterations, template_problems):
     """ACC-03's accuracies as CYW exp 1 counts iterations: k = 0 is ``skip_thinking`` (prompt then EOT, no
     BOT); k >= 1 the early exit after k latents."""
     qs = [p.question for p in template_problems]
-    skipped = CodiEngine(codi_model, num_latent=0, skip_thinking=True).run(qs, record=Record(sites=(), logits=False))
+    skipped = codi_engine.with_latents(0, skip_thinking=True).run(qs, record=Record(sites=(), logits=False))
     gold = golds(list(template_problems))
     return {**accuracy_by_iterations, 0: [float(answers_match(a, g)) for a, g in zip(skipped.answer, gold)]}
 

@@ -6,7 +6,7 @@ import pytest
 
 from codi_probe import stats
 from codi_probe.data import answers_match
-from codi_probe.engine import CodiEngine, Intervention, Mean, Record, Zero
+from codi_probe.engine import Intervention, Mean, Record, Zero
 from codi_probe.engine.positions import FED_POSITIONS
 from codi_probe.experiments.common import golds, run_conditions
 from codi_probe.hypothesis import EQUIVALENCE_MIN_N, EQUIVALENCE_MIN_N_SOURCE, Hypothesis, Prediction, shown
@@ -15,7 +15,7 @@ METHODS = ("zero_fed_latents", "mean_fed_latents", "skip_thinking")
 
 
 @pytest.fixture(scope="module")
-def necessity(codi_engine, codi_model, answer_problems):
+def necessity(codi_engine, answer_problems):
     problems = list(answer_problems)
     qs = [p.question for p in problems]
     gold = golds(problems)
@@ -23,7 +23,7 @@ def necessity(codi_engine, codi_model, answer_problems):
     conds = {"zero_fed_latents": [[Intervention("latent_post_prj", FED_POSITIONS, Zero())] for _ in qs],
              "mean_fed_latents": [[Intervention("latent_post_prj", FED_POSITIONS, Mean(pool))] for _ in qs]}
     runs = run_conditions(codi_engine, qs, conds)
-    skip = CodiEngine(codi_model, num_latent=0).run(qs, record=Record(sites=(), logits=False))
+    skip = codi_engine.with_latents(0).run(qs, record=Record(sites=(), logits=False))
     base = runs.correct("baseline", gold)
     removed = {m: runs.correct(m, gold) for m in METHODS[:2]}
     removed["skip_thinking"] = [answers_match(a, g) for a, g in zip(skip.answer, gold)]

@@ -46,3 +46,16 @@ def test_the_ambiguous_dtype_name_official_is_refused_with_the_two_meanings():
     """Defect: dtype 'official' named the storage mix, not the released evaluation's all-bf16 numerics."""
     with pytest.raises(ValueError, match="'bf16' for the released evaluation.*'mixed' for the storage"):
         load_codi("tiny-random-gpt2", dtype="official")
+
+
+def test_the_catalogue_caps_answers_on_random_models_only():
+    """Issue 32 item 13: the tiny random models (which never emit EOS) get a short answer budget in the
+    catalogue's engine; every other model generates what each run asks."""
+    from types import SimpleNamespace
+
+    from codi_probe.tiny import TINY_ANSWER_BUDGET, answer_budget
+
+    for name in TINY_CONFIGS:
+        assert answer_budget(SimpleNamespace(config=SimpleNamespace(name=name))) == TINY_ANSWER_BUDGET
+    assert answer_budget(SimpleNamespace(config=SimpleNamespace(name="codi-tiny-arith"))) is None
+    assert 1 <= TINY_ANSWER_BUDGET < 16  # below the catalogue's 16- and 32-token runs

@@ -68,6 +68,7 @@ class Record:
 
 
 Variant = tuple[int, Sequence[Intervention]]
+STEP_BAR_DELAY = 2.0  # seconds: a run's step bar (``run(progress=...)``) appears only on runs that take longer
 
 
 def normalize_question(text: str) -> str:
@@ -76,10 +77,15 @@ def normalize_question(text: str) -> str:
 
 
 class CodiEngine:
-    """Runs the exact CODI loop on a :class:`~codi_probe.model.CodiModel`."""
+    """Runs the exact CODI loop on a :class:`~codi_probe.model.CodiModel`.
+
+    ``answer_budget``: the most answer tokens any greedy run generates (a run's ``max_new_tokens`` above it
+    is lowered to it; teacher-forced scoring is unaffected); ``None``: as each run asks. For models that
+    never emit EOS, whose every answer runs to the full length (the random tiny models: ``codi_probe.tiny``)."""
 
     def __init__(self, model, *, padding: str = "exact", num_latent: int = NUM_LATENT, share_trunk: bool = True,
-                 kv: str = "auto", skip_thinking: bool = False):
+                 kv: str = "auto", skip_thinking: bool = False,
+                 answer_budget: int | None = None):
         """``skip_thinking`` (with ``num_latent=0`` only): no BOT either, the prompt is followed by EOT
         directly (CYW's ``skip_thinking``: prompt + EOS + EOT), for clean rows without recorded attention;
         ``P0`` then holds zeros in the trace."""
@@ -89,6 +95,9 @@ class CodiEngine:
             raise ValueError(f"unknown kv layout {kv!r}: use one of {', '.join(KV_LAYOUTS)}")
         if not 0 <= num_latent <= NUM_LATENT:
             raise ValueError(f"num_latent must be in 0..{NUM_LATENT}, got {num_latent}")
+        if answer_budget is not None and (isinstance(answer_budget, bool) or not isinstance(answer_budget, int)
+                                          or answer_budget < 1):
+            raise ValueError(f"answer_budget must be a positive integer or None, got {answer_budget!r}")
         if model.tokenizer is None:
             raise ValueError("the model has no tokenizer attached: load it with load_codi(..., tokenizer=DIR)")
         if skip_thinking and num_latent != 0:
@@ -99,8 +108,15 @@ class CodiEngine:
         self.skip_thinking = skip_thinking
         self.share_trunk = share_trunk  # False: every row runs every latent step (the reference path)
         self.kv = kv
+        self.answer_budget = answer_budget
         if kv != "per_row":
             register_shared_prefix()
+
+    def with_latents(self, num_latent: int, *, skip_thinking: bool = False) -> "CodiEngine":
+        """This engine (same model, padding, trunk sharing, KV layout and answer budget) feeding
+        ``num_latent`` latents before EOT (0: BOT then EOT; 0 with ``skip_thinking``: no BOT either)."""
+        return CodiEngine(self.model, padding=self.padding, num_latent=num_latent, share_trunk=self.share_trunk,
+                          kv=self.kv, skip_thinking=skip_thinking, answer_budget=self.answer_budget)
 
     # ------------------------------------------------------------------ helpers
     def encode(self, questions: Sequence[str]) -> list[list[int]]:
@@ -149,12 +165,15 @@ class CodiEngine:
     def run(self, questions: Sequence[str], variants: Sequence[Variant] | None = None, *,
             record: Record = Record(), max_new_tokens: int = 32,
             teacher_force: Sequence[Sequence[int]] | None = None,
-            readout: Sequence[int] | None = None) -> Trace:
+            readout: Sequence[int] | None = None, progress: str | None = None) -> Trace:
         """Run every row of ``variants`` (``(question_index, interventions)``; default one clean row per
         question). With ``teacher_force`` (one token-id list per row, the answer continuation after
         EOT) the answer is scored in one pass instead of generated; ``readout`` (one index per row)
         then keeps only the logits at that index (``answer_logits[r]`` is ``[1, V]``), which is what a
-        large sweep needs: full-vocabulary logits for every row and step do not fit in memory."""
+        large sweep needs: full-vocabulary logits for every row and step do not fit in memory.
+        ``progress``: a label; the run then counts its forward steps (the question prefix, P0..P_n, the
+        answer tokens) on a :func:`codi_probe.progress.bar` with the time left, drawn where a front end shows
+        bars (the pytest plugin on a watched terminal) once the run has taken ``STEP_BAR_DELAY`` seconds."""
         if not questions:
             raise ValueError("no questions given")
         variants = [(i, ()) for i in range(len(questions))] if variants is None else list(variants)
@@ -164,6 +183,8 @@ class CodiEngine:
             raise ValueError(f"teacher_force has {len(teacher_force)} rows, expected {len(variants)}")
         if readout is not None and (teacher_force is None or len(readout) != len(variants)):
             raise ValueError("readout needs teacher_force and one index per row")
+        if self.answer_budget is not None:
+            max_new_tokens = min(max_new_tokens, self.answer_budget)
         if record.attention and self.padding == "official":
             raise ValueError(
                 "Record(attention=True) with padding='official' is refused: reading attention needs eager "
@@ -213,10 +234,18 @@ class CodiEngine:
         session = HookSession(model, record_sites=record.sites, n_rows=n_rows, plan=plan,
                               record_question=record.question,
                               row_keys=[q_keys[q] for q in row_q.tolist()])
+        steps = None
+        if progress:
+            from ..progress import bar
+
+            n_steps = 1 + self.num_latent + 1 + (1 if teacher_force is not None else max_new_tokens)
+            steps = bar(n_steps, f"{progress} ({n_rows} rows)", "step", delay=STEP_BAR_DELAY)
         try:
             with session:
                 session.ctx.phase = "prompt"
                 prefix = self._prefix(ids, qmask, qpos, self.num_latent + 1 if shares else 0)
+                if steps is not None:
+                    steps.update(1)
                 join, trunk = self._join_plan(variants, row_q)
                 start = [r for r in range(n_rows) if join[r] == 0 or trunk[r] == r]
                 shared, cache = self._row_cache(prefix, row_q[start], n_rows, self.num_latent + 1 + n_answer, shares)
@@ -228,8 +257,10 @@ class CodiEngine:
                 with active_prefix(shared, cache) if shared is not None else nullcontext():
                     self._latent_and_answer(trace, session, cache, qmask[row_q], n_real[row_q], latent_plan,
                                             knockouts, record, max_new_tokens, teacher_force, readout,
-                                            (torch.tensor(start), join, trunk), (shared, row_q.to(device)))
+                                            (torch.tensor(start), join, trunk), (shared, row_q.to(device)), steps)
         finally:
+            if steps is not None:
+                steps.close()
             if getattr(model.lm.config, "_attn_implementation", "sdpa") != attn_impl:
                 model.set_attention(attn_impl)
             model.train(was_training)
@@ -376,7 +407,7 @@ class CodiEngine:
 
     # ------------------------------------------------------------- the loop
     def _latent_and_answer(self, trace, session, cache, qmask, n_real, latent_plan, knockouts, record,
-                           max_new_tokens, teacher_force, readout, sharing, prefix):
+                           max_new_tokens, teacher_force, readout, sharing, prefix, steps=None):
         model = self.model
         device = model.device
         n_rows, t_len = qmask.shape
@@ -426,6 +457,8 @@ class CodiEngine:
                         continue  # the last generated token is never fed back
                     for layer, a in enumerate(attns):
                         attn_buf[rows, layer, :, col, : a.shape[-1]] = a[:, :, q_i].float().cpu()
+            if steps is not None:
+                steps.update(1)
             return final
 
         active, join, trunk = sharing

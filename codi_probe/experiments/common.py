@@ -6,7 +6,7 @@ problem, the variants batched) and scores at the problem level.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -14,7 +14,7 @@ import torch
 
 from ..data import answers_match
 from ..engine import CodiEngine, Record, Trace
-from ..metrics import answer_readout_index, kl_divergence
+from ..metrics import answer_readout_index, kl_from_reference, reference_log_probs
 
 NO_RECORD = Record(sites=(), logits=False)  # sweeps keep answers only; scores come teacher-forced
 
@@ -41,6 +41,7 @@ class ConditionRuns:
 
     trace: Trace
     rows: dict[str, list[int]]
+    references: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)  # readout_kl's, per reference
 
     def answers(self, name: str) -> list[float | None]:
         return [self.trace.answer[r] for r in self.rows[name]]
@@ -61,7 +62,7 @@ class ConditionRuns:
 def engine_key(engine: CodiEngine, problems) -> dict:
     """What any stored result of ``engine`` on ``problems`` depends on besides the model weights (whose
     sha256 keys a :class:`~codi_probe.engine.cache.TraceCache` separately): the package version, the loop
-    (padding, latents, variant), dtype, device type, special ids, answer format, the tokenizer's vocabulary
+    (padding, latents, variant, answer budget), dtype, device type, special ids, answer format, the tokenizer's vocabulary
     and the ordered problem set (ids, questions, answers)."""
     import hashlib
     import json
@@ -72,6 +73,7 @@ def engine_key(engine: CodiEngine, problems) -> dict:
     problem_set = hashlib.sha256(json.dumps([[str(p.id), p.question, p.answer] for p in problems]).encode())
     vocab = hashlib.sha256(json.dumps(sorted(model.tokenizer.get_vocab().items())).encode()).hexdigest()
     return {"codi_probe": __version__, "padding": engine.padding, "num_latent": engine.num_latent,
+            "answer_budget": engine.answer_budget,
             "dtype": str(model.base_dtype), "device": model.device.type, "special": repr(model.special),
             "answer_format": model.config.answer_format, "variant": model.config.variant,
             "tokenizer_vocab": vocab, "problems": problem_set.hexdigest()}
@@ -80,11 +82,12 @@ def engine_key(engine: CodiEngine, problems) -> dict:
 def run_conditions(engine: CodiEngine, questions: Sequence[str], conditions: Mapping[str, Sequence],
                    *, record: Record = NO_RECORD, max_new_tokens: int = 16,
                    teacher_force: Sequence[Sequence[int]] | None = None,
-                   readout: Sequence[int] | None = None) -> ConditionRuns:
+                   readout: Sequence[int] | None = None, progress: str = "conditions") -> ConditionRuns:
     """``conditions[name][i]`` is the intervention list for problem ``i`` under that condition.
     A ``"baseline"`` condition (no interventions) is always included. With ``teacher_force`` (one
     target list per problem), every condition is scored on the same targets instead of generated;
-    with ``readout`` (one index per problem) only the logits at that index are kept."""
+    with ``readout`` (one index per problem) only the logits at that index are kept. ``progress``: the
+    label of the run's step bar (:meth:`CodiEngine.run`; drawn only where bars are shown, on long runs)."""
     conds = {"baseline": [()] * len(questions), **{k: v for k, v in conditions.items() if k != "baseline"}}
     variants, rows, targets, idx = [], {}, [], []
     for name, per_problem in conds.items():
@@ -98,7 +101,7 @@ def run_conditions(engine: CodiEngine, questions: Sequence[str], conditions: Map
             idx.extend(readout)
     trace = engine.run(questions, variants=variants, record=record, max_new_tokens=max_new_tokens,
                        teacher_force=targets if teacher_force is not None else None,
-                       readout=idx if readout is not None else None)
+                       readout=idx if readout is not None else None, progress=progress)
     return ConditionRuns(trace, rows)
 
 
@@ -125,8 +128,11 @@ def readout_logits(runs: ConditionRuns, name: str) -> torch.Tensor:
 
 
 def readout_kl(runs: ConditionRuns, name: str, reference: str = "baseline") -> np.ndarray:
-    """Per-problem KL(reference ‖ condition), summed over the vocabulary, at the readout token."""
-    return kl_divergence(readout_logits(runs, reference), readout_logits(runs, name)).numpy()
+    """Per-problem KL(reference ‖ condition), summed over the vocabulary, at the readout token (the
+    reference's log-probabilities are computed once per ``runs``)."""
+    if reference not in runs.references:
+        runs.references[reference] = reference_log_probs(readout_logits(runs, reference))
+    return kl_from_reference(runs.references[reference], readout_logits(runs, name)).numpy()
 
 
 def golds(problems) -> list[float | None]:

@@ -98,7 +98,7 @@ def patched_logit_differences(engine: CodiEngine, t: PatchTargets, conditions: d
                                   Patch(clean, i), layer=layer)] for i in range(len(t.targets))]
              for name, (layer, pos) in conditions.items()}
     runs = run_conditions(engine, [c.question for c in t.corrupted], conds, teacher_force=t.targets,
-                          readout=t.readout)
+                          readout=t.readout, progress="patching")
     rows = np.arange(len(t.targets))
 
     def ld(logits) -> np.ndarray:
@@ -175,7 +175,7 @@ def answer_patching(engine: CodiEngine, pairs: Sequence[tuple], *, layers: dict[
         live = live_positions(layer, tuple(positions), n_layers, engine.num_latent)
         conds[f"{depth}:{set_label(positions)}"] = [[Intervention("resid_post", live, Patch(clean, i), layer=layer)]
                                                     for i in range(len(pairs))]
-    runs = run_conditions(engine, corr_q, conds, max_new_tokens=max_new_tokens)
+    runs = run_conditions(engine, corr_q, conds, max_new_tokens=max_new_tokens, progress="answer patching")
     g_clean, g_corr = golds([c for c, _ in pairs]), golds([x for _, x in pairs])
 
     def classify(answers) -> np.ndarray:

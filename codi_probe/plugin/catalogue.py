@@ -7,7 +7,8 @@ grid and the mean ablation is done once for the whole run, divided between xdist
 chunk (:mod:`codi_probe.plugin.sharing`). The model (``codi_model``), the options and the ``claim``
 recorder are in :mod:`codi_probe.plugin.fixtures`.
 
-- ``codi_engine``: a :class:`~codi_probe.engine.CodiEngine` on the session's model;
+- ``codi_engine``: a :class:`~codi_probe.engine.CodiEngine` on the session's model (a tiny random model's
+  with a short answer budget);
 - ``codi_problems``/``codi_questions``/``clean_trace``: the invariants' few GSM8K problems and their traced run;
 - ``empirical_n``: problems per empirical claim (the ``--codi-depth`` tier, or ``--codi-problems``);
 - ``answer_problems``/``template_problems``: the model's problem family (answer-scored and templated);
@@ -46,10 +47,17 @@ def _shared_trace(pytestconfig, name, engine, problems, record, max_new_tokens):
 
 
 @pytest.fixture(scope="session")
-def codi_engine(codi_model):
+def codi_engine(pytestconfig, codi_model):
+    """The engine of every claim; on a tiny random model with a short answer budget (``codi_probe.tiny``),
+    recorded in the report's ``data.answer_budget`` (absent: each run's own ``max_new_tokens``)."""
     from codi_probe.engine import CodiEngine
+    from codi_probe.plugin.metadata import add_session_metadata
+    from codi_probe.tiny import answer_budget
 
-    return CodiEngine(codi_model)
+    budget = answer_budget(codi_model)
+    if budget is not None:
+        add_session_metadata(pytestconfig, "answer_budget", budget, section="data")
+    return CodiEngine(codi_model, answer_budget=budget)
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ import pytest
 
 from .baseline import BASELINE_KEY, check_baseline, load_baseline
 from .controller import Controller, settings_line
-from .scope import USES_CODI_KEY, codi_session, uses_codi
+from .scope import codi_session, note_collected, uses_codi
 from .sharing import SharedDirectory
 from .expectations import PROFILE_KEY, RECORD, check_expectation, load_profile
 from .metadata import WORKEROUTPUT_KEY, get_metadata, set_torch_threads
@@ -54,7 +54,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     Note whether any test involves codi-probe (before deselection: a ``-k`` that keeps none still
     collected some)."""
     profile = config.stash[PROFILE_KEY]
-    config.stash[USES_CODI_KEY] = any(uses_codi(item) for item in items)
+    note_collected(config, any(uses_codi(item) for item in items))
     for item in items:
         marker = item.get_closest_marker("claim")
         kind = marker.kwargs.get("kind") if marker is not None else None

@@ -25,6 +25,7 @@ import pytest
 from ..progress import bar
 from .metadata import get_metadata, _publish
 from .options import OPTIONS_KEY, worker_id
+from .scope import SESSION_DIR_KEY, SESSION_DIR_STASH
 
 SHARED_DIR_KEY = "codi_shared_cache"  # workerinput key: the controller's temporary shared directory
 Tensors = Mapping[str, Any]
@@ -107,8 +108,9 @@ def _dist_given(config: pytest.Config) -> bool:
 
 
 class SharedDirectory:
-    """Controller side of xdist: a temporary directory for the workers' shared work when ``--codi-cache``
-    is not given (made when the first worker starts, removed when the session ends), and the scheduler of
+    """Controller side of xdist: a temporary directory (made when the first worker starts, removed when the
+    session ends) for the workers' notes to the controller (:func:`~codi_probe.plugin.scope.note_collected`)
+    and, when ``--codi-cache`` is not given, for their shared work; and the scheduler of
     ``-n K`` without ``--dist``: every catalogue module goes to one worker, so its module fixtures are built
     once; every other test is scheduled on its own, as ``--dist load`` would."""
 
@@ -118,11 +120,12 @@ class SharedDirectory:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
-        if self.config.stash[OPTIONS_KEY].cache:
-            return
         if self.path is None:
             self.path = tempfile.mkdtemp(prefix="codi-shared-")
-        node.workerinput[SHARED_DIR_KEY] = self.path
+            self.config.stash[SESSION_DIR_STASH] = self.path
+        node.workerinput[SESSION_DIR_KEY] = self.path
+        if not self.config.stash[OPTIONS_KEY].cache:
+            node.workerinput[SHARED_DIR_KEY] = self.path
 
     @pytest.hookimpl(optionalhook=True, tryfirst=True)
     def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any):

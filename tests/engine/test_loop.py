@@ -144,6 +144,25 @@ def test_skip_thinking_feeds_eot_right_after_the_prompt(tiny, questions):
         engine.run(questions[:1], record=Record(attention=True))
 
 
+def test_answer_budget_caps_generation_only(tiny, questions):
+    """Issue 32 item 13: the catalogue gives the random tiny models (which never emit EOS) a short answer
+    budget. Greedy answers stop at the budget and are the first tokens of the uncapped run; the latents
+    are untouched; a derived engine (``with_latents``) keeps the budget."""
+    full = CodiEngine(tiny).run(questions, record=Record(sites=()), max_new_tokens=8)
+    capped_engine = CodiEngine(tiny, answer_budget=3)
+    capped = capped_engine.run(questions, record=Record(sites=()), max_new_tokens=8)
+    assert all(len(ids) == 3 for ids in capped.answer_ids)  # random weights: no EOS before the budget
+    for r, (a, b) in enumerate(zip(capped.answer_ids, full.answer_ids)):
+        assert tokens_agree(a, b[:3], full.answer_logits[r], TOL).agree
+    assert TOL.close(capped.latent_pre, full.latent_pre)
+    assert all(len(ids) == 2 for ids in capped_engine.run(questions, record=Record(sites=()), max_new_tokens=2).answer_ids)
+    fewer = capped_engine.with_latents(2)
+    assert (fewer.num_latent, fewer.answer_budget, fewer.padding) == (2, 3, capped_engine.padding)
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match="answer_budget must be a positive integer"):
+            CodiEngine(tiny, answer_budget=bad)
+
+
 def test_bad_input_errors(tiny):
     with pytest.raises(ValueError, match="unknown padding mode"):
         CodiEngine(tiny, padding="left")

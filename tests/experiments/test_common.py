@@ -5,7 +5,9 @@ import pytest
 
 from codi_probe.engine import Intervention, Zero
 from codi_probe.engine.positions import LATENT_POSITIONS, live_positions
-from codi_probe.experiments.common import answer_target, depth_to_layer, middle_layer, readout_kl, run_conditions
+from codi_probe.experiments.common import (answer_target, depth_to_layer, middle_layer, readout_kl, readout_logits,
+                                           run_conditions)
+from codi_probe.metrics import kl_divergence
 from codi_probe.tolerance import tolerance
 
 
@@ -38,6 +40,10 @@ def test_run_conditions_rows_and_scores(engine, questions):
                             teacher_force=[ids] * 3, readout=[k] * 3)
     tol = tolerance(engine.model.base_dtype, "null_kl").kl  # noop and baseline are different rows of one batch
     assert np.all(readout_kl(forced, "noop") <= tol) and np.all(readout_kl(forced, "zero") > tol)
+    # the reference's log-probabilities are kept per reference: each call still reads its own two runs
+    for ref, name in (("baseline", "zero"), ("noop", "zero"), ("zero", "baseline")):
+        direct = kl_divergence(readout_logits(forced, ref), readout_logits(forced, name)).numpy()
+        assert np.array_equal(readout_kl(forced, name, reference=ref), direct), (ref, name)
     with pytest.raises(ValueError, match="has 1 rows"):
         run_conditions(engine, questions, {"bad": [[]]})
 

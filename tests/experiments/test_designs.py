@@ -37,6 +37,25 @@ def test_layer_patching_accounts_for_every_pair(engine):
     assert res.recovery.shape[1] == engine.model.n_layers and np.isfinite(res.recovery).all()
 
 
+def test_layer_patching_shows_its_steps_with_the_time_left(engine, monkeypatch):
+    """Issue 32 item 10: the patching fixture is one long engine run; it counts its forward steps on the
+    package's progress bar where bars are shown (a watched terminal), and draws nothing otherwise."""
+    import io
+
+    from codi_probe import progress
+
+    monkeypatch.setattr("codi_probe.engine.loop.STEP_BAR_DELAY", 0.0)
+    pairs = [(p.clean, p.corrupted) for p in list(load_pairs(shipped_pairs_path()))[:2]]
+    monkeypatch.setattr(progress, "_stream", None)  # -q, piped or a worker: no bar anywhere
+    quiet = layer_patching(engine, pairs)
+    stream = io.StringIO()
+    monkeypatch.setattr(progress, "_stream", stream)
+    shown = layer_patching(engine, pairs)
+    text = stream.getvalue()
+    assert "patching (" in text and "rows)" in text and "/9 [" in text and "<" in text  # prefix+P0..P6+answer
+    assert np.array_equal(shown.recovery, quiet.recovery)  # the bar changes nothing
+
+
 def test_template_pairs_differ_in_answer_only():
     problems = list(family_problems("cyw", 40, seed=0))
     for a, b in template_pairs(problems):
