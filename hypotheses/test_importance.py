@@ -53,7 +53,10 @@ def importance(ccta, codi_options):
                    statement="one latent position is the most important: its failure rate under single-position "
                              "corruption (7 methods, relative depth 0.5) beats every other position by >= 5pp "
                              "(paired per-problem differences, all 6 pairs) with a >= 2x gap to the least "
-                             "important (some pair, Holm over the 6) (Holm over the 7 positions)",
+                             "important (some pair, Holm over the 6) (Holm over the 7 positions)"
+                             ". Differs from the source: any position may be the most important (Holm over P0..P6),"
+                             " not T5 named in advance: the sources' T-index names different positions on different"
+                             " checkpoints (claims.md C-02).",
                    source="GS CCTA test (claims.md 4.B IMP-01): 'Token 5 most important, 3x gap'; M-L1B, n=10",
                    reported=IMP01_REPORTED, hypothesis=IMP01)
 @pytest.mark.parametrize("position", LATENT_POSITIONS)
@@ -279,7 +282,10 @@ IMP11 = Hypothesis(tuple(Prediction(f"answer-change rate, resample at {p}", "les
 
 @pytest.mark.claim(id="IMP-11", kind="empirical",
                    statement="swapping one position's activation from another problem changes < 20% of answers at "
-                             "every position P0..P5",
+                             "every position P0..P5"
+                             ". Differs from the source: tests the reported change rates (3-17%) as < 20% per"
+                             " position; contamination needs a donor-implied answer, which GSM8K problems do not"
+                             " define.",
                    source="GS resampling (claims.md 4.B IMP-11): 3.0% (CT3) to 16.9% (CT2); self-swap 30/30 "
                           "identical (SAN-03)",
                    reported={"min": 0.03, "max": 0.169}, hypothesis=IMP11)
@@ -338,6 +344,7 @@ IMP04 = Hypothesis((Prediction("accuracy with P0..P3 zeroed, baseline-correct pr
                     Prediction("accuracy with P0..P3 zeroed, baseline-correct problems (< 80%)", "less", 0.80),
                     Prediction("accuracy with P0..P5 zeroed, baseline-correct problems", "less", 0.20),
                     Prediction("keep-only-P5 accuracy - mean keep-only accuracy of P0..P4", "greater", 0.15)),
+                   min_n=100, min_n_source="claims.md IMP-04: the threshold curve with >= 100 problems",
                    controls=(SAME_BASELINE,))
 
 
