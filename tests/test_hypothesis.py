@@ -115,3 +115,13 @@ def test_an_evidence_reason_reaches_the_verdict_through_the_family_adjustment():
     assert "excluded" not in decide(adjusted["y"], family_size=2).reason
     short = combine(hyp, [Evidence("a", 0.5, 0.3, 0.7, 9, 0.001, 0.9, "m", excluded=3)], 12)
     assert short.verdict == "inconclusive" and "9 after excluding 3" in short.reason
+
+
+def test_a_control_is_shown_only_strictly_below_alpha():
+    """``shown`` and ``any_shown`` use the same strict ``p < ALPHA`` as the verdict (found by mutation testing)."""
+    def ev(p):
+        return Evidence("c", 0.0, 0.0, 0.0, 50, p, 1.0, "m")
+
+    assert not shown(ev(ALPHA)) and shown(ev(ALPHA * 0.999))
+    assert not any_shown([ev(ALPHA / 2), ev(1.0)])  # Holm over two: 2 x ALPHA/2 = ALPHA is not below it
+    assert any_shown([ev(ALPHA / 2.01), ev(1.0)]) and not any_shown([])

@@ -280,3 +280,97 @@ def test_a_statistic_far_beyond_every_resample_gets_a_p_value_a_large_family_can
     assert ev.p_refute < 1 / 2001 / 84 and ev.p_refute >= sps.t.cdf(t, len(x) - 1) * (1 - 1e-9)  # jackknife SE: round-off
     near = stats.mean_evidence(np.random.default_rng(12).normal(0.0, 1.0, 100), Prediction("m", "greater", 0.0))
     assert near.p_support >= 1 / 2001  # within the resamples' range: the Monte-Carlo p-value, as before
+
+
+# ---- found by mutation testing (docs/mutation.md): edges of the verdict path no other test reached --------
+
+@pytest.mark.parametrize("k", [0, 3])
+def test_a_share_against_the_bounds_0_and_1_is_exact(k):
+    """A threshold of 0 or 1 has no binomial test: "greater than 0" is shown by one hit and "less than 1"
+    by one miss, with certainty; the opposite directions can never be shown."""
+    n = 3
+    above0 = stats.proportion_evidence(k, n, Prediction("s", "greater", 0.0))
+    assert (above0.p_support, above0.p_refute) == ((0.0, 1.0) if k > 0 else (1.0, 1.0))
+    below0 = stats.proportion_evidence(k, n, Prediction("s", "less", 0.0))
+    assert (below0.p_support, below0.p_refute) == ((1.0, 0.0) if k > 0 else (1.0, 1.0))
+    below1 = stats.proportion_evidence(k, n, Prediction("s", "less", 1.0))
+    assert (below1.p_support, below1.p_refute) == ((0.0, 1.0) if k < n else (1.0, 1.0))
+    above1 = stats.proportion_evidence(k, n, Prediction("s", "greater", 1.0))
+    assert (above1.p_support, above1.p_refute) == ((1.0, 0.0) if k < n else (1.0, 1.0))
+
+
+def test_proportion_interval_follows_its_level_and_no_problems_decide_nothing():
+    e90, e95 = stats.proportion(7, 20, level=0.9), stats.proportion(7, 20)
+    ci = sps.binomtest(7, 20).proportion_ci(confidence_level=0.9, method="exact")
+    assert (e90.value, e90.lo, e90.hi, e90.n, e90.level) == (0.35, pytest.approx(ci.low), pytest.approx(ci.high), 20, 0.9)
+    assert e95.lo < e90.lo and e95.hi > e90.hi
+    empty = stats.proportion(0, 0, level=0.9)
+    assert np.isnan(empty.value) and (empty.lo, empty.hi, empty.n, empty.level) == (0.0, 1.0, 0, 0.9)
+    one = stats.proportion_evidence(1, 1, Prediction("s", "greater", 0.5))
+    assert one.n == 1 and one.reason is None  # one problem is counted, not "no problems"
+    none = stats.proportion_evidence(0, 0, Prediction("s", "greater", 0.5))
+    assert (none.n, none.p_support, none.p_refute, none.level) == (0, 1.0, 1.0, 0.95)
+    assert np.isnan(none.lo) and np.isnan(none.hi) and none.reason == "no problems to count"
+
+
+def test_share_power_is_the_exact_binomial_power_at_the_declared_effect():
+    def exact_power(n, theta0, theta1):  # the smallest rejecting count, found one count at a time
+        k = next(k for k in range(n + 1) if sps.binom.sf(k - 1, n, theta0) < ALPHA)
+        return sps.binom.sf(k - 1, n, theta1)
+
+    ev = stats.proportion_evidence(30, 60, Prediction("s", "greater", 0.4, effect=0.2))
+    assert ev.effect == 0.2 and ev.power == pytest.approx(exact_power(60, 0.4, 0.6))
+    default = stats.proportion_evidence(30, 60, Prediction("s", "greater", 0.4))
+    assert default.effect == stats.DEFAULT_SHARE_EFFECT
+    assert default.power == pytest.approx(exact_power(60, 0.4, 0.4 + stats.DEFAULT_SHARE_EFFECT))
+    less = stats.proportion_evidence(5, 60, Prediction("s", "less", 0.3, effect=0.2))
+    assert less.power == pytest.approx(exact_power(60, 0.7, 0.9))  # "less than 0.3" mirrors "more than 0.7"
+    at0 = stats.proportion_evidence(5, 40, Prediction("s", "greater", 0.0, effect=0.05))
+    assert at0.power == pytest.approx(1 - 0.95 ** 40)  # rejects on any hit
+    at1 = stats.proportion_evidence(5, 40, Prediction("s", "less", 1.0, effect=0.05))
+    assert at1.power == pytest.approx(1 - 0.95 ** 40)  # rejects on any miss
+    assert np.isnan(stats.proportion_evidence(5, 40, Prediction("s", "equivalent", 0.1)).power)
+
+
+def test_mcnemar_exact_is_statsmodels_exact_mcnemar():
+    from statsmodels.stats.contingency_tables import mcnemar
+
+    before = np.array([1] * 30 + [0] * 12 + [1] * 4 + [0] * 10, dtype=bool)
+    after = np.array([1] * 30 + [1] * 12 + [0] * 4 + [0] * 10, dtype=bool)
+    ref = mcnemar([[30, 4], [12, 10]], exact=True).pvalue
+    assert stats.mcnemar_exact(before, after) == pytest.approx(ref)
+    assert stats.mcnemar_exact(before, after, "greater") == pytest.approx(sps.binomtest(12, 16, 0.5, "greater").pvalue)
+    assert stats.mcnemar_exact(before, before) == 1.0
+    assert stats.mcnemar_exact([True, False], [False, True]) == pytest.approx(1.0)  # 1 gained, 1 lost
+
+
+def test_cochran_q_and_page_trend_are_the_libraries():
+    from statsmodels.stats.contingency_tables import cochrans_q
+
+    rng = np.random.default_rng(3)
+    m = (rng.random((40, 4)) < np.array([0.2, 0.4, 0.5, 0.7])).astype(int)
+    assert stats.cochran_q(m) == pytest.approx(cochrans_q(m).pvalue)
+    assert stats.cochran_q(np.ones((5, 3), dtype=int)) == 1.0
+    spread = m[m.std(1) > 0].astype(float)
+    assert stats.page_trend(m) == pytest.approx(sps.page_trend_test(spread, method="asymptotic").pvalue)
+    two = np.array([[0.0, 1.0, 1.0], [0.0, 0.0, 1.0]])  # two rows with spread: tested, not 1.0
+    assert stats.page_trend(two) == pytest.approx(sps.page_trend_test(two, method="asymptotic").pvalue)
+    assert stats.page_trend(two) < 1.0
+    assert stats.page_trend(two[:1]) == 1.0  # one row: nothing to test
+
+
+def test_permutation_spearman_drops_rows_without_spread_and_counts_non_finite_ones():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(30, 5))
+    y = x + rng.normal(scale=0.5, size=(30, 5))
+    x[0] = 1.0  # x without spread: no within-problem information
+    y[1] = 2.0  # y without spread
+    x[2, 3] = np.nan  # non-finite: excluded and counted
+    ev = stats.permutation_spearman(x, y, Prediction("rho", "greater", 0.0), permutations=500)
+    keep = np.ones(30, dtype=bool)
+    keep[:3] = False
+    rhos = [sps.spearmanr(a, b)[0] for a, b in zip(x[keep], y[keep])]
+    assert (ev.n, ev.excluded) == (27, 1) and ev.value == pytest.approx(np.mean(rhos))
+    assert ev.p_support < ALPHA and ev.reason == "1 problem(s) with a non-finite value excluded"
+    assert stats.within_problem_rhos(x[3:], y[3:]) == pytest.approx(rhos)
+    assert stats.within_problem_rhos(x[:2], y[:2]).size == 0
