@@ -374,3 +374,26 @@ def test_permutation_spearman_drops_rows_without_spread_and_counts_non_finite_on
     assert ev.p_support < ALPHA and ev.reason == "1 problem(s) with a non-finite value excluded"
     assert stats.within_problem_rhos(x[3:], y[3:]) == pytest.approx(rhos)
     assert stats.within_problem_rhos(x[:2], y[:2]).size == 0
+
+
+def test_bootstrap_mean_edges_and_its_interval_is_mean_evidences():
+    nan = float("nan")
+    for values, expect in (([], (nan, nan, nan, 0)), ([3.0], (3.0, nan, nan, 1)), ([2.0, 2.0, nan], (2.0, 2.0, 2.0, 2))):
+        e = stats.bootstrap_mean(values)
+        assert np.allclose([e.value, e.lo, e.hi, e.n], expect, equal_nan=True), values
+    two = stats.bootstrap_mean([1.0, 3.0])  # two problems with spread are bootstrapped, not a point
+    assert two.n == 2 and two.lo < 2.0 < two.hi
+    x = np.random.default_rng(5).exponential(size=(6, 7))  # any shape: one value per problem
+    e, ev = stats.bootstrap_mean(x, seed=2), stats.mean_evidence(x.reshape(-1), Prediction("m", "greater", 0.5), seed=2)
+    assert (e.value, e.lo, e.hi, e.n) == (pytest.approx(x.mean()), pytest.approx(ev.lo), pytest.approx(ev.hi), 42)
+
+
+def test_the_tail_beyond_every_resample_is_the_normal_tail_of_the_resampled_t():
+    boot = stats._Studentized(np.random.default_rng(1).normal(size=(40, 1)), lambda m: m[..., 0], seed=0, resamples=300)
+    t = boot.t_asc[np.isfinite(boot.t_asc)]
+    z = (9.0 - t.mean()) / t.std()
+    assert boot._beyond_every_resample(9.0, "greater") == pytest.approx(sps.norm.sf(z))
+    assert boot._beyond_every_resample(-9.0, "less") == pytest.approx(sps.norm.cdf((-9.0 - t.mean()) / t.std()))
+    assert boot._beyond_every_resample(float("inf"), "greater") == 1.0
+    boot.t_asc = np.array([0.5])  # one finite resample: no spread, no tail
+    assert boot._beyond_every_resample(9.0, "greater") == 1.0
