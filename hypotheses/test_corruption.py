@@ -48,7 +48,8 @@ COR02 = Hypothesis(Prediction(f"share of problems with KL >= {COR02_KL:g} nats a
                              "position on all but < 10% of problems (exact binomial). "
                              "Differs from the source: 'KL ~ 0' is tested as a share of problems, not as the mean KL, "
                              "since no test of a mean holds its level on KL-shaped (zero-inflated, heavy-tailed) "
-                             "data (docs/statistics.md)",
+                             "data (docs/statistics.md); the coupling control asks KL > 0 of every changed answer, not "
+                             "the source's KL > 0.1 nats (not raised yet)",
                    source="GS (claims.md 4.C COR-02, F-04): KL read with batchmean at the token 'The'",
                    reported="KL ~ 0 for all corruptions", hypothesis=COR02)
 def test_kl_is_not_zero_when_measured_correctly(ccta, codi_options, claim):
