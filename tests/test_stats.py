@@ -397,3 +397,30 @@ def test_the_tail_beyond_every_resample_is_the_normal_tail_of_the_resampled_t():
     assert boot._beyond_every_resample(float("inf"), "greater") == 1.0
     boot.t_asc = np.array([0.5])  # one finite resample: no spread, no tail
     assert boot._beyond_every_resample(9.0, "greater") == 1.0
+
+
+def test_bootstrap_evidence_that_cannot_decide_says_why_and_keeps_its_counts():
+    pred = Prediction("r", "greater", 0.0)
+    one = stats.bootstrap_evidence([np.array([1.0, np.nan])], np.mean, pred)
+    assert (one.statistic, one.n, one.excluded, one.p_support, one.p_refute) == ("r", 1, 1, 1.0, 1.0)
+    assert one.reason == "1 problem(s) with finite values: a bootstrap needs at least 2"
+    x = np.array([1.0, 2.0, 3.0, np.inf])
+    bad = stats.bootstrap_evidence([x], lambda s: np.log(-s.mean()), pred)
+    assert (bad.n, bad.excluded, bad.p_support) == (3, 1, 1.0) and np.isnan(bad.value)
+    assert bad.reason == "the statistic is not finite for these data"
+
+
+@pytest.mark.parametrize("alternative", ["greater", "less"])
+def test_the_studentized_bound_is_the_order_statistic_its_p_value_allows(alternative):
+    """The one-sided bound sits at the largest count of resamples beyond it that keeps (1 + count) / (R + 1)
+    below alpha (the outer of it and Student's t bound): here 3 of 199 at alpha = 0.025."""
+    rows = np.random.default_rng(4).lognormal(sigma=1.2, size=(30, 1))
+    b = stats._Studentized(rows, lambda m: m[..., 0], seed=0, resamples=199)
+    count = max(h for h in range(199) if (1 + h) / 200 < 0.025)
+    q = sps.t.ppf(0.975, 29)
+    if alternative == "greater":
+        expect = min(b.value - b.se * b.t_desc[count], b.value - b.se * q)
+    else:
+        expect = max(b.value - b.se * b.t_asc[count], b.value + b.se * q)
+    assert count == 3 and b.bound(0.025, alternative) == pytest.approx(expect)
+    assert b.bound(0.001, alternative) == (-np.inf if alternative == "greater" else np.inf)  # below 1/(R+1)
