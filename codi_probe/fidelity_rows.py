@@ -96,11 +96,13 @@ ROWS: list[Row] = [
         src("L8 residual", "GS T5 = P5", "zero-only failure", "T5 ranked first", "-", "10"),
         RES, "P5 vs each other", "zero-ablation failure rate", "exact Tango per pair, intersection-union",
         ("> 0",), 50),
-    row("IMP-04", "faithful",
+    row("IMP-04", "deviates",
         src("L8 residual", "GS T0..T5", "accuracy with k corrupted; keep-one", "acc(4) in [20,80]%, acc(6) < 20%, "
             "keep-T5 >= mean other keep-only + 15pp", "threshold curve", ">= 100"),
         RES, "P0..P3 / P0..P5 / keep-only P_k", "accuracy on baseline-correct problems", "exact binomial / paired",
-        ("< 0.2", "< 0.8", "> 0.15", "> 0.2"), 100),
+        ("< 0.2", "< 0.8", "> 0.15", "> 0.2"), 50,
+        "the minimum is 50 baseline-correct problems, not 100 problems (the default run scores 100 problems; a "
+        "minimum of 100 baseline-correct ones would leave the claim undecided there)"),
     row("IMP-05", "faithful",
         src("next latent input (no-op at T5, F-08)", "GS T5", "answer changes", "positive control per site",
             "invalid by construction", "60"),
