@@ -102,9 +102,10 @@ COR02 = Hypothesis(Prediction(f"share of problems with KL >= {COR02_KL:g} nats a
                    statement="corruptions flip answers without changing confidence: the KL at the answer-number "
                              "token (summed over the vocabulary) is ~0 (< 0.01 nats) under every corruption method and "
                              "position on all but < 10% of problems (exact binomial). "
-                             "Deliberate difference: 'KL ~ 0' is tested as a share of problems, not as the mean KL, "
+                             "Differs from the source: 'KL ~ 0' is tested as a share of problems, not as the mean KL, "
                              "since no test of a mean holds its level on KL-shaped (zero-inflated, heavy-tailed) "
-                             "data (docs/statistics.md)",
+                             "data (docs/statistics.md); the coupling control asks KL > 0 of every changed answer, not "
+                             "the source's KL > 0.1 nats (not raised yet)",
                    source="GS (claims.md 4.C COR-02, F-04): KL read with batchmean at the token 'The'",
                    reported="KL ~ 0 for all corruptions", hypothesis=COR02)
 def test_kl_is_not_zero_when_measured_correctly(ccta, codi_options, claim):
@@ -193,6 +194,7 @@ def test_failure_flat_in_sigma(ccta, codi_options, claim):
 
 
 NOISE03 = Hypothesis(Prediction("accuracy change, P5 x 1.5", "greater", 0.0),
+                     min_n=100, min_n_source="claims.md NOISE-03: the amplification effect with >= 100 problems",
                      controls=("the x1.0 scale (no-op) reproduces every baseline answer",))
 
 
@@ -254,7 +256,9 @@ NOISE01 = Hypothesis(Prediction("answer-change rate, norm-preserving noise on e_
 
 @pytest.mark.claim(id="NOISE-01", kind="empirical",
                    statement="the latents are robust to small norm-preserving noise: sigma=0.1 Gaussian noise added to "
-                             "e_3 (P3) and rescaled to its original norm changes < 10% of answers",
+                             "e_3 (P3) and rescaled to its original norm changes < 10% of answers"
+                             ". Differs from the source: one noise level at e_3 (robustness) is tested, not the"
+                             " half-accuracy angle ratio between the carriers and P6 (not built yet).",
                    source="CYW exp 10 (claims.md 4.K NOISE-01): norm-preserving noise on post-projection latents, "
                           "10 rollouts, sigma=0.1 absolute per dimension; numbers n/r",
                    reported="n/r", hypothesis=NOISE01)

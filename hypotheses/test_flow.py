@@ -62,7 +62,9 @@ FLOW03 = Hypothesis(Prediction("mean attention P6 -> {P0,P1,P2}", "less", 0.1))
 
 
 @pytest.mark.claim(id="FLOW-02", kind="empirical", hypothesis=FLOW02,
-                   statement="no sequential flow: mean attention from P_i to P_(i-1) is below 0.3",
+                   statement="no sequential flow: mean attention from P_i to P_(i-1) is below 0.3"
+                             ". Differs from the source: raw attention against the source's 0.3; the teacher's"
+                             " text-CoT comparison needs a teacher run that is not shipped.",
                    source="GS (claims.md 4.G FLOW-02): 0.038 with threshold 0.3", reported=0.038)
 def test_no_sequential_flow(flow, claim):
     seq = np.array([np.mean([a[i, i - 1] for i in range(1, 7)]) for a in flow])
@@ -72,7 +74,9 @@ def test_no_sequential_flow(flow, claim):
 
 
 @pytest.mark.claim(id="FLOW-03", kind="empirical", hypothesis=FLOW03,
-                   statement="no skip connections: mean attention from the last latent P6 to P0..P2 is below 0.1",
+                   statement="no skip connections: mean attention from the last latent P6 to P0..P2 is below 0.1"
+                             ". Differs from the source: raw attention against the source's 0.1; no teacher text-CoT"
+                             " comparison (not shipped).",
                    source="GS (claims.md 4.G FLOW-03): 5->{0,1,2} mean 0.029 with threshold 0.1", reported=0.029)
 def test_no_skip_connections(flow, claim):
     skip = flow[:, 6, :3].mean(1)
@@ -174,7 +178,9 @@ def flow07_conditions(n: int) -> dict:
 @pytest.mark.claim(id="FLOW-07", kind="empirical",
                    statement="P0 (the BOT position) is a passive hub: blocking every later latent and EOT from "
                              "attending to it costs > 10pp accuracy against a no-op mask, while blocking P0 from "
-                             "the question costs < 2pp",
+                             "the question costs < 2pp"
+                             ". Differs from the source: only the passive-hub accuracies are tested; the 'cascading"
+                             " divergence' half (cosine Page trend) is not built yet.",
                    source="GS CT0 bidirectional blocking (claims.md 4.G FLOW-07): others-can't-see-CT0 -16pp, "
                           "CT0-can't-see-question 0pp; n=100",
                    reported={"others cannot see P0": -0.16, "P0 cannot see the question": 0.0}, hypothesis=FLOW07)

@@ -53,7 +53,10 @@ def importance(ccta, codi_options):
                    statement="one latent position is the most important: its failure rate under single-position "
                              "corruption (7 methods, relative depth 0.5) beats every other position by >= 5pp "
                              "(paired per-problem differences, all 6 pairs) with a >= 2x gap to the least "
-                             "important (some pair, Holm over the 6) (Holm over the 7 positions)",
+                             "important (some pair, Holm over the 6) (Holm over the 7 positions)"
+                             ". Differs from the source: any position may be the most important (Holm over P0..P6),"
+                             " not T5 named in advance: the sources' T-index names different positions on different"
+                             " checkpoints (claims.md C-02).",
                    source="GS CCTA test (claims.md 4.B IMP-01): 'Token 5 most important, 3x gap'; M-L1B, n=10",
                    reported=IMP01_REPORTED, hypothesis=IMP01)
 @pytest.mark.parametrize("position", LATENT_POSITIONS)
@@ -290,7 +293,10 @@ IMP11 = Hypothesis(tuple(Prediction(f"answer-change rate, resample at {p}", "les
 
 @pytest.mark.claim(id="IMP-11", kind="empirical",
                    statement="swapping one position's activation from another problem changes < 20% of answers at "
-                             "every position P0..P5",
+                             "every position P0..P5"
+                             ". Differs from the source: tests the reported change rates (3-17%) as < 20% per"
+                             " position; contamination needs a donor-implied answer, which GSM8K problems do not"
+                             " define.",
                    source="GS resampling (claims.md 4.B IMP-11): 3.0% (CT3) to 16.9% (CT2); self-swap 30/30 "
                           "identical (SAN-03)",
                    reported={"min": 0.03, "max": 0.169}, hypothesis=IMP11)
@@ -355,7 +361,10 @@ IMP04 = Hypothesis((Prediction("accuracy with P0..P3 zeroed, baseline-correct pr
 @pytest.mark.claim(id="IMP-04", kind="empirical",
                    statement="a threshold, not a cliff: zeroing 4 of the 6 positions (P0..P3, relative depth 0.5) "
                              "leaves 20-80% of baseline-correct problems correct, zeroing all six < 20%, and keeping "
-                             "only P5 (zeroing the other five) beats keeping only any other position by >= 15pp",
+                             "only P5 (zeroing the other five) beats keeping only any other position by >= 15pp"
+                             ". Differs from the source: the minimum is 50 baseline-correct problems, not 100"
+                             " problems (the default run scores 100 problems; a minimum of 100 baseline-correct ones"
+                             " would leave the claim undecided there).",
                    source="GS token_threshold (claims.md 4.B IMP-04): 4/6 corrupted 100% -> 47.5%; 6/6 0-20%; "
                           "keep-only T5 70-80%, T1/T2 ~60%, T0/T3/T4 < 50%; 10 problems",
                    reported={"4 of 6": 0.475, "keep-only P5": 0.75}, hypothesis=IMP04)

@@ -109,7 +109,10 @@ ACC05 = Hypothesis(Prediction("share of latent-dependent problems with an interm
 @pytest.mark.claim(id="ACC-05", kind="empirical",
                    statement="where the latents are needed (correct with 6 latents, wrong with none), the gold "
                              "intermediates are decodable from them: step1 or step2 is in some fed latent's lens "
-                             "top-5 for > 65% of those problems",
+                             "top-5 for > 65% of those problems"
+                             ". Differs from the source: the decodability level (65%, the source's figure) on"
+                             " latent-dependent problems is tested, not the correct-minus-incorrect gap (not built"
+                             " yet).",
                    source="DW (claims.md 4.A ACC-05): latents often unnecessary on logical sets; when needed "
                           "(GSM8K-Aug) gold traces decodable by vocabulary projection in 65-93%",
                    reported={"decodable when needed": [0.65, 0.93]}, hypothesis=ACC05)
@@ -136,7 +139,9 @@ ACC06 = Hypothesis(Prediction("necessity: acc(6 latents) - acc(0 latents)", "gre
 
 @pytest.mark.claim(id="ACC-06", kind="empirical",
                    statement="the latents are necessary: removing all of them (EOT right after BOT) costs > 90pp "
-                             "accuracy (exact paired test)",
+                             "accuracy (exact paired test)"
+                             ". Differs from the source: one checkpoint on GSM8K: the pointer-chase organism and a"
+                             " second seed are not shipped.",
                    source="CDS pointer-chase, Qwen3-8B (claims.md 4.A ACC-06): necessity = 1.00 - 0.04 = 0.96, "
                           "n=300; a hypothesis on CODI here",
                    reported=0.96, hypothesis=ACC06)

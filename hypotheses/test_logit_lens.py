@@ -112,7 +112,8 @@ LENS03 = Hypothesis((Prediction("share of problems whose P(step1) peaks at P2", 
 
 @pytest.mark.claim(id="LENS-03", kind="empirical",
                    statement="the lens probability of step1 peaks at P2 and that of step2 at P4, for most problems "
-                             "(> 50%, the mode over prompts); rows whose value is not one token are left out",
+                             "(> 50%, the mode over prompts); rows whose value is not one token are left out"
+                             ". Differs from the source: the 'P(answer) low at every k' half is left to LENS-10.",
                    source="CYW exp 2 (claims.md 4.H LENS-03): P(step1/step2/answer) under softmax(h_k E^T), k=0..6; "
                           "numbers n/r",
                    reported="n/r", hypothesis=LENS03)
@@ -137,7 +138,9 @@ LENS05 = Hypothesis((Prediction("step1 in the top-5 of an even thought (correct 
 
 @pytest.mark.claim(id="LENS-05", kind="empirical",
                    statement="intermediate results are decodable from even thoughts: on correctly answered problems "
-                             "step1 and step2 are each in the lens top-5 at P0, P2, P4 or P6 for > 70%",
+                             "step1 and step2 are each in the lens top-5 at P0, P2, P4 or P6 for > 70%"
+                             ". Differs from the source: every correctly answered problem, not a 1-step subset"
+                             " (problems are not selected by step count); the even/odd contrast is NEW-01 / LENS-08.",
                    source="CODI paper Table 3 (claims.md 4.H LENS-05): 97.1/83.9/75.0% for 1/2/3-step (top-5, "
                           "correct only); GS reproduction 50.0/44.7/56.3%",
                    reported={"1-step": 0.971, "2-step": 0.839, "3-step": 0.75}, hypothesis=LENS05)
@@ -163,7 +166,10 @@ LENS06 = Hypothesis(Prediction("number top-1 rate, some position minus another (
 @pytest.mark.claim(id="LENS-06", kind="empirical",
                    statement="positions differ in whether they decode to a number: the share of problems whose lens "
                              "top-1 at P_k is a number differs by > 30pp between the highest and lowest position (paired "
-                             "tests of every ordered pair of positions, supported when some pair is after Holm)",
+                             "tests of every ordered pair of positions, supported when some pair is after Holm)"
+                             ". Differs from the source: a > 30pp gap between some two positions instead of any"
+                             " difference by chi2 (deliberately stricter: with hundreds of problems chi2 finds"
+                             " trivial differences).",
                    source="GS final-layer decoding (claims.md 4.H LENS-06): M-L1B positions 1 & 4 >= 85%, 3 4.7% "
                           "(chi2=745); M-GPT2 0,2,4 14-29%, 1,3,5 0%",
                    reported={"M-L1B max": 0.85, "M-L1B min": 0.047}, hypothesis=LENS06)

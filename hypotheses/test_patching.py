@@ -345,7 +345,9 @@ LAY02 = Hypothesis(Prediction("share of layers moving the logit difference towar
 @pytest.mark.claim(id="LAY-02", kind="empirical",
                    statement="patching is a coin flip: per pair, the share of layers whose clean->corrupted patch of "
                              "the latent positions moves the logit difference toward the clean answer is 50% +-10pp "
-                             "(the seeds' cells were layer x position; here all latent positions per layer)",
+                             "(the seeds' cells were layer x position; here all latent positions per layer)"
+                             ". Differs from the source: cells are layers (all latent positions at once), not layer x"
+                             " position cells, whose pooled counts treat one pair's cells as independent (F-05).",
                    source="GS position patching (claims.md 4.F LAY-02): recovery 48.5% (2212/4560), anti-recovery "
                           "50.8%; PAD-placeholder pipeline",
                    reported={"recovery": 0.485, "anti-recovery": 0.508}, hypothesis=LAY02)
@@ -394,7 +396,9 @@ LAY04 = Hypothesis(tuple(Prediction(f"clean-answer rate change, P0 patched at {d
 @pytest.mark.claim(id="LAY-04", kind="empirical",
                    statement="the first latent position is epiphenomenal: patching P0 clean->corrupted at early, "
                              "middle or late depth raises the share of pairs giving the clean answer by < 5pp over the "
-                             "unpatched corrupted run (exact paired tests)",
+                             "unpatched corrupted run (exact paired tests)"
+                             ". Differs from the source: the source's 'epiphenomenal' conclusion is tested against"
+                             " the unpatched corrupted run, without the random-donor control (not built yet).",
                    source="GS GPT-2 activation patching at the first [THINK] token (claims.md 4.F LAY-04): clean "
                           "35.6% unpatched, 13.3/13.3/20.0% patched at L3/L6/L11, n=45",
                    reported={"unpatched": 0.3556, "L3": 0.1333, "L6": 0.1333, "L11": 0.20}, hypothesis=LAY04)
@@ -437,7 +441,9 @@ LAY06 = Hypothesis(Prediction("clean-answer rate, first 4 minus first 2 position
 
 @pytest.mark.claim(id="LAY-06", kind="empirical",
                    statement="a 2/3 majority rule: patching the first 4 of the 6 positions (P0..P3) clean->corrupted at "
-                             "late depth gives the clean answer > 20pp more often than patching the first 2",
+                             "late depth gives the clean answer > 20pp more often than patching the first 2"
+                             ". Differs from the source: the majority rule is tested as a rise of the clean answer"
+                             " from N = 2 to N = 4, not as the clean-vs-corrupted crossing at N = 4 (not built yet).",
                    source="GS N-token patching (claims.md 4.F LAY-06): GPT-2 L11 clean 21.1/0.0/21.1/26.3/42.1/0.0% "
                           "for N=1..6; Llama L14 recovery from N=4",
                    reported={"N=2": 0.0, "N=4": 0.263}, hypothesis=LAY06)
@@ -499,7 +505,10 @@ PATCH05 = Hypothesis(Prediction("share of pairs with P(X+Y) > P(X-Y) at h_2 afte
 @pytest.mark.claim(id="PATCH-05", kind="empirical",
                    statement="the first three fed latents carry the operation: fed from the addition prompt into the "
                              "subtraction prompt of the same (template, X, Y, Z), they make the lens at h_2 prefer X+Y "
-                             "over X-Y for > 50% of pairs (h_2 is recomputed from the patched inputs, never copied: F-14)",
+                             "over X-Y for > 50% of pairs (h_2 is recomputed from the patched inputs, never copied: F-14)"
+                             ". Differs from the source: a preference for X+Y over X-Y in > 50% of pairs instead of a"
+                             " 10x rise in P(X+Y) (a ratio that is unstable where the unpatched P(X+Y) is near 0);"
+                             " e_1..e_3 (the source code's first three) rather than the suggested e_1..e_2.",
                    source="CYW exp 9 (claims.md 4.I PATCH-05): addition latents patched into subtraction, lens at "
                           "position 2, P(X+Y) vs P(X-Y); 100 prompts; numbers n/r",
                    reported="n/r", hypothesis=PATCH05)
@@ -617,7 +626,7 @@ LAY03 = Hypothesis(Prediction(f"share of problems with |LD(iterative, last stage
 @pytest.mark.claim(id="LAY-03", kind="empirical",
                    statement="iterative and parallel patching give the same logit difference (|difference| < 1e-3 "
                              "logits on all but < 5% of problems, exact binomial): true by construction (SAN-08), so it "
-                             "says nothing about 'parallel ensembles'. Deliberate difference: tested as a share of "
+                             "says nothing about 'parallel ensembles'. Differs from the source: tested as a share of "
                              "problems, not as the mean |difference|, which has no valid test on data that are 0 up "
                              "to round-off (docs/statistics.md)",
                    source="GS iterative vs parallel (claims.md 4.F LAY-03): identical KL 0.000369, activation "

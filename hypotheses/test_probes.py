@@ -179,7 +179,9 @@ OP03 = Hypothesis((Prediction("step1 from h_2, held-out balanced accuracy", "gre
 @pytest.mark.claim(id="OP-03", kind="empirical",
                    statement="z2 encodes the result, not the operands: a linear probe reads step1 from h_2 (held-out "
                              "operand pairs, > 90% balanced accuracy) and reads it > 30pp better than the first "
-                             "operand X",
+                             "operand X"
+                             ". Differs from the source: the Activation Oracle is not shipped: a linear probe reads"
+                             " result vs operand instead.",
                    source="AO other tasks (claims.md 4.J OP-03): step1 from z2 97.5%, first operand 42.5%, "
                           "'z2 encodes (operation, result), not operands'",
                    reported={"step1@z2": 0.975, "first operand": 0.425}, hypothesis=OP03)
@@ -315,7 +317,9 @@ LENS01 = Hypothesis((Prediction("step1 from h_2, held-out balanced accuracy", "g
 
 @pytest.mark.claim(id="LENS-01", kind="empirical",
                    statement="the third and fifth latent vectors store the intermediates: step1 is linearly readable "
-                             "from h_2 (> 90%) and step2 from h_4 (> 60%), held out by operand pair",
+                             "from h_2 (> 90%) and step2 from h_4 (> 60%), held out by operand pair"
+                             ". Differs from the source: 'stored' is read by a linear probe held out by operand pair"
+                             " (the lens is LENS-02, patching PATCH-01/02).",
                    source="AF TL;DR (claims.md 4.H LENS-01): M-CYW stores the two intermediates in the third and "
                           "fifth of six latent vectors (h_2, h_4); numbers n/r",
                    reported="n/r", hypothesis=LENS01)
@@ -435,7 +439,9 @@ PROBE05 = Hypothesis((Prediction("answer-change rate at the most sensitive fed l
 @pytest.mark.claim(id="PROBE-05", kind="empirical",
                    statement="feature interventions act at one step only: projecting the top principal direction out of "
                              "one fed latent e_k changes > 5% of answers at the most sensitive position and < 1% at "
-                             "every other (principal components stand in for the source's SAE features)",
+                             "every other (principal components stand in for the source's SAE features)"
+                             ". Differs from the source: principal directions stand in for SAE features (no SAE"
+                             " shipped).",
                    source="GS SAE step-3 interventions, GPT-2 (claims.md 4.M PROBE-05): flips only at step 3 (187/2000 "
                           "= 9.3%), 0/10,000 elsewhere, all from 2 of 20 problems",
                    reported={"step 3": 0.093, "elsewhere": 0.0}, hypothesis=PROBE05)
@@ -469,7 +475,9 @@ PROBE03 = Hypothesis(Prediction("cosine between the GSM8K and the CYW-template c
                    statement="tasks occupy different latent regions: the centroid of the fed positions' latents h_1..h_6 "
                              "over GSM8K problems and over CYW template problems have cosine < 0.3 (bootstrap over "
                              "problems; the source's CommonsenseQA and Personal-Relations sets are not shipped, so the "
-                             "two shipped task families stand in)",
+                             "two shipped task families stand in)"
+                             ". Differs from the source: CommonsenseQA and Personal-Relations are not shipped: GSM8K"
+                             " vs CYW templates stand in.",
                    source="GS three-way comparison (claims.md 4.M PROBE-03): cross-task centroid cosine 0.13-0.21 "
                           "(GSM8K / CommonsenseQA / Personal-Relations, 300 each)",
                    reported=[0.13, 0.21], hypothesis=PROBE03)

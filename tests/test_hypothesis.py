@@ -115,3 +115,57 @@ def test_an_evidence_reason_reaches_the_verdict_through_the_family_adjustment():
     assert "excluded" not in decide(adjusted["y"], family_size=2).reason
     short = combine(hyp, [Evidence("a", 0.5, 0.3, 0.7, 9, 0.001, 0.9, "m", excluded=3)], 12)
     assert short.verdict == "inconclusive" and "9 after excluding 3" in short.reason
+
+
+def test_a_control_is_shown_only_strictly_below_alpha():
+    """``shown`` and ``any_shown`` use the same strict ``p < ALPHA`` as the verdict (found by mutation testing)."""
+    def ev(p):
+        return Evidence("c", 0.0, 0.0, 0.0, 50, p, 1.0, "m")
+
+    assert not shown(ev(ALPHA)) and shown(ev(ALPHA * 0.999))
+    assert not any_shown([ev(ALPHA / 2), ev(1.0)])  # Holm over two: 2 x ALPHA/2 = ALPHA is not below it
+    assert any_shown([ev(ALPHA / 2.01), ev(1.0)]) and not any_shown([])
+
+
+# ---- found by mutation testing (docs/mutation.md) ----------------------------------------------------
+
+def _ev(name, ps, pr, excluded=0):
+    return Evidence(name, 0.0, 0.0, 0.0, 60, ps, pr, "m", excluded=excluded)
+
+
+def test_the_verdict_is_strict_at_alpha_on_both_sides():
+    assert decide(Outcome(ALPHA, 1.0, 60)).verdict == "inconclusive"
+    assert decide(Outcome(1.0, ALPHA, 60)).verdict == "inconclusive"
+    assert decide(Outcome(1.0, ALPHA * 0.999, 60)).verdict == "refuted"
+
+
+def test_a_family_of_two_is_adjusted_and_named_in_the_verdict():
+    raw = {"a": Outcome(0.01, 0.5, 60), "b": Outcome(0.02, 0.9, 60)}
+    adj = adjust_family(raw)
+    assert (adj["a"].p_support, adj["b"].p_support) == (pytest.approx(0.02), pytest.approx(0.02))
+    assert adj["a"].n == 60 and adj["b"].n == 60
+    v = decide(adj["a"], family_size=2)
+    assert v.family == {"size": 2, "correction": "holm"} and "after holm over 2 family members" in v.reason
+    assert decide(adj["a"]).family == {}
+    invalid = decide(Outcome(None, None, 60, "invalid", "failed control: c"), family_size=3, correction="fdr_bh")
+    assert invalid.family == {"size": 3, "correction": "fdr_bh"} and invalid.reason == "failed control: c"
+
+
+def test_combine_keeps_n_in_every_branch_and_caps_the_holm_minimum_at_1():
+    h = Hypothesis((Prediction("a", "greater", 0.0), Prediction("b", "greater", 0.0)), min_n=60,
+                   controls=("c",))
+    tested = combine(h, [_ev("a", 0.01, 0.6), _ev("b", 0.01, 0.7)], n=60, controls={"c": True})
+    assert (tested.n, tested.p_refute) == (60, 1.0)  # Holm over two: min(1, 2 x 0.6)
+    assert combine(h, [_ev("a", 0.01, 0.6), _ev("b", 0.01, 0.7)], n=60, controls={"c": False}).n == 60
+    assert combine(h, [_ev("a", 0.01, 0.6), _ev("b", 0.01, 0.7)], n=59, controls={"c": True}).n == 59
+    with pytest.raises(ValueError, match="evidence must cover"):  # no evidence: nothing excluded, n = min_n tests
+        combine(h, [], n=60, controls={"c": True})
+
+
+def test_a_prediction_and_a_hypothesis_describe_themselves():
+    assert Prediction("x", "greater", 0.2).describe() == "x > 0.2"
+    assert Prediction("x", "less", 0.25).describe() == "x < 0.25"
+    assert Prediction("x", "equivalent", 0.05).describe() == "x within ±0.05"
+    d = Hypothesis((Prediction("x", "greater", 0.2), Prediction("y", "less", 0.1, effect=0.05)), combine="any").to_dict()
+    assert d["alpha"] == ALPHA and d["statement"] == "x > 0.2 ANY y < 0.1"
+    assert "effect" not in d["predictions"][0] and d["predictions"][1]["effect"] == 0.05

@@ -114,3 +114,17 @@ def test_the_calibration_bites_on_the_asymptotic_score_test():
     g, l, _ = pb._cells(n)
     asymptotic = pb.score_z(g, l, n, delta) <= -st.norm.ppf(1 - ALPHA)
     assert exact_size(n, delta, asymptotic) > ALPHA + GRID_SLACK
+
+
+def test_equivalence_is_shown_with_many_balanced_discordant_pairs_and_bounded_by_its_worse_side():
+    """Found by mutation testing: the TOST is the larger of its two one-sided p-values, each at its own
+    margin, and a margin must lie strictly inside (0, 1)."""
+    before = [True] * 20 + [False] * 20 + [True] * 180 + [False] * 180  # 20 gained, 20 lost of 400
+    after = [False] * 20 + [True] * 20 + [True] * 180 + [False] * 180
+    lower, upper = pb.one_sided_p(20, 20, 400, -0.1, "greater"), pb.one_sided_p(20, 20, 400, 0.1, "less")
+    assert pb.paired_binary_equivalence(before, after, 0.1) == max(lower, upper) < ALPHA
+    shifted = [True] * 60 + [False] * 340  # 60 gained, none lost: +15pp, outside a 10pp margin
+    p = pb.paired_binary_equivalence([False] * 400, shifted, 0.1)
+    assert p == pb.one_sided_p(60, 0, 400, 0.1, "less") > 0.5
+    with pytest.raises(ValueError, match="margin"):
+        pb.paired_binary_equivalence(before, after, 1.0)

@@ -320,3 +320,147 @@ def test_float32_round_off_at_the_support_s_end_is_inside_it():
     ev = stats.mean_evidence(np.concatenate([x, np.linspace(0.5, 0.9, 30)]), Prediction("cos", "greater", 0.5),
                              support=(-1, 1))
     assert ev.reason is None and ev.p_support < ALPHA
+
+
+# ---- found by mutation testing (docs/mutation.md): edges of the verdict path no other test reached --------
+
+@pytest.mark.parametrize("k", [0, 3])
+def test_a_share_against_the_bounds_0_and_1_is_exact(k):
+    """A threshold of 0 or 1 has no binomial test: "greater than 0" is shown by one hit and "less than 1"
+    by one miss, with certainty; the opposite directions can never be shown."""
+    n = 3
+    above0 = stats.proportion_evidence(k, n, Prediction("s", "greater", 0.0))
+    assert (above0.p_support, above0.p_refute) == ((0.0, 1.0) if k > 0 else (1.0, 1.0))
+    below0 = stats.proportion_evidence(k, n, Prediction("s", "less", 0.0))
+    assert (below0.p_support, below0.p_refute) == ((1.0, 0.0) if k > 0 else (1.0, 1.0))
+    below1 = stats.proportion_evidence(k, n, Prediction("s", "less", 1.0))
+    assert (below1.p_support, below1.p_refute) == ((0.0, 1.0) if k < n else (1.0, 1.0))
+    above1 = stats.proportion_evidence(k, n, Prediction("s", "greater", 1.0))
+    assert (above1.p_support, above1.p_refute) == ((1.0, 0.0) if k < n else (1.0, 1.0))
+
+
+def test_proportion_interval_follows_its_level_and_no_problems_decide_nothing():
+    e90, e95 = stats.proportion(7, 20, level=0.9), stats.proportion(7, 20)
+    ci = sps.binomtest(7, 20).proportion_ci(confidence_level=0.9, method="exact")
+    assert (e90.value, e90.lo, e90.hi, e90.n, e90.level) == (0.35, pytest.approx(ci.low), pytest.approx(ci.high), 20, 0.9)
+    assert e95.lo < e90.lo and e95.hi > e90.hi
+    empty = stats.proportion(0, 0, level=0.9)
+    assert np.isnan(empty.value) and (empty.lo, empty.hi, empty.n, empty.level) == (0.0, 1.0, 0, 0.9)
+    one = stats.proportion_evidence(1, 1, Prediction("s", "greater", 0.5))
+    assert one.n == 1 and one.reason is None  # one problem is counted, not "no problems"
+    none = stats.proportion_evidence(0, 0, Prediction("s", "greater", 0.5))
+    assert (none.n, none.p_support, none.p_refute, none.level) == (0, 1.0, 1.0, 0.95)
+    assert np.isnan(none.lo) and np.isnan(none.hi) and none.reason == "no problems to count"
+
+
+def test_share_power_is_the_exact_binomial_power_at_the_declared_effect():
+    def exact_power(n, theta0, theta1):  # the smallest rejecting count, found one count at a time
+        k = next(k for k in range(n + 1) if sps.binom.sf(k - 1, n, theta0) < ALPHA)
+        return sps.binom.sf(k - 1, n, theta1)
+
+    ev = stats.proportion_evidence(30, 60, Prediction("s", "greater", 0.4, effect=0.2))
+    assert ev.effect == 0.2 and ev.power == pytest.approx(exact_power(60, 0.4, 0.6))
+    default = stats.proportion_evidence(30, 60, Prediction("s", "greater", 0.4))
+    assert default.effect == stats.DEFAULT_SHARE_EFFECT
+    assert default.power == pytest.approx(exact_power(60, 0.4, 0.4 + stats.DEFAULT_SHARE_EFFECT))
+    less = stats.proportion_evidence(5, 60, Prediction("s", "less", 0.3, effect=0.2))
+    assert less.power == pytest.approx(exact_power(60, 0.7, 0.9))  # "less than 0.3" mirrors "more than 0.7"
+    at0 = stats.proportion_evidence(5, 40, Prediction("s", "greater", 0.0, effect=0.05))
+    assert at0.power == pytest.approx(1 - 0.95 ** 40)  # rejects on any hit
+    at1 = stats.proportion_evidence(5, 40, Prediction("s", "less", 1.0, effect=0.05))
+    assert at1.power == pytest.approx(1 - 0.95 ** 40)  # rejects on any miss
+    assert np.isnan(stats.proportion_evidence(5, 40, Prediction("s", "equivalent", 0.1)).power)
+
+
+def test_mcnemar_exact_is_statsmodels_exact_mcnemar():
+    from statsmodels.stats.contingency_tables import mcnemar
+
+    before = np.array([1] * 30 + [0] * 12 + [1] * 4 + [0] * 10, dtype=bool)
+    after = np.array([1] * 30 + [1] * 12 + [0] * 4 + [0] * 10, dtype=bool)
+    ref = mcnemar([[30, 4], [12, 10]], exact=True).pvalue
+    assert stats.mcnemar_exact(before, after) == pytest.approx(ref)
+    assert stats.mcnemar_exact(before, after, "greater") == pytest.approx(sps.binomtest(12, 16, 0.5, "greater").pvalue)
+    assert stats.mcnemar_exact(before, before) == 1.0
+    assert stats.mcnemar_exact([True, False], [False, True]) == pytest.approx(1.0)  # 1 gained, 1 lost
+
+
+def test_cochran_q_and_page_trend_are_the_libraries():
+    from statsmodels.stats.contingency_tables import cochrans_q
+
+    rng = np.random.default_rng(3)
+    m = (rng.random((40, 4)) < np.array([0.2, 0.4, 0.5, 0.7])).astype(int)
+    assert stats.cochran_q(m) == pytest.approx(cochrans_q(m).pvalue)
+    assert stats.cochran_q(np.ones((5, 3), dtype=int)) == 1.0
+    spread = m[m.std(1) > 0].astype(float)
+    assert stats.page_trend(m) == pytest.approx(sps.page_trend_test(spread, method="asymptotic").pvalue)
+    two = np.array([[0.0, 1.0, 1.0], [0.0, 0.0, 1.0]])  # two rows with spread: tested, not 1.0
+    assert stats.page_trend(two) == pytest.approx(sps.page_trend_test(two, method="asymptotic").pvalue)
+    assert stats.page_trend(two) < 1.0
+    assert stats.page_trend(two[:1]) == 1.0  # one row: nothing to test
+
+
+def test_permutation_spearman_drops_rows_without_spread_and_counts_non_finite_ones():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(30, 5))
+    y = x + rng.normal(scale=0.5, size=(30, 5))
+    x[0] = 1.0  # x without spread: no within-problem information
+    y[1] = 2.0  # y without spread
+    x[2, 3] = np.nan  # non-finite: excluded and counted
+    ev = stats.permutation_spearman(x, y, Prediction("rho", "greater", 0.0), permutations=500)
+    keep = np.ones(30, dtype=bool)
+    keep[:3] = False
+    rhos = [sps.spearmanr(a, b)[0] for a, b in zip(x[keep], y[keep])]
+    assert (ev.n, ev.excluded) == (27, 1) and ev.value == pytest.approx(np.mean(rhos))
+    assert ev.p_support < ALPHA and ev.reason == "1 problem(s) with a non-finite value excluded"
+    assert stats.within_problem_rhos(x[3:], y[3:]) == pytest.approx(rhos)
+    assert stats.within_problem_rhos(x[:2], y[:2]).size == 0
+
+
+def test_bootstrap_mean_edges_and_its_interval_is_mean_evidences():
+    nan = float("nan")
+    for values, expect in (([], (nan, nan, nan, 0)), ([3.0], (3.0, nan, nan, 1)), ([2.0, 2.0, nan], (2.0, 2.0, 2.0, 2))):
+        e = stats.bootstrap_mean(values)
+        assert np.allclose([e.value, e.lo, e.hi, e.n], expect, equal_nan=True), values
+    two = stats.bootstrap_mean([1.0, 3.0])  # two problems with spread are bootstrapped, not a point
+    assert two.n == 2 and two.lo < 2.0 < two.hi
+    x = np.random.default_rng(5).exponential(size=(6, 7))  # any shape: one value per problem
+    e, ev = stats.bootstrap_mean(x, seed=2), stats.mean_evidence(x.reshape(-1), Prediction("m", "greater", 0.5), seed=2)
+    assert (e.value, e.lo, e.hi, e.n) == (pytest.approx(x.mean()), pytest.approx(ev.lo), pytest.approx(ev.hi), 42)
+
+
+def test_the_tail_beyond_every_resample_is_the_normal_tail_of_the_resampled_t():
+    boot = stats._Studentized(np.random.default_rng(1).normal(size=(40, 1)), lambda m: m[..., 0], seed=0, resamples=300)
+    t = boot.t_asc[np.isfinite(boot.t_asc)]
+    z = (9.0 - t.mean()) / t.std()
+    assert boot._beyond_every_resample(9.0, "greater") == pytest.approx(sps.norm.sf(z))
+    assert boot._beyond_every_resample(-9.0, "less") == pytest.approx(sps.norm.cdf((-9.0 - t.mean()) / t.std()))
+    assert boot._beyond_every_resample(float("inf"), "greater") == 1.0
+    boot.t_asc = np.array([0.5])  # one finite resample: no spread, no tail
+    assert boot._beyond_every_resample(9.0, "greater") == 1.0
+
+
+def test_bootstrap_evidence_that_cannot_decide_says_why_and_keeps_its_counts():
+    pred = Prediction("r", "greater", 0.0)
+    one = stats.bootstrap_evidence([np.array([1.0, np.nan])], np.mean, pred)
+    assert (one.statistic, one.n, one.excluded, one.p_support, one.p_refute) == ("r", 1, 1, 1.0, 1.0)
+    assert one.reason == "1 problem(s) with finite values: a bootstrap needs at least 2"
+    x = np.array([1.0, 2.0, 3.0, np.inf])
+    bad = stats.bootstrap_evidence([x], lambda s: np.log(-s.mean()), pred)
+    assert (bad.n, bad.excluded, bad.p_support) == (3, 1, 1.0) and np.isnan(bad.value)
+    assert bad.reason == "the statistic is not finite for these data"
+
+
+@pytest.mark.parametrize("alternative", ["greater", "less"])
+def test_the_studentized_bound_is_the_order_statistic_its_p_value_allows(alternative):
+    """The one-sided bound sits at the largest count of resamples beyond it that keeps (1 + count) / (R + 1)
+    below alpha (the outer of it and Student's t bound): here 3 of 199 at alpha = 0.025."""
+    rows = np.random.default_rng(4).lognormal(sigma=1.2, size=(30, 1))
+    b = stats._Studentized(rows, lambda m: m[..., 0], seed=0, resamples=199)
+    count = max(h for h in range(199) if (1 + h) / 200 < 0.025)
+    q = sps.t.ppf(0.975, 29)
+    if alternative == "greater":
+        expect = min(b.value - b.se * b.t_desc[count], b.value - b.se * q)
+    else:
+        expect = max(b.value - b.se * b.t_asc[count], b.value + b.se * q)
+    assert count == 3 and b.bound(0.025, alternative) == pytest.approx(expect)
+    assert b.bound(0.001, alternative) == (-np.inf if alternative == "greater" else np.inf)  # below 1/(R+1)
