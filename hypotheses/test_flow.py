@@ -110,7 +110,9 @@ def flow06_p0_statistics(noop: np.ndarray, block_p0: np.ndarray) -> dict:
                              "separately and recorded beside (its accuracy change against the no-op mask, with "
                              "McNemar), as the source asks; the source states no threshold for it. Differs from the "
                              "source: the thresholds are decided by the exact paired (Tango) test at one-sided 0.025, "
-                             "with McNemar's p (the source's test) recorded beside",
+                             "with McNemar's p (the source's test) recorded beside; and the blocked queries include "
+                             "EOT in every condition (the source masks during the latent loop only), so that the "
+                             "last fed latent P6, which only EOT reads, can be blocked at all",
                    source="GS attention-pattern blocking (claims.md 4.G FLOW-06): CT0 -15.6pp, CT5 0.0pp vs no-op",
                    reported={"P1": -0.156, "P6": 0.0}, hypothesis=FLOW06)
 def test_blocking_first_latent(codi_engine, answer_problems, claim):

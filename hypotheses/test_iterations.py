@@ -17,7 +17,7 @@ def early_exit_answers(codi_engine, template_problems):
     """``{k: answers}``: the greedy answer of every template problem when EOT follows k latents."""
     qs = [p.question for p in template_problems]
     return {k: codi_engine.with_latents(k).run(qs, record=Record(sites=(), logits=False)).answer
-            for k in range(7)}  # 0 = skip thinking: BOT then EOT
+            for k in range(7)}  # 0: BOT then EOT (the early exit; ACC-03 runs skip-thinking, no BOT, apart)
 
 
 @pytest.fixture(scope="module")
