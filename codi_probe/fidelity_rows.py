@@ -360,7 +360,7 @@ ROWS: list[Row] = [
             ">= 30%, >= 10x random; cross-template >= half of same-template", "-", "n/r"),
         FED, "each of P1..P6 (family, Holm)",
         "share moved to the answer implied by s': same-template mean, norm-matched random, other templates' mean",
-        "exact binomial; > 10x random by exact Clopper-Pearson bounds (Bonferroni-joined); cross-template >= half",
+        "exact binomial; > 10x random and cross-template >= half by exact Clopper-Pearson bounds (Bonferroni-joined)",
         ("> 0", "> 0.3"), 50,
         "every fed position is a family member (the source patches h_4, input P5, of M-CYW); the random control is "
         "the engine's norm-matched random direction; greedy decoding, not 3 samples at T = 1.0"),
@@ -391,7 +391,8 @@ ROWS: list[Row] = [
         src("z2 = h_2", "AO z2", "logit lens vs Activation Oracle vs linear probe",
             "probe <= AO - 10pp", "5-fold by template", "200"),
         "logit lens (operation-word mass); linear probe; oracle", "h_2 (P2)",
-        "lens balanced accuracy; oracle minus probe (held-out templates)", "exact binomial; paired",
+        "lens balanced accuracy; oracle minus probe (held-out templates)",
+        "bootstrap over problems; paired (the oracle half undecided)",
         ("< 0.65", "> 0.1"), 50,
         "no Activation Oracle is shipped: the oracle half is undecided, so the claim is at best inconclusive "
         "(refutable by the lens half); lens and probe accuracies are recorded"),
