@@ -8,9 +8,7 @@ threshold, test, n) and a ``status``:
   that needs no words: the suite-wide one-sided ``ALPHA`` = 0.025 and problem-level n >= 50 apply to all);
 - ``deviates``: a difference remains, and the claim's own marker ``statement`` says so with the words
   :data:`DIFFERS` followed by the difference and its reason (a data set that is not shipped, a model
-  that is not the source's, a deliberate stricter test);
-- ``pending h30b`` / ``pending h30c``: the claim is being rewritten to the source's version by another
-  change (issue 30); the row describes the source and is reconciled when that change lands.
+  that is not the source's, a deliberate stricter test).
 
 The suite side's comparison is not prose: ``checks`` lists the distinct declared comparisons of the
 claim's :class:`~codi_probe.hypothesis.Hypothesis` (``"> 0.2"``, ``"within ±0.03"``) and ``min_n`` its
@@ -28,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DIFFERS = "Differs from the source:"
-STATUSES = ("faithful", "deviates", "pending h30b", "pending h30c")
+STATUSES = ("faithful", "deviates")
 COLUMNS = ("site", "positions", "metric", "comparison", "test", "n")
 
 
@@ -90,7 +88,7 @@ def audit(rows: list[Row], markers: dict[str, list[tuple[str, object]]]) -> list
     problems += [f"{cid}: tested but has no fidelity row" for cid in sorted(set(markers) - seen)]
     problems += [f"{cid}: has a fidelity row but no claim marker" for cid in sorted(seen - set(markers))]
     for r in rows:
-        if r.id not in markers or r.status.startswith("pending"):
+        if r.id not in markers:
             continue
         for statement, hypothesis in markers[r.id]:
             checks, min_n = declared(hypothesis)
