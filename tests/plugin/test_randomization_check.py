@@ -53,7 +53,7 @@ def _lines(output: str, claim_id: str) -> str:
 
 
 def test_a_claim_true_of_any_weights_is_marked_not_specific_to_training(pytester: pytest.Pytester, run_claims) -> None:
-    pytester.makepyfile(test_planted=CLAIMS)
+    pytester.makepyfile(test_twin_claims=CLAIMS)
     # the model's own verdicts are checked against the profile, the twin's (refuted) never are
     (pytester.path / "profile.toml").write_text('[claims]\n"OWN-01[1234]" = {verdict = "supported", why = "seeded"}\n')
     run = run_claims("--codi-model=tiny-random-gpt2", "--codi-threads=1", "--codi-randomization-check",
@@ -97,7 +97,7 @@ def test_a_claim_true_of_any_weights_is_marked_not_specific_to_training(pytester
 def test_twins_are_appended_after_selection_and_only_with_the_option(pytester: pytest.Pytester) -> None:
     """Without the option the run is the same run: no twin item. With it, a twin of each selected empirical
     claim that uses the model, after every other test (so the model's fixtures are rebuilt only once)."""
-    pytester.makepyfile(test_planted=CLAIMS)
+    pytester.makepyfile(test_twin_claims=CLAIMS)
 
     def selected(*args: str) -> list[pytest.Item]:
         rec = pytester.inline_run("--collect-only", "--codi-model=tiny-random-gpt2", "--codi-report=none",
