@@ -169,3 +169,25 @@ def test_a_prediction_and_a_hypothesis_describe_themselves():
     d = Hypothesis((Prediction("x", "greater", 0.2), Prediction("y", "less", 0.1, effect=0.05)), combine="any").to_dict()
     assert d["alpha"] == ALPHA and d["statement"] == "x > 0.2 ANY y < 0.1"
     assert "effect" not in d["predictions"][0] and d["predictions"][1]["effect"] == 0.05
+
+
+def test_an_invariant_is_supported_when_it_holds_and_refuted_when_not():
+    from codi_probe.hypothesis import invariant_verdict
+
+    assert (invariant_verdict(True), invariant_verdict(False)) == ("supported", "refuted")
+
+
+def test_a_bad_prediction_is_refused_with_a_message_naming_it():
+    with pytest.raises(ValueError, match=r"^prediction 'x': an effect for the power must be > 0$"):
+        Prediction("x", "greater", 0.1, effect=0.0)
+    with pytest.raises(ValueError, match=r"^prediction 'x': direction must be one of .*greater.*, got 'bigger'$"):
+        Prediction("x", "bigger", 0.1)
+    with pytest.raises(ValueError, match=r"^prediction 'x': an equivalence margin must be > 0$"):
+        Prediction("x", "equivalent", 0.0)
+    assert Prediction("x", "greater", 0.1, effect=1e-9).effect == 1e-9
+
+
+def test_a_failed_control_names_every_failed_control():
+    h = Hypothesis(Prediction("a", "greater", 0.0), min_n=10, controls=("c", "d", "e"))
+    out = combine(h, [_ev("a", 0.001, 0.9)], n=60, controls={"c": False, "d": True, "e": False})
+    assert (out.verdict, out.reason) == ("invalid", "failed control: c, e")

@@ -464,3 +464,230 @@ def test_the_studentized_bound_is_the_order_statistic_its_p_value_allows(alterna
         expect = max(b.value - b.se * b.t_asc[count], b.value + b.se * q)
     assert count == 3 and b.bound(0.025, alternative) == pytest.approx(expect)
     assert b.bound(0.001, alternative) == (-np.inf if alternative == "greater" else np.inf)  # below 1/(R+1)
+
+
+def test_page_evidence_is_pages_l_on_the_rows_with_spread_forwards_and_reversed():
+    """The value is Page's L of the rows with spread (SciPy), the support p the trend in the predicted order
+    and the refutation p the reversed order; n counts every problem; there is no interval."""
+    rng = np.random.default_rng(7)
+    m = (rng.random((30, 4)) < np.array([0.2, 0.35, 0.5, 0.7])).astype(int)
+    spread = m[m.std(1) > 0].astype(float)
+    assert 2 < len(spread) < 30  # some constant rows are dropped
+    fwd = sps.page_trend_test(spread, method="asymptotic")
+    rev = sps.page_trend_test(spread[:, ::-1], method="asymptotic")
+    up = stats.page_evidence(m.tolist(), Prediction("trend", "greater", 0.0))
+    assert (up.statistic, up.n, up.method) == ("trend", 30, "Page's L trend test (asymptotic)")
+    assert up.value == pytest.approx(fwd.statistic) and np.isnan(up.lo) and np.isnan(up.hi)
+    assert (up.p_support, up.p_refute) == (pytest.approx(fwd.pvalue), pytest.approx(rev.pvalue))
+    assert up.p_support < ALPHA < up.p_refute
+    down = stats.page_evidence(m, Prediction("trend", "less", 0.0))
+    assert (down.p_support, down.p_refute) == (pytest.approx(rev.pvalue), pytest.approx(fwd.pvalue))
+    two = np.array([[0.0, 1.0, 1.0], [0.0, 0.0, 1.0], [1.0, 1.0, 1.0]])  # two rows with spread: L is defined
+    ev2 = stats.page_evidence(two, Prediction("trend", "greater", 0.0))
+    assert ev2.value == pytest.approx(sps.page_trend_test(two[:2], method="asymptotic").statistic) and ev2.n == 3
+    one = stats.page_evidence(two[1:], Prediction("trend", "greater", 0.0))  # one row with spread: nothing to test
+    assert np.isnan(one.value) and (one.n, one.p_support, one.p_refute) == (2, 1.0, 1.0)
+
+
+def _tost_power(margin: float, se: float) -> float:
+    """Power of the TOST at a true difference of 0 with a normal estimate of standard error ``se``: the
+    estimate lies within ``±(margin − z·se)`` (both one-sided tests reject)."""
+    edge = margin - sps.norm.isf(ALPHA) * se
+    return max(0.0, sps.norm.cdf(edge, scale=se) - sps.norm.cdf(-edge, scale=se))
+
+
+@pytest.mark.parametrize("direction", ["greater", "less"])
+def test_normal_power_is_statsmodels_one_sided_normal_power(direction):
+    from statsmodels.stats.power import normal_power
+
+    pred = Prediction("m", direction, 0.3)
+    for se, effect in ((0.05, 0.1), (0.2, 0.1), (0.01, 0.5)):
+        ref = normal_power(effect, 1, ALPHA, alternative="larger", sigma=se)
+        assert stats._power_normal(pred, se, effect) == pytest.approx(ref, rel=1e-9), (se, effect)
+    for se in (0.0, -1.0, float("nan"), float("inf")):  # no standard error: no power
+        assert np.isnan(stats._power_normal(pred, se, 0.1)), se
+
+
+def test_normal_power_of_an_equivalence_is_the_tost_power_at_no_difference():
+    eq = Prediction("m", "equivalent", 0.1)
+    for se in (0.01, 0.03, 0.05, 0.2):
+        assert stats._power_normal(eq, se, 1.0) == pytest.approx(_tost_power(0.1, se), rel=1e-9, abs=1e-15), se
+    assert stats._power_normal(eq, 0.2, 1.0) == 0.0  # the margin is inside z·se: never shown
+
+
+def test_paired_power_inverts_connors_sample_size():
+    """Connor (1987): n = (z_a·sqrt(psi) + z_b·sqrt(psi − d²))² / d² problems give power 1 − b at a
+    difference d with discordance psi; the power at that n is 1 − b again."""
+    z_a = sps.norm.isf(ALPHA)
+    for psi, d, power in ((0.3, 0.1, 0.8), (0.2, 0.15, 0.9), (0.5, 0.05, 0.6)):
+        n = (z_a * np.sqrt(psi) + sps.norm.ppf(power) * np.sqrt(psi - d ** 2)) ** 2 / d ** 2
+        for direction in ("greater", "less"):
+            assert stats.paired_power(n, psi, Prediction("c", direction, 0.0), d) == pytest.approx(power), (psi, d)
+    # a discordance below the effect is impossible (|difference| <= discordance): it is taken as the effect
+    n = (z_a * np.sqrt(0.1) + sps.norm.ppf(0.7) * np.sqrt(0.1 - 0.01)) ** 2 / 0.01
+    assert stats.paired_power(n, 0.0, Prediction("c", "greater", 0.0), 0.1) == pytest.approx(0.7)
+
+
+def test_paired_power_of_an_equivalence_is_the_tost_power_at_the_discordance():
+    eq = Prediction("c", "equivalent", 0.05)
+    for n, psi in ((400, 0.1), (100, 0.02), (50, 0.3)):
+        assert stats.paired_power(n, psi, eq, 0.1) == pytest.approx(_tost_power(0.05, np.sqrt(psi / n)), abs=1e-12)
+    assert stats.paired_power(20, 0.0, eq, 0.1) == pytest.approx(1.0)  # no discordant pair: no spread at all
+
+
+def test_the_reported_power_of_each_test_is_at_its_own_standard_error():
+    rng = np.random.default_rng(12)
+    x = rng.normal(size=(25, 6))
+    y = x + rng.normal(size=(25, 6))
+    rho = stats.permutation_spearman(x, y, Prediction("r", "greater", 0.0), permutations=200)
+    se = 1 / np.sqrt(25 * 5)  # a Spearman over 6 positions has variance 1/5 under the null
+    assert (rho.effect, rho.power) == (0.2, pytest.approx(sps.norm.sf(sps.norm.isf(ALPHA) - 0.2 / se)))
+    before = np.array([True] * 30 + [False] * 30)
+    after = np.array([True] * 20 + [False] * 10 + [True] * 25 + [False] * 5)
+    ev = stats.paired_binary_evidence(before, after, Prediction("c", "greater", 0.0))
+    psi, z_a = 35 / 60, sps.norm.isf(ALPHA)  # 25 gained and 10 lost of 60: Connor's power at 10 pp
+    connor = sps.norm.cdf((0.1 * np.sqrt(60) - z_a * np.sqrt(psi)) / np.sqrt(psi - 0.01))
+    assert (ev.effect, ev.power) == (0.1, pytest.approx(connor))
+    z = rng.lognormal(size=40)
+    boot = stats.bootstrap_evidence((z,), np.mean, Prediction("m", "greater", 1.0), vectorized=True, resamples=500)
+    spread = sps.bootstrap((z,), np.mean, n_resamples=500, method="percentile", rng=np.random.default_rng(0)
+                           ).bootstrap_distribution
+    assert boot.effect == pytest.approx(0.5 * np.std(spread) * np.sqrt(40))
+    assert boot.power == pytest.approx(sps.norm.sf(sps.norm.isf(ALPHA) - 0.5 * np.sqrt(40)))
+
+
+def _normal_p_at(estimate: float, se: float):
+    """A one-sided z test of a normal estimate: ``greater`` tests H0: θ <= θ0, ``less`` H0: θ >= θ0."""
+    return lambda t, alt: sps.norm.sf((estimate - t) / se) if alt == "greater" else sps.norm.cdf((estimate - t) / se)
+
+
+def test_one_sided_evidence_supports_and_refutes_by_the_two_one_sided_tests():
+    up = stats.from_one_sided(Prediction("m", "greater", 0.1), 0.2, 0.1, 0.3, 40, _normal_p_at(0.2, 0.05), "z")
+    assert (up.p_support, up.p_refute) == (pytest.approx(sps.norm.sf(2.0)), pytest.approx(sps.norm.cdf(2.0)))
+    down = stats.from_one_sided(Prediction("m", "less", 0.1), 0.2, 0.1, 0.3, 40, _normal_p_at(0.2, 0.05), "z", 0.9)
+    assert (down.p_support, down.p_refute) == (pytest.approx(sps.norm.cdf(2.0)), pytest.approx(sps.norm.sf(2.0)))
+    assert (down.statistic, down.value, down.lo, down.hi, down.n, down.method, down.level) == (
+        "m", 0.2, 0.1, 0.3, 40, "z", 0.9)
+    assert up.level == stats.LEVEL == 0.95
+
+
+@pytest.mark.parametrize("estimate", [0.0, 0.06, 0.2, -0.2])
+def test_equivalence_evidence_is_the_tost_and_the_bonferroni_of_its_two_outside_tests(estimate):
+    """Margin 0.1, se 0.05: support is the worse of "θ > −0.1" and "θ < 0.1"; refutation the better of
+    "θ < −0.1" and "θ > 0.1", doubled (Bonferroni) and capped at 1."""
+    p_at = _normal_p_at(estimate, 0.05)
+    ev = stats.from_one_sided(Prediction("m", "equivalent", 0.1), estimate, -0.1, 0.1, 40, p_at, "z")
+    above_low, below_high = sps.norm.sf((estimate + 0.1) / 0.05), sps.norm.cdf((estimate - 0.1) / 0.05)
+    below_low, above_high = sps.norm.cdf((estimate + 0.1) / 0.05), sps.norm.sf((estimate - 0.1) / 0.05)
+    assert ev.p_support == pytest.approx(max(above_low, below_high))
+    assert ev.p_refute == pytest.approx(min(1.0, 2 * min(below_low, above_high)))
+
+
+def test_evidence_that_cannot_decide_has_no_interval_and_says_so():
+    pred = Prediction("rate", "greater", 0.5)
+    for ev, reason in ((stats.proportion_evidence(0, 0, pred), "no problems to count"),
+                       (stats.paired_binary_evidence([], [], pred), "no problems to compare")):
+        assert (ev.statistic, ev.n, ev.excluded, ev.p_support, ev.p_refute, ev.level) == ("rate", 0, 0, 1.0, 1.0, 0.95)
+        assert (ev.method, ev.reason) == ("none (the test cannot decide)", reason)
+        assert np.isnan(ev.value) and np.isnan(ev.lo) and np.isnan(ev.hi)
+
+
+_STUDENTIZED = "studentized bootstrap (bootstrap-t, jackknife SE) over problems"
+_UNDECIDED = "none (the test cannot decide)"
+
+
+def _fields(ev):
+    return ev.statistic, ev.n, ev.excluded, ev.p_support, ev.p_refute, ev.method, ev.reason
+
+
+def test_each_undecided_branch_of_the_mean_tests_names_its_reason_and_keeps_its_counts():
+    """Every way the studentized tests cannot decide: both p-values 1, the reason the report shows, the
+    problems kept (n) and excluded as non-finite, and the value where one is defined."""
+    pred = Prediction("m", "greater", 0.5)
+    nan = float("nan")
+    one = stats.mean_evidence([0.7, nan], pred)
+    assert _fields(one) == ("m", 1, 1, 1.0, 1.0, _UNDECIDED,
+                            "1 problem(s) with finite values: a test needs at least 2 (1 excluded as non-finite)")
+    assert stats.mean_evidence([0.7], pred).reason == "1 problem(s) with finite values: a test needs at least 2"
+    flat = stats.mean_evidence([2.0, 2.0, 2.0, nan], pred)
+    assert _fields(flat) == ("m", 3, 1, 1.0, 1.0, _UNDECIDED, "no spread across problems: the test cannot "
+                             "decide; 1 problem(s) with a non-finite value excluded") and flat.value == 2.0
+    assert stats.mean_evidence([2.0, 2.0], pred).reason == "no spread across problems: the test cannot decide"
+    ratio = lambda m: m[..., 0] / m[..., 1]  # noqa: E731
+    same = stats.rows_evidence([[1.0, 0.0]] * 4 + [[nan, 1.0]], ratio, pred)
+    assert _fields(same) == ("m", 4, 1, 1.0, 1.0, _UNDECIDED, "the statistic is not finite for these data")
+    zero = stats.rows_evidence([[1.0, 0.0], [2.0, 0.0], [3.0, 0.0], [nan, 0.0]], ratio, pred)
+    assert _fields(zero) == ("m", 3, 1, 1.0, 1.0, _UNDECIDED,
+                             "the statistic is not finite for these data (e.g. a zero denominator)")
+    assert zero.value == np.inf
+    rows = np.random.default_rng(6).normal(size=(20, 2))
+    rows[0, 1] = nan
+    clamp = stats.rows_evidence(rows, lambda m: np.clip(m[..., 0], 5.0, None), pred)
+    assert _fields(clamp) == ("m", 19, 1, 1.0, 1.0, _UNDECIDED, "the statistic does not vary when a problem is "
+                              "left out: the test cannot decide; 1 problem(s) with a non-finite value excluded")
+    assert clamp.value == 5.0
+    shifted = stats.rows_evidence(rows, lambda m: m[..., 0] + 3.0, pred, support=(-2.0, 2.0))
+    value = np.nanmean(rows[1:, 0]) + 3.0
+    assert _fields(shifted) == ("m", 19, 1, 1.0, 1.0, _UNDECIDED,
+                                f"the statistic {value:.6g} lies outside its declared support [-2, 2]")
+    assert shifted.value == pytest.approx(value)
+    out = stats.mean_evidence([0.1, 0.2, 1.5, -0.25, nan, nan], pred, support=(0, 1))
+    assert _fields(out) == ("m", 4, 2, 1.0, 1.0, _UNDECIDED,
+                            "values outside the declared support [0, 1] (from -0.25 to 1.5)")
+
+
+def test_two_problems_with_spread_are_tested():
+    ev = stats.mean_evidence([0.2, 0.4], Prediction("m", "greater", 0.0))
+    assert (ev.n, ev.reason, ev.method) == (2, None, _STUDENTIZED) and ev.p_support < 1.0
+    assert ev.value == pytest.approx(0.3) and ev.lo < 0.3 < ev.hi
+    evr = stats.rows_evidence([[0.2, 1.0], [0.4, 1.0]], lambda m: m[..., 0] * m[..., 1], Prediction("m", "less", 1.0))
+    assert (evr.n, evr.reason, evr.method) == (2, None, _STUDENTIZED) and evr.p_support < 1.0
+
+
+def test_the_note_of_an_open_support_names_the_side_and_follows_the_exclusions():
+    x = np.append(np.random.default_rng(0).lognormal(-3, 1, 60), np.nan)
+    tail = " a threshold from the data (an unbounded tail; state the claim as a share of problems or a quantile)"
+    kl = stats.mean_evidence(x, Prediction("kl", "less", 1.0), support=(0, np.inf))
+    assert kl.reason == ("1 problem(s) with a non-finite value excluded; a mean over the support [0, inf] cannot "
+                         "be shown below" + tail) and kl.excluded == 1 and kl.n == 60
+    neg = stats.mean_evidence(-x[:-1], Prediction("m", "greater", -1.0), support=(-np.inf, 0.5))
+    assert neg.reason == "a mean over the support [-inf, 0.5] cannot be shown above" + tail
+    assert neg.hi == pytest.approx(stats.mean_evidence(-x[:-1], Prediction("m", "greater", -1.0)).hi)
+
+
+def test_rows_evidence_takes_any_array_like_and_its_declared_support():
+    rows = np.random.default_rng(2).normal(0.5, 0.2, size=(30, 2))
+    pred = Prediction("d", "greater", 0.0)
+    diff = lambda m: m[..., 0] - m[..., 1] + 0.5  # noqa: E731
+    a, b = stats.rows_evidence(rows.tolist(), diff, pred), stats.rows_evidence(rows, diff, pred)
+    assert (a.value, a.lo, a.p_support) == (pytest.approx(b.value), pytest.approx(b.lo), pytest.approx(b.p_support))
+    assert a.method == _STUDENTIZED and a.reason is None
+    assert stats.rows_evidence(rows, diff, pred, support=(0.9, 2.0)).reason.startswith("the statistic ")
+    with pytest.raises(ValueError, match=r"^rows must be \[n, k\], got shape \(30,\)$"):
+        stats.rows_evidence(rows[:, 0], diff, pred)
+    values = np.random.default_rng(3).exponential(size=(5, 8))  # mean_evidence: one value per problem, any shape
+    m = stats.mean_evidence(values, Prediction("m", "greater", 0.5))
+    flat = stats.mean_evidence(values.reshape(-1), Prediction("m", "greater", 0.5))
+    assert (m.n, m.value, m.lo, m.p_support) == (40, pytest.approx(flat.value), pytest.approx(flat.lo),
+                                                  pytest.approx(flat.p_support))
+
+
+def test_the_default_seed_is_0():
+    """Reports are reproducible from the documented default seed (0) of every resampling test."""
+    rng = np.random.default_rng(4)
+    x, y = rng.lognormal(size=30), rng.normal(size=(12, 5))
+    z = y + 3 * rng.normal(size=y.shape)  # a weak association: the permutation p is above its floor
+    pred = Prediction("m", "greater", 1.0)
+    for default, seeded in (
+            (stats.mean_evidence(x, pred), stats.mean_evidence(x, pred, seed=0)),
+            (stats.rows_evidence(x[:, None], lambda m: m[..., 0], pred),
+             stats.rows_evidence(x[:, None], lambda m: m[..., 0], pred, seed=0)),
+            (stats.bootstrap_evidence((x,), np.mean, pred, vectorized=True, resamples=300),
+             stats.bootstrap_evidence((x,), np.mean, pred, vectorized=True, resamples=300, seed=0)),
+            (stats.permutation_spearman(y, z, Prediction("r", "greater", 0.0), permutations=300),
+             stats.permutation_spearman(y, z, Prediction("r", "greater", 0.0),
+                                        permutations=300, seed=0))):
+        assert (default.lo, default.hi, default.p_support) == (
+            pytest.approx(seeded.lo, rel=1e-9), pytest.approx(seeded.hi, rel=1e-9), pytest.approx(seeded.p_support))
+    b0, b = stats.bootstrap_mean(x), stats.bootstrap_mean(x, seed=0)
+    assert (b0.lo, b0.hi) == (pytest.approx(b.lo, rel=1e-9), pytest.approx(b.hi, rel=1e-9))
