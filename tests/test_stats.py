@@ -691,3 +691,85 @@ def test_the_default_seed_is_0():
             pytest.approx(seeded.lo, rel=1e-9), pytest.approx(seeded.hi, rel=1e-9), pytest.approx(seeded.p_support))
     b0, b = stats.bootstrap_mean(x), stats.bootstrap_mean(x, seed=0)
     assert (b0.lo, b0.hi) == (pytest.approx(b.lo, rel=1e-9), pytest.approx(b.hi, rel=1e-9))
+
+
+def test_expanded_level_is_students_quantile_widened_by_sqrt_n_over_n_minus_1():
+    for alpha, n in ((0.025, 10), (0.025, 40), (0.1, 5), (0.3, 2)):
+        z = sps.t.ppf(1 - alpha, n - 1) * np.sqrt(n / (n - 1))
+        assert stats.expanded_level(alpha, n) == pytest.approx(sps.norm.cdf(z), rel=1e-12), (alpha, n)
+    assert stats.expanded_level(0.025, 1) == pytest.approx(sps.norm.cdf(sps.t.ppf(0.975, 1)))  # one df at n = 1
+    assert stats.expanded_level(1e-30, 10) == 1 - 1e-12 and stats.expanded_level(1 - 1e-30, 10) == 1e-12  # clipped
+
+
+def _scipy_bca(samples, statistic, alpha, alternative, *, vectorized, resamples=400, method="BCa"):
+    """SciPy's one-sided bootstrap bound at the expanded level, from the same random stream (seed 0)."""
+    n = len(samples[0])
+    res = sps.bootstrap(samples, statistic, n_resamples=resamples, vectorized=vectorized, paired=len(samples) > 1,
+                        method=method, confidence_level=stats.expanded_level(alpha, n), alternative=alternative,
+                        rng=np.random.default_rng(0))
+    return res.confidence_interval.low if alternative == "greater" else res.confidence_interval.high
+
+
+def test_bootstrap_evidence_is_scipys_expanded_bca_bound_and_its_inversion():
+    """The interval is SciPy's BCa at the expanded level (a paired two-sample statistic, not vectorized); the
+    p-value is the level at which that bound reaches the threshold; a threshold the 50% bound does not
+    exclude gets p = 1."""
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=40)
+    y = 0.6 * x + rng.normal(size=40)
+    corr = lambda a, b: np.corrcoef(a, b)[0, 1]  # noqa: E731
+    ev = stats.bootstrap_evidence((x, y), corr, Prediction("r", "greater", 0.3), resamples=400)
+    assert ev.method == "BCa bootstrap over problems (expanded level)" and ev.reason is None and ev.excluded == 0
+    assert ev.value == pytest.approx(corr(x, y))
+    assert ev.lo == pytest.approx(_scipy_bca((x, y), corr, ALPHA, "greater", vectorized=False))
+    assert ev.hi == pytest.approx(_scipy_bca((x, y), corr, ALPHA, "less", vectorized=False))
+    assert 0.0 < ev.p_support < 0.5 and ev.p_refute == 1.0
+    at_p = _scipy_bca((x, y), corr, ev.p_support, "greater", vectorized=False)
+    assert at_p == pytest.approx(0.3, abs=1e-4)  # the bound at level p sits on the threshold
+    down = stats.bootstrap_evidence((x, y), corr, Prediction("r", "less", 0.55), resamples=400)
+    assert _scipy_bca((x, y), corr, down.p_support, "less", vectorized=False) == pytest.approx(0.55, abs=1e-4)
+    assert down.p_refute == 1.0
+
+
+def test_bootstrap_evidence_falls_back_to_the_percentile_bound_when_bca_is_undefined():
+    """A median with ties: the jackknife has no spread, BCa's acceleration is undefined, the percentile
+    bound (SciPy) is reported and named."""
+    x = np.array([0.0] * 9 + [1.0] * 12 + [2.0] * 4)
+    ev = stats.bootstrap_evidence((x,), np.median, Prediction("med", "greater", -0.5), resamples=400)
+    assert ev.method == "percentile bootstrap over problems (expanded level)"
+    assert (ev.lo, ev.hi) == (
+        pytest.approx(_scipy_bca((x,), np.median, ALPHA, "greater", vectorized=False, method="percentile")),
+        pytest.approx(_scipy_bca((x,), np.median, ALPHA, "less", vectorized=False, method="percentile")))
+    vec = stats.bootstrap_evidence((x,), np.median, Prediction("med", "greater", -0.5), vectorized=True,
+                                   resamples=400)
+    assert (vec.value, vec.lo, vec.hi, vec.method) == (1.0, pytest.approx(ev.lo), pytest.approx(ev.hi), ev.method)
+
+
+def test_bootstrap_evidence_notes_and_counts_its_exclusions_when_it_decides():
+    x = np.append(np.random.default_rng(6).normal(1.0, 1.0, 40), [np.nan, np.inf])
+    ev = stats.bootstrap_evidence((x.tolist(),), np.mean, Prediction("m", "greater", 0.0), vectorized=True,
+                                  resamples=300)
+    assert (ev.n, ev.excluded, ev.reason) == (40, 2, "2 problem(s) with a non-finite value excluded")
+    assert ev.p_support < ALPHA and ev.value == pytest.approx(np.mean(x[:40]))
+    two = stats.bootstrap_evidence((np.array([1.0, 3.0]),), np.mean, Prediction("m", "greater", 0.0), resamples=50)
+    assert two.n == 2 and two.reason != "2 problem(s) with finite values: a bootstrap needs at least 2"
+
+
+def test_the_studentized_p_value_counts_non_finite_resamples_as_extreme_on_both_sides():
+    """A statistic not finite on some resamples (log of a mean that can be negative): each such resample
+    counts towards both tails; the p-value is (1 + beyond + bad) / (R + 1), or Student's t when larger."""
+    x = np.random.default_rng(3).normal(1.0, 1.0, 12)
+    fn = lambda m: np.log(m[..., 0])  # noqa: E731
+    b = stats._Studentized(x[:, None], fn, seed=0, resamples=399)
+    bad = int(np.sum(np.isnan(b.t)))
+    assert bad > 0 and b.bad == bad
+    for theta0, alt in ((-4.0, "greater"), (-1.0, "less"), (b.value, "greater"), (b.value, "less")):
+        t = (b.value - theta0) / b.se
+        finite = b.t[~np.isnan(b.t)]
+        beyond = np.sum(finite >= t) if alt == "greater" else np.sum(finite <= t)
+        student = sps.t.sf(t, 11) if alt == "greater" else sps.t.cdf(t, 11)
+        assert b.p(theta0, alt) == pytest.approx(min(1.0, max((1 + beyond + bad) / 400, student))), (theta0, alt)
+    c = int(np.ceil(0.1 * 400 - 1)) - 1 - bad  # the bound: the order statistic the p-value allows
+    q = sps.t.ppf(0.9, 11)
+    assert b.bound(0.1, "greater") == pytest.approx(min(b.value - b.se * np.sort(finite)[::-1][c], b.value - b.se * q))
+    assert b.bound(0.1, "less") == pytest.approx(max(b.value - b.se * np.sort(finite)[c], b.value + b.se * q))
