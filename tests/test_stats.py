@@ -773,3 +773,70 @@ def test_the_studentized_p_value_counts_non_finite_resamples_as_extreme_on_both_
     q = sps.t.ppf(0.9, 11)
     assert b.bound(0.1, "greater") == pytest.approx(min(b.value - b.se * np.sort(finite)[::-1][c], b.value - b.se * q))
     assert b.bound(0.1, "less") == pytest.approx(max(b.value - b.se * np.sort(finite)[c], b.value + b.se * q))
+
+
+def _permutation_null(y_ranks: np.ndarray, x_ranks: np.ndarray, permutations: int, seed: int) -> np.ndarray:
+    """The mean within-problem Spearman of each permutation (positions shuffled within each problem, the
+    documented stream ``default_rng(seed).permuted``), with SciPy's Spearman per problem."""
+    shuffled = np.random.default_rng(seed).permuted(np.broadcast_to(y_ranks, (permutations, *y_ranks.shape)).copy(),
+                                                    axis=-1)
+    return np.array([np.mean([sps.spearmanr(a, b)[0] for a, b in zip(x_ranks, s)]) for s in shuffled])
+
+
+def test_the_permutation_p_value_counts_ties_with_the_observed_mean_as_extreme():
+    """Three problems over three positions: the per-problem Spearman takes few values, so permutations tie
+    with the observed mean; each side's p is (1 + permutations at least as extreme) / (permutations + 1)."""
+    x = np.array([[1.0, 2.0, 3.0], [2.0, 1.0, 3.0], [1.0, 3.0, 2.0]])
+    y = np.array([[1.0, 2.0, 3.0], [1.0, 2.0, 3.0], [3.0, 1.0, 2.0]])
+    ev = stats.permutation_spearman(x, y, Prediction("r", "greater", 0.0), permutations=400, seed=3)
+    observed = np.mean([sps.spearmanr(a, b)[0] for a, b in zip(x, y)])
+    null = _permutation_null(sps.rankdata(y, axis=1), sps.rankdata(x, axis=1), 400, 3)
+    assert np.sum(np.abs(null - observed) < 1e-9) > 0  # ties exist
+    assert ev.value == pytest.approx(observed) and ev.method == "within-problem permutation test"
+    assert ev.p_support == pytest.approx((1 + np.sum(null >= observed - 1e-9)) / 401)
+    assert ev.p_refute == pytest.approx((1 + np.sum(null <= observed + 1e-9)) / 401)
+    rhos = stats.within_problem_rhos(x, y)
+    ci = stats.bootstrap_mean(rhos, seed=3)
+    assert (ev.lo, ev.hi) == (pytest.approx(ci.lo), pytest.approx(ci.hi))
+    down = stats.permutation_spearman(x, y, Prediction("r", "less", 0.0), permutations=400, seed=3)
+    assert (down.p_support, down.p_refute) == (pytest.approx(ev.p_refute), pytest.approx(ev.p_support))
+
+
+def test_permutation_spearman_needs_two_problems_and_one_directional_threshold_0():
+    rng = np.random.default_rng(8)
+    x, y = rng.normal(size=(2, 6)), rng.normal(size=(2, 6))
+    two = stats.permutation_spearman(x, y, Prediction("r", "greater", 0.0), permutations=100)
+    assert two.n == 2 and two.reason is None and two.p_support < 1.0
+    y2 = y.copy()
+    y2[1, 0] = np.nan  # a non-finite value in y excludes only its problem
+    one = stats.permutation_spearman(x, y2, Prediction("r", "greater", 0.0), permutations=100)
+    assert (one.n, one.excluded, one.p_support, one.p_refute, one.method) == (1, 1, 1.0, 1.0,
+                                                                              "within-problem permutation test")
+    assert one.reason == "1 problem(s) with finite values and spread: a permutation test needs at least 2"
+    with pytest.raises(ValueError, match=r"^a permutation test of association tests a threshold of 0 in one "
+                                         r"direction$"):
+        stats.permutation_spearman(x, y, Prediction("r", "less", 0.1))
+
+
+def test_the_jackknife_se_of_a_difference_of_column_means_is_s_over_sqrt_n():
+    rows = np.random.default_rng(9).normal(size=(25, 2)) * [1.0, 3.0] + [0.5, 0.0]
+    b = stats._Studentized(rows, lambda m: m[..., 0] - m[..., 1], seed=0, resamples=200)
+    d = rows[:, 0] - rows[:, 1]
+    assert b.se == pytest.approx(d.std(ddof=1) / np.sqrt(25)) and b.value == pytest.approx(d.mean())
+    assert len(b.t) == 200 and b.bad == 0
+    idx = np.random.default_rng(0).integers(0, 25, (200, 25))  # the resamples, whole problems
+    r = d[idx]
+    assert b.t == pytest.approx((r.mean(1) - d.mean()) / (r.std(1, ddof=1) / np.sqrt(25)))
+
+
+def test_a_resample_without_spread_is_zero_at_the_estimate_and_infinite_elsewhere():
+    """Three problems: some resamples repeat one problem (se* = 0): T* is 0 when that resample's mean is
+    the estimate and ±inf (by the side it lies on) otherwise; none counts as non-finite ("bad")."""
+    x = np.array([0.0, 1.0, 2.0])
+    b = stats._Studentized(x[:, None], lambda m: m[..., 0], seed=0, resamples=300)
+    r = x[np.random.default_rng(0).integers(0, 3, (300, 3))]
+    flat = r.std(1) == 0
+    v = r[flat, 0]
+    expect = np.where(v == 1.0, 0.0, np.where(v > 1.0, np.inf, -np.inf))
+    assert flat.sum() > 10 and set(v) == {0.0, 1.0, 2.0}
+    assert list(b.t[flat]) == list(expect) and b.bad == 0
