@@ -324,7 +324,7 @@ def test_float32_round_off_at_the_support_s_end_is_inside_it():
 
 # ---- found by mutation testing (docs/mutation.md): edges of the verdict path no other test reached --------
 
-@pytest.mark.parametrize("k", [0, 3])
+@pytest.mark.parametrize("k", [0, 1, 3])
 def test_a_share_against_the_bounds_0_and_1_is_exact(k):
     """A threshold of 0 or 1 has no binomial test: "greater than 0" is shown by one hit and "less than 1"
     by one miss, with certainty; the opposite directions can never be shown."""
@@ -840,3 +840,60 @@ def test_a_resample_without_spread_is_zero_at_the_estimate_and_infinite_elsewher
     expect = np.where(v == 1.0, 0.0, np.where(v > 1.0, np.inf, -np.inf))
     assert flat.sum() > 10 and set(v) == {0.0, 1.0, 2.0}
     assert list(b.t[flat]) == list(expect) and b.bad == 0
+
+
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_the_studentized_bound_and_p_value_follow_their_definitions_on_skewed_data(sign):
+    """Right- and left-skewed data (so that the bootstrap-t bound, not Student's, is the outer one on one
+    side): each bound is the order statistic at the largest count h with (1 + h) / (R + 1) < alpha, and
+    each p-value the larger of the bootstrap tail (or, beyond every resample, its normal tail) and Student's."""
+    x = sign * np.random.default_rng(4).lognormal(sigma=1.2, size=30)
+    b = stats._Studentized(x[:, None], lambda m: m[..., 0], seed=0, resamples=400)
+    assert b.bad == 0 and b.se == pytest.approx(x.std(ddof=1) / np.sqrt(30))
+    desc, asc = np.sort(b.t)[::-1], np.sort(b.t)
+    for alpha in (1.5 / 401, 0.025, 0.1):
+        h = max(k for k in range(400) if (1 + k) / 401 < alpha)
+        q = sps.t.ppf(1 - alpha, 29)
+        assert b.bound(alpha, "greater") == pytest.approx(min(b.value - b.se * desc[h], b.value - b.se * q)), alpha
+        assert b.bound(alpha, "less") == pytest.approx(max(b.value - b.se * asc[h], b.value + b.se * q)), alpha
+    outer = (b.bound(0.025, "less") > b.value + b.se * sps.t.ppf(0.975, 29) if sign > 0
+             else b.bound(0.025, "greater") < b.value - b.se * sps.t.ppf(0.975, 29))
+    assert outer  # the bootstrap bound is the outer one on the long-tailed side
+    for t in (-40.0, -3.0, -1.0, 0.5, 2.0, 40.0):
+        theta0 = b.value - t * b.se
+        for alt in ("greater", "less"):
+            beyond = np.sum(b.t >= t) if alt == "greater" else np.sum(b.t <= t)
+            boot = (1 + beyond) / 401
+            if beyond == 0:
+                z = (t - b.t.mean()) / b.t.std()
+                boot = min(boot, sps.norm.sf(z) if alt == "greater" else sps.norm.cdf(z))
+            student = sps.t.sf(t, 29) if alt == "greater" else sps.t.cdf(t, 29)
+            assert b.p(theta0, alt) == pytest.approx(min(1.0, max(boot, student)), rel=1e-9, abs=1e-300), (t, alt)
+
+
+def test_the_support_tolerance_is_a_millionth_of_its_span_or_absolute_when_open():
+    pred = Prediction("m", "greater", 0.0)
+    base = [1.0, 2.0, 3.0, 4.0]
+
+    def outside(extra, support):
+        return "outside the declared support" in (stats.mean_evidence(base + [extra], pred, support=support).reason or "")
+
+    assert not outside(10 + 5e-6, (0, 10)) and outside(10 + 2e-5, (0, 10))  # span 10: 1e-5
+    assert not outside(-5e-6, (0, 10)) and outside(-2e-5, (0, 10))
+    assert not outside(-5e-7, (0, np.inf)) and outside(-1.5e-6, (0, np.inf))  # open: 1e-6 absolute
+    assert outside(-1e-3, (0, np.inf))
+    with pytest.raises(ValueError, match=r"^support must be \(low, high\) with low < high, got \(1, 1\)$"):
+        stats.mean_evidence(base, pred, support=(1, 1))
+
+
+def test_small_shares_and_tied_mcnemar_tests_are_the_library_values():
+    one = stats.proportion(1, 1)
+    ci = sps.binomtest(1, 1).proportion_ci(confidence_level=0.95, method="exact")
+    assert (one.value, one.lo, one.hi, one.n) == (1.0, pytest.approx(ci.low), pytest.approx(ci.high), 1)
+    ev = stats.proportion_evidence(9, 20, Prediction("s", "greater", 0.3))
+    assert ev.method == "exact binomial test, Clopper-Pearson interval"
+    tied = ([True, True, False, False, True], [False, False, True, True, True])  # 2 gained, 2 lost
+    assert stats.mcnemar_exact(*tied, alternative="greater") == pytest.approx(sps.binomtest(2, 4, 0.5, "greater").pvalue)
+    assert stats.bootstrap_mean(np.full(5, 1e6) + [0.0, 1e-7, 0.0, 0.0, 0.0]).lo == pytest.approx(1e6)  # round-off
+    spread = stats.bootstrap_mean([0.1, 0.2, 0.3, 0.25])
+    assert spread.lo < spread.value < spread.hi
