@@ -432,8 +432,9 @@ def test_the_tail_beyond_every_resample_is_the_normal_tail_of_the_resampled_t():
     boot = stats._Studentized(np.random.default_rng(1).normal(size=(40, 1)), lambda m: m[..., 0], seed=0, resamples=300)
     t = boot.t_asc[np.isfinite(boot.t_asc)]
     z = (9.0 - t.mean()) / t.std()
-    assert boot._beyond_every_resample(9.0, "greater") == pytest.approx(sps.norm.sf(z))
-    assert boot._beyond_every_resample(-9.0, "less") == pytest.approx(sps.norm.cdf((-9.0 - t.mean()) / t.std()))
+    assert boot._beyond_every_resample(9.0, "greater") == pytest.approx(sps.norm.sf(z), rel=1e-9, abs=0)
+    assert boot._beyond_every_resample(-9.0, "less") == pytest.approx(sps.norm.cdf((-9.0 - t.mean()) / t.std()),
+                                                                     rel=1e-9, abs=0)
     assert boot._beyond_every_resample(float("inf"), "greater") == 1.0
     boot.t_asc = np.array([0.5])  # one finite resample: no spread, no tail
     assert boot._beyond_every_resample(9.0, "greater") == 1.0
@@ -894,6 +895,45 @@ def test_small_shares_and_tied_mcnemar_tests_are_the_library_values():
     assert ev.method == "exact binomial test, Clopper-Pearson interval"
     tied = ([True, True, False, False, True], [False, False, True, True, True])  # 2 gained, 2 lost
     assert stats.mcnemar_exact(*tied, alternative="greater") == pytest.approx(sps.binomtest(2, 4, 0.5, "greater").pvalue)
-    assert stats.bootstrap_mean(np.full(5, 1e6) + [0.0, 1e-7, 0.0, 0.0, 0.0]).lo == pytest.approx(1e6)  # round-off
+    flat = stats.bootstrap_mean(np.full(5, 1e6) + [0.0, 1e-7, 0.0, 0.0, 0.0])  # a spread of round-off: no interval
+    assert flat.lo == flat.hi == flat.value == pytest.approx(1e6)
     spread = stats.bootstrap_mean([0.1, 0.2, 0.3, 0.25])
     assert spread.lo < spread.value < spread.hi
+
+
+def test_a_bootstrap_with_an_infinite_bound_decides_nothing_and_says_so():
+    """1/mean: some resamples have mean 0 (1/0 = inf), so the upper bound is infinite while the lower is
+    finite; the evidence decides nothing, keeps its value and counts."""
+    x = np.array([-2.0, 1.0, 1.0, 1.0, 0.0, 1.0, np.nan])
+    inv = lambda a: 1.0 / np.mean(a)  # noqa: E731
+    with np.errstate(all="ignore"):
+        boot = stats._Bootstrap((x[:6],), inv, vectorized=False, seed=0, resamples=200)
+    assert np.isfinite(boot.lo) and boot.hi == np.inf
+    ev = stats.bootstrap_evidence((x,), inv, Prediction("inv", "greater", 0.0), resamples=200)
+    assert _fields(ev) == ("inv", 6, 1, 1.0, 1.0, _UNDECIDED, "the bootstrap is degenerate for these data")
+    assert ev.value == pytest.approx(3.0) and np.isnan(ev.lo) and np.isnan(ev.hi)
+
+
+def test_the_jackknife_se_of_a_ratio_is_the_leave_one_out_formula():
+    rows = np.random.default_rng(10).uniform(1.0, 3.0, size=(20, 2))
+    b = stats._Studentized(rows, lambda m: m[..., 0] / m[..., 1], seed=0, resamples=50)
+    loo = np.array([rows[np.arange(20) != i, 0].mean() / rows[np.arange(20) != i, 1].mean() for i in range(20)])
+    assert b.se == pytest.approx(np.sqrt(19 / 20 * np.sum((loo - loo.mean()) ** 2)))
+
+
+def test_the_paired_evidence_names_its_test_and_its_declared_effect():
+    before = np.array([True] * 30 + [False] * 30)
+    after = np.array([True] * 20 + [False] * 10 + [True] * 25 + [False] * 5)
+    ev = stats.paired_binary_evidence(before, after, Prediction("c", "greater", 0.0, effect=0.2))
+    assert ev.method == "exact unconditional Tango score test, exact Tango interval"
+    assert (ev.effect, ev.power) == (0.2, pytest.approx(stats.paired_power(60, 35 / 60, Prediction("c", "greater", 0.0),
+                                                                            0.2)))
+
+
+def test_powers_at_the_edges_two_positions_and_a_share_near_1():
+    rng = np.random.default_rng(13)
+    x, y = rng.normal(size=(12, 2)), rng.normal(size=(12, 2))
+    rho = stats.permutation_spearman(x, y, Prediction("r", "greater", 0.0), permutations=100)
+    assert rho.power == pytest.approx(sps.norm.sf(sps.norm.isf(ALPHA) - 0.2 * np.sqrt(12)))  # variance 1/(2 - 1)
+    share = stats.proportion_evidence(45, 50, Prediction("s", "greater", 0.9))  # 0.9 + 0.15 is capped at 1
+    assert share.power == pytest.approx(1.0)  # every problem right: 50 of 50 rejects (0.9^50 < ALPHA)
