@@ -937,3 +937,17 @@ def test_powers_at_the_edges_two_positions_and_a_share_near_1():
     assert rho.power == pytest.approx(sps.norm.sf(sps.norm.isf(ALPHA) - 0.2 * np.sqrt(12)))  # variance 1/(2 - 1)
     share = stats.proportion_evidence(45, 50, Prediction("s", "greater", 0.9))  # 0.9 + 0.15 is capped at 1
     assert share.power == pytest.approx(1.0)  # every problem right: 50 of 50 rejects (0.9^50 < ALPHA)
+
+
+def test_bootstrap_evidence_keeps_a_non_finite_value_and_names_a_constant_statistic():
+    inf = stats.bootstrap_evidence((np.array([1.0, 2.0, 3.0]),), lambda s: np.inf * s.mean(), Prediction("r", "less", 1.0))
+    assert inf.value == np.inf and inf.reason == "the statistic is not finite for these data"
+    x = np.random.default_rng(7).normal(size=30)
+    const = stats.bootstrap_evidence((x,), lambda a, axis=-1: np.clip(np.mean(a, axis=axis), 5.0, None),
+                                     Prediction("s", "greater", 4.0), vectorized=True, resamples=100)
+    assert const.reason == "the statistic never varies over resamples: the test cannot decide" and const.value == 5.0
+
+
+def test_paired_evidence_of_unequal_lengths_is_refused_even_when_one_side_is_empty():
+    with pytest.raises(ValueError, match="equal-length"):
+        stats.paired_binary_evidence([], [True, False], Prediction("c", "greater", 0.0))
