@@ -169,3 +169,51 @@ def test_a_prediction_and_a_hypothesis_describe_themselves():
     d = Hypothesis((Prediction("x", "greater", 0.2), Prediction("y", "less", 0.1, effect=0.05)), combine="any").to_dict()
     assert d["alpha"] == ALPHA and d["statement"] == "x > 0.2 ANY y < 0.1"
     assert "effect" not in d["predictions"][0] and d["predictions"][1]["effect"] == 0.05
+
+
+def test_an_invariant_is_supported_when_it_holds_and_refuted_when_not():
+    from codi_probe.hypothesis import invariant_verdict
+
+    assert (invariant_verdict(True), invariant_verdict(False)) == ("supported", "refuted")
+
+
+def test_a_bad_prediction_is_refused_with_a_message_naming_it():
+    with pytest.raises(ValueError, match=r"^prediction 'x': an effect for the power must be > 0$"):
+        Prediction("x", "greater", 0.1, effect=0.0)
+    with pytest.raises(ValueError, match=r"^prediction 'x': direction must be one of .*greater.*, got 'bigger'$"):
+        Prediction("x", "bigger", 0.1)
+    with pytest.raises(ValueError, match=r"^prediction 'x': an equivalence margin must be > 0$"):
+        Prediction("x", "equivalent", 0.0)
+    assert Prediction("x", "greater", 0.1, effect=1e-9).effect == 1e-9
+
+
+def test_a_failed_control_names_every_failed_control():
+    h = Hypothesis(Prediction("a", "greater", 0.0), min_n=10, controls=("c", "d", "e"))
+    out = combine(h, [_ev("a", 0.001, 0.9)], n=60, controls={"c": False, "d": True, "e": False})
+    assert (out.verdict, out.reason) == ("invalid", "failed control: c, e")
+
+
+def test_a_bad_hypothesis_is_refused_with_a_message_naming_it():
+    with pytest.raises(ValueError, match=r"^a hypothesis needs at least one prediction$"):
+        Hypothesis(())
+    with pytest.raises(ValueError, match=r"^combine must be one of .*'all'.*, got 'some'$"):
+        Hypothesis(A, combine="some")
+    with pytest.raises(ValueError, match=r"^correction must be one of .*'holm'.*, got 'sidak'$"):
+        Hypothesis(A, correction="sidak")
+    with pytest.raises(ValueError, match=r"^min_n must be >= 1$"):
+        Hypothesis(A, min_n=0)
+    with pytest.raises(ValueError, match=r"^prediction statistics must be distinct, got \['a', 'a'\]$"):
+        Hypothesis((A, A))
+    h = Hypothesis([A, B], controls=["c"])  # lists are stored as tuples (the dataclass is frozen and hashable)
+    assert (h.predictions, h.controls) == ((A, B), ("c",)) and hash(h) == hash(Hypothesis((A, B), controls=("c",)))
+
+
+def test_the_verdict_reason_names_the_test_the_family_and_the_notes():
+    out = Outcome(0.001, 0.9, 60, notes=("a: 2 problem(s) excluded", "b: no spread"))
+    v = decide(out)
+    assert (v.verdict, v.p_support, v.p_refute, v.family) == ("supported", 0.001, 0.9, {})
+    assert v.reason == "p_support=0.001 < 0.025; a: 2 problem(s) excluded; b: no spread"
+    assert decide(Outcome(0.001, 0.9, 60)).reason == "p_support=0.001 < 0.025"
+    fam = decide(Outcome(0.3, 0.01, 60), family_size=3, correction="fdr_bh")
+    assert (fam.verdict, fam.reason) == ("refuted", "p_refute=0.01 < 0.025 after fdr_bh over 3 family members")
+    assert decide(Outcome(0.3, 0.2, 60)).reason == "neither test rejects (p_support=0.3, p_refute=0.2)"

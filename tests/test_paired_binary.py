@@ -128,3 +128,72 @@ def test_equivalence_is_shown_with_many_balanced_discordant_pairs_and_bounded_by
     assert p == pb.one_sided_p(60, 0, 400, 0.1, "less") > 0.5
     with pytest.raises(ValueError, match="margin"):
         pb.paired_binary_equivalence(before, after, 1.0)
+
+
+def _tango_z(g: int, l: int, n: int, delta: float) -> float:
+    """Tango's score Z with the restricted maximum-likelihood q10 found numerically (not the quadratic root)."""
+    from scipy.optimize import minimize_scalar
+
+    lo, hi = max(0.0, -delta), (1.0 - delta) / 2.0
+
+    def nll(q):
+        q01, q00 = q + delta, 1.0 - 2 * q - delta
+        return -(g * np.log(max(q01, 1e-300)) + l * np.log(max(q, 1e-300)) + (n - g - l) * np.log(max(q00, 1e-300)))
+
+    q10 = minimize_scalar(nll, bounds=(lo, hi), method="bounded", options={"xatol": 1e-12}).x
+    return (g - l - n * delta) / np.sqrt(n * (2 * q10 + delta * (1 - delta)))
+
+
+def test_score_z_is_tangos_statistic_at_the_restricted_mle():
+    for g, l, n, delta in [(5, 30, 100, -0.2), (7, 2, 50, 0.03), (3, 0, 24, 0.0), (0, 0, 24, 0.01), (1, 0, 24, 0.01),
+                           (0, 4, 24, -0.1), (10, 1, 40, 0.4), (2, 9, 30, -0.5)]:
+        assert float(pb.score_z(g, l, n, delta)) == pytest.approx(_tango_z(g, l, n, delta), rel=1e-4), (g, l, n, delta)
+    assert pb.score_z([3, 0], [1, 2], 24, 0.0) == pytest.approx([_tango_z(3, 1, 24, 0.0), _tango_z(0, 2, 24, 0.0)],
+                                                                 rel=1e-4)
+    # at delta = 1 every problem must be gained: that outcome is the null itself (Z = 0), any other impossible
+    assert pb.score_z(24, 0, 24, 1.0) == 0.0 and pb.score_z(20, 0, 24, 1.0) == -np.inf
+    assert pb.score_z(0, 24, 24, -1.0) == 0.0 and pb.score_z(0, 20, 24, -1.0) == np.inf
+
+
+def test_one_sided_p_takes_the_whole_range_and_refuses_what_lies_outside_it():
+    assert pb.one_sided_p(24, 0, 24, 1.0, "less") == pytest.approx(1.0)
+    assert pb.one_sided_p(0, 24, 24, -1.0, "greater") == pytest.approx(1.0)
+    one = pb.one_sided_p(1, 0, 1, 0.0, "greater")  # one problem is a valid sample
+    assert one == pytest.approx(all_p_values(1, 0.0, "greater")[int(np.flatnonzero((pb._cells(1)[0] == 1)
+                                                                                   & (pb._cells(1)[1] == 0))[0])])
+    for bad in (-1.5, 1.5):
+        with pytest.raises(ValueError, match=rf"^a difference of proportions lies in \[-1, 1\], got {bad}$"):
+            pb.one_sided_p(1, 0, 5, bad, "greater")
+    with pytest.raises(ValueError, match=r"^a paired difference needs n > 0$"):
+        pb.one_sided_p(0, 0, 0, 0.0, "greater")
+
+
+def test_one_sided_p_is_the_sup_over_the_nuisance_grid_it_is_given():
+    g, l, n, delta = 6, 1, 30, 0.05
+    cg, cl, logc = pb._cells(n)
+    z = pb.score_z(cg, cl, n, delta)
+    extreme = z >= float(pb.score_z(g, l, n, delta)) - pb._TIE
+    for points in (2, 7):
+        q = np.linspace(max(0.0, -delta), (1 - delta) / 2, points)
+        ref = pb._pmf(n, delta, q, cg[extreme], cl[extreme], logc[extreme]).sum(1).max()
+        assert pb.one_sided_p(g, l, n, delta, "greater", points=points) == pytest.approx(ref, rel=1e-12), points
+    assert len(pb.nuisance_grid(0.1, 7)) == 7 and pb.nuisance_grid(-0.2, 3) == pytest.approx([0.2, 0.4, 0.6])
+
+
+def test_paired_counts_reads_truthiness_and_needs_a_problem():
+    assert pb.paired_counts([0, 1, 2, 0], [2, 1, 0, 0]) == (4, 1, 1)  # 2 counts as True on either side
+    assert pb.paired_counts([True], [False]) == (1, 0, 1)
+    with pytest.raises(ValueError, match=r"^no problems$"):
+        pb.paired_counts([], [])
+
+
+def test_the_two_sided_difference_doubles_the_smaller_side_and_keeps_its_arguments():
+    before = [True] * 30 + [False] * 30
+    after = [True] * 22 + [False] * 8 + [True] * 12 + [False] * 18  # 12 gained, 8 lost of 60
+    d = pb.paired_binary_difference(before, after, threshold=0.05, level=0.9)
+    ref = min(1.0, 2 * min(pb.one_sided_p(12, 8, 60, 0.05, "greater"), pb.one_sided_p(12, 8, 60, 0.05, "less")))
+    assert d.p_value == pytest.approx(ref) and 0.5 < d.p_value < 1.0
+    assert (d.n, d.gained, d.lost, d.threshold, d.alternative, d.level) == (60, 12, 8, 0.05, "two-sided", 0.9)
+    assert pb.one_sided_p(12, 8, 60, d.lo - 1e-4, "greater") <= 0.05 < pb.one_sided_p(12, 8, 60, d.lo + 1e-4, "greater")
+    lopsided = pb.paired_binary_difference([True] * 40, [False] * 10 + [True] * 30)
+    assert lopsided.p_value == pytest.approx(2 * pb.one_sided_p(0, 10, 40, 0.0, "less"))
