@@ -86,6 +86,10 @@ def band_share_evidence(result: LayerPatching, band: Sequence[int], prediction, 
     n = len(result.ld_clean)
     if n < 2:
         return stats._undecided(prediction, n, f"{n} pair(s): a bootstrap needs at least 2")
+    gap = float(np.sum(result.ld_clean - result.ld_corrupted))
+    if not (np.isfinite(gap) and gap > 0):
+        return stats._undecided(prediction, n, f"the pooled clean - corrupted logit difference is {gap:.3g}: "
+                                "recovery (a share of it) is undefined, so no layer can be its peak")
     rng = np.random.default_rng(seed)
     share = float(band_shares(result, band, np.arange(n)[None], resamples, rng)[0])
     reps = np.sort(band_shares(result, band, rng.integers(0, n, (replications, n)), resamples, rng))

@@ -146,3 +146,14 @@ def test_lay08_patches_eot_and_each_live_latent_from_the_donor():
     (iv,), (iv2,) = conditions["EOT"]
     assert iv.site == "resid_post" and iv.positions == ("EOT",) and iv.layer == 1
     assert iv.op.source is trace and (iv.op.row, iv2.op.row) == (3, 0)
+
+
+def test_lay01_without_a_clean_corrupted_gap_decides_nothing():
+    """Clean and corrupted never differ (the gap LAY-01's recovery divides by is 0): a verdict with the reason,
+    not an argmax of infinities or NaNs."""
+    u = np.random.default_rng(2).normal(size=(60, 6))
+    result = _layer_patching(u)
+    result.ld_clean = result.ld_corrupted.copy()
+    ev = band_share_evidence(result, [2, 3], patching.LAY01.predictions[0], seed=0, resamples=100)
+    assert ev.p_support == ev.p_refute == 1.0 and "undefined" in ev.reason
+    assert decide(combine(patching.LAY01, [ev], 60)).verdict == "inconclusive"
