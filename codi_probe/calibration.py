@@ -50,6 +50,10 @@ The null boundary, per kind of evidence function (every function is looked up by
 - ``centroid_cosine`` (``experiments.probes.centroid_cosine_evidence``, PROBE-03): two tasks' vectors whose
   population centroids have cosine exactly the threshold (:class:`CentroidNull`).
 
+Evidence that decides nothing on the default model (both p-values 1 with a reason, made outside the wrapped
+functions: a surface baseline no probe can beat by its margin, OP-01/NEW-09; no trained Activation Oracle,
+OP-02) replays as itself: it supports nothing whatever the data (the row says why).
+
 A claim that does not run on the default model (PROBE-01/02: one outcome only) is replayed from
 :func:`synthetic_case`: its own evidence function on synthetic per-problem data, captured the same way
 (the table notes it).
@@ -105,7 +109,8 @@ KINDS = {"stats.proportion_evidence": "proportion", "stats.paired_binary_evidenc
          "stats.permutation_spearman": "spearman", "stats.page_evidence": "page",
          "extremes.every_pair_evidence": "rows", "extremes.some_pair_evidence": "rows",
          "extremes.spread_evidence": "rows", "extremes.scaled_binary_evidence": "scaled_binary",
-         "patching.band_share_evidence": "argmax_share", "probes.centroid_cosine_evidence": "centroid_cosine"}
+         "patching.band_share_evidence": "argmax_share", "probes.centroid_cosine_evidence": "centroid_cosine",
+         "undecided": "undecided"}
 # the shapes of the kinds with a dedicated construction (docstring)
 SCALED_BINARY_SHAPES = ("rare", "common", "observed")
 COPULA_SHAPES = ("normal", "skewed", "heavy", "tied")
@@ -135,6 +140,8 @@ class Call:
             return int(len(np.asarray(self.args[0][0])))
         if self.kind == "argmax_share":  # a LayerPatching
             return int(len(self.args[0].ld_clean))
+        if self.kind == "undecided":
+            return int(self.options["n"])
         return int(len(np.asarray(self.args[0])))
 
 
@@ -249,7 +256,8 @@ def capture() -> Iterator[list[ClaimCase]]:
 
     def recording_decide(self, evidence=(), *, n, controls=None, family=None, member=None):
         ev = [evidence] if isinstance(evidence, Evidence) else list(evidence)
-        calls = [made[id(e)][1] if id(e) in made and made[id(e)][0] is e else None for e in ev]
+        calls = [made[id(e)][1] if id(e) in made and made[id(e)][0] is e else
+                 _undecided_call(e, self._hypothesis) for e in ev]
         if self._hypothesis is not None:
             size = sum(o.verdict is None for o in family.values()) if family else 1
             note = ("no evidence on this model (did not test)" if not ev else "" if all(calls) else
@@ -274,6 +282,17 @@ def capture() -> Iterator[list[ClaimCase]]:
         ClaimRecorder.decide = decide
         for module, name, original in saved:
             setattr(module, name, original)
+
+
+def _undecided_call(evidence: Evidence, hypothesis: Hypothesis | None) -> Call | None:
+    """Evidence that decides nothing (both p-values 1, with its reason: a baseline no probe can beat, no
+    trained oracle shipped) made outside the wrapped functions: a call that replays as itself (it supports
+    nothing, whatever the data); None for any other unwrapped evidence (the row says so)."""
+    if not (evidence.p_support == 1.0 and evidence.p_refute == 1.0 and evidence.reason):
+        return None
+    preds = [p for p in (hypothesis.predictions if hypothesis else ()) if p.statistic == evidence.statistic]
+    pred = preds[0] if preds else Prediction(evidence.statistic, "greater", 0.0)
+    return Call("undecided", pred, (), {"reason": evidence.reason, "n": int(evidence.n)})
 
 
 def capture_catalogue(pytest_args: Sequence[str] = ()) -> list[ClaimCase]:
@@ -520,6 +539,8 @@ def shapes_of(call: Call) -> tuple[str, ...]:
         return ARGMAX_SHAPES
     if kind == "centroid_cosine":
         return CENTROID_SHAPES
+    if kind == "undecided":
+        return ("any",)
     return ("not constructed",)
 
 
@@ -744,7 +765,7 @@ def simulate_call(call: Call, shape: str, n: int, rng: np.random.Generator, targ
                   mu=None) -> Evidence:
     """One replay of ``call`` on fresh data of ``shape`` at the boundary ``target`` (``mu``: its
     :func:`boundary_parameter`, or the column means of a rows call)."""
-    module, name = call.function.split(".")
+    module, name = call.function.split(".") if "." in call.function else ("stats", "_undecided")
     fn = getattr(_modules()[module], name)  # by reference: fixes there are measured
     pred = call.prediction
     kind = call.kind
@@ -764,6 +785,8 @@ def simulate_call(call: Call, shape: str, n: int, rng: np.random.Generator, targ
             return fn(rows, pred, seed=seed)
         opts = {k: v for k, v in call.options.items() if k in ("others", "scale")}
         return fn(rows, call.options["k"], pred, seed=seed, **opts)
+    if kind == "undecided":
+        return _modules()["stats"]._undecided(pred, n, call.options["reason"])
     if kind == "scaled_binary":
         a, b = scaled_binary_at(shape, n, call, target, rng)
         return fn(a, b, pred, float(call.options.get("scale", 1.0)))
@@ -874,6 +897,8 @@ def _replay_rows(case, calls, shape, reps, seed, progress, budget_s) -> Row:
         note = "columns independent, means " + ", ".join(f"{m:.3g}" for m in mus[0])
     elif first.kind == "bootstrap":
         note = f"Gaussian copula, correlation {mus[0]:.4g}"
+    elif first.kind == "undecided":
+        note = f"decides nothing on this model, whatever the data: {first.options['reason']}"
     elif first.kind == "argmax_share":
         note = f"band raised by {mus[0].delta:.4g} ({mus[0].shape} noise sd {mus[0].scale:.3g}), n = {n}"
     return Row(case.claim, first.prediction.statistic if len(calls) == 1 else " ANY ".join(

@@ -395,3 +395,20 @@ def test_a_section_at_more_data_sets_is_written_and_kept_by_a_rebuild(tmp_path):
     cal.write_doc(path, [row], 60.0, "python -m codi_probe.calibration --reps 100", partial=False)
     again = path.read_text()
     assert again.count("## IMP-01 at 1000 data sets") == 1 and "(1.5 min)" in again
+
+
+def test_evidence_that_decides_nothing_on_the_model_replays_as_itself():
+    """OP-01/NEW-09 (a surface baseline no probe can beat by its margin) and OP-02 (no Activation Oracle
+    shipped) decide nothing through stats._undecided, outside the wrapped functions: the whole claim once had
+    no row ("evidence not made by a wrapped function"). That prediction now replays as itself (supports
+    nothing, whatever the data) beside the claim's other, replayed predictions."""
+    hyp = Hypothesis((Prediction("lens", "less", 0.65), Prediction("oracle gap", "greater", 0.1)))
+    rng = np.random.default_rng(8)
+    case = _captured("OP-02", hyp, lambda: [
+        stats.mean_evidence(rng.uniform(0.3, 0.9, 100), hyp.predictions[0], support=(0, 1)),
+        stats._undecided(hyp.predictions[1], 100, "no trained Activation Oracle is shipped")], 100)
+    assert not case.note and [c.kind for c in case.calls] == ["mean", "undecided"]
+    assert case.calls[1].prediction == hyp.predictions[1] and case.calls[1].n == 100
+    case.calls = case.calls[1:]
+    (row,) = cal.calibrate([case], reps=20)
+    assert row.rate == 0.0 and "no trained Activation Oracle" in row.note, cal.table([row])
