@@ -37,7 +37,26 @@ The null boundary, per kind of evidence function (every function is looked up by
   (scaling their spread, then shifting one column); where none exists the row says so;
 - ``spearman``: independent positions within each problem (threshold 0 only); ``page``: exchangeable
   binary columns.
-- ``bootstrap_evidence`` with an arbitrary statistic is not constructed (declared in the table).
+- ``bootstrap_evidence`` with an arbitrary statistic of two paired 1-D samples (INTERP-02's Spearman): a
+  Gaussian copula whose correlation puts the claim's own statistic of the population (a sample of 40,000
+  pairs) at the threshold, with ``normal``, ``skewed`` (lognormal), ``heavy`` (t, 3 df) and ``tied`` (7
+  levels) marginals; other samples (e.g. problem indices into closed-over data) are not constructed;
+- ``scaled_binary`` (``extremes.scaled_binary_evidence``, PATCH-02's "moved > 10x the random control"):
+  independent binary ``a``, ``b`` with ``P(a) − scale · P(b) = threshold`` (shapes ``rare``, ``common``,
+  ``observed``: :func:`scaled_binary_at`);
+- ``argmax_share`` (``experiments.patching.band_share_evidence``, LAY-01): per-pair recovery rows whose
+  argmax layer (of the pooled recovery of n pairs) lands in the band with probability exactly the
+  threshold (:class:`ArgmaxNull`; independent, correlated, heavy-tailed or the observed pairs' noise);
+- ``centroid_cosine`` (``experiments.probes.centroid_cosine_evidence``, PROBE-03): two tasks' vectors whose
+  population centroids have cosine exactly the threshold (:class:`CentroidNull`).
+
+Evidence that decides nothing on the default model (both p-values 1 with a reason, made outside the wrapped
+functions: a surface baseline no probe can beat by its margin, OP-01/NEW-09; no trained Activation Oracle,
+OP-02) replays as itself: it supports nothing whatever the data (the row says why).
+
+A claim that does not run on the default model (PROBE-01/02: one outcome only) is replayed from
+:func:`synthetic_case`: its own evidence function on synthetic per-problem data, captured the same way
+(the table notes it).
 
 A claim combining predictions with ``all`` (an intersection-union test) is at its least favourable
 null when one prediction sits at its boundary and the others are true, so each prediction is replayed
@@ -80,6 +99,7 @@ HALF_BOUNDED_SHAPES = ("skewed", "tied", "kl", "observed")
 # right tail for "less", a long left tail for "greater"; equivalence claims get both
 _SKEW_AGAINST = {"less": ("skewed",), "greater": ("skewed-left",), "equivalent": ("skewed", "skewed-left")}
 PAIRED_SHAPES = ("rare", "common")
+_DEDICATED = ("bootstrap", "argmax_share", "centroid_cosine")  # kinds whose boundary_parameter is found per row
 DEFAULT_REPS = 200
 POWER_TARGET = 0.8
 
@@ -88,7 +108,14 @@ KINDS = {"stats.proportion_evidence": "proportion", "stats.paired_binary_evidenc
          "stats.mean_evidence": "mean", "stats.rows_evidence": "rows", "stats.bootstrap_evidence": "bootstrap",
          "stats.permutation_spearman": "spearman", "stats.page_evidence": "page",
          "extremes.every_pair_evidence": "rows", "extremes.some_pair_evidence": "rows",
-         "extremes.spread_evidence": "rows"}
+         "extremes.spread_evidence": "rows", "extremes.scaled_binary_evidence": "scaled_binary",
+         "patching.band_share_evidence": "argmax_share", "probes.centroid_cosine_evidence": "centroid_cosine",
+         "undecided": "undecided"}
+# the shapes of the kinds with a dedicated construction (docstring)
+SCALED_BINARY_SHAPES = ("rare", "common", "observed")
+COPULA_SHAPES = ("normal", "skewed", "heavy", "tied")
+ARGMAX_SHAPES = ("normal", "correlated", "heavy", "observed")
+CENTROID_SHAPES = ("normal", "heavy", "observed")
 
 
 @dataclass
@@ -109,6 +136,12 @@ class Call:
     def n(self) -> int:
         if self.kind == "proportion":
             return int(self.args[1])
+        if self.kind == "bootstrap":  # a tuple of samples, problems along axis 0
+            return int(len(np.asarray(self.args[0][0])))
+        if self.kind == "argmax_share":  # a LayerPatching
+            return int(len(self.args[0].ld_clean))
+        if self.kind == "undecided":
+            return int(self.options["n"])
         return int(len(np.asarray(self.args[0])))
 
 
@@ -122,6 +155,7 @@ class ClaimCase:
     family_size: int = 1
     power: list[float | None] = field(default_factory=list)  # Evidence.power per call, when provided
     note: str = ""  # why there is nothing to replay (no evidence on this model, an unwrapped function)
+    source: str = ""  # where the calls come from when not the default model's run (:func:`synthetic_case`)
 
     @property
     def base(self) -> str:
@@ -157,7 +191,18 @@ _DATA = {"stats.proportion_evidence": ("k", "n"), "stats.paired_binary_evidence"
          "stats.mean_evidence": ("values",), "stats.rows_evidence": ("rows",),
          "stats.bootstrap_evidence": ("samples",), "stats.permutation_spearman": ("x", "y"),
          "stats.page_evidence": ("matrix",), "extremes.every_pair_evidence": ("rows",),
-         "extremes.some_pair_evidence": ("rows",), "extremes.spread_evidence": ("rows",)}
+         "extremes.some_pair_evidence": ("rows",), "extremes.spread_evidence": ("rows",),
+         "extremes.scaled_binary_evidence": ("a", "b"), "patching.band_share_evidence": ("result", "band"),
+         "probes.centroid_cosine_evidence": ("a", "b")}
+_AS_IS = {"stats.bootstrap_evidence", "patching.band_share_evidence"}  # data kept as passed (tuples, dataclasses)
+
+
+def _modules() -> dict:
+    """The modules whose evidence functions are wrapped and looked up at replay time, by prefix."""
+    from . import extremes, stats
+    from .experiments import patching, probes
+
+    return {"stats": stats, "extremes": extremes, "patching": patching, "probes": probes}
 
 
 _JOINED = {"extremes.all_of": "all", "extremes.any_of": "any"}
@@ -168,9 +213,10 @@ def capture() -> Iterator[list[ClaimCase]]:
     """Wrap the evidence functions of :mod:`codi_probe.stats` and :mod:`codi_probe.extremes` and the
     claim recorder's ``decide``: yields the list that fills with one :class:`ClaimCase` per decided
     claim. Evidence is matched to its call by object identity."""
-    from . import extremes, stats
+    from . import extremes
     from .plugin.recorder import ClaimRecorder
 
+    modules = _modules()
     made: dict[int, tuple[Evidence, Call]] = {}
     cases: list[ClaimCase] = []
     saved = []
@@ -185,8 +231,8 @@ def capture() -> Iterator[list[ClaimCase]]:
             bound = dict(signature.bind(*args, **kwargs).arguments)
             pred = bound.pop("prediction")
             data = tuple(bound.pop(a) for a in _DATA[qual])
-            data = tuple(d if isinstance(d, (int, np.integer)) or qual == "stats.bootstrap_evidence"
-                         else np.array(d, copy=True) for d in data)
+            data = tuple(d if isinstance(d, (int, np.integer)) or qual in _AS_IS else np.array(d, copy=True)
+                         for d in data)
             made[id(out)] = (out, Call(qual, pred, data, bound))
             return out
 
@@ -194,7 +240,7 @@ def capture() -> Iterator[list[ClaimCase]]:
         setattr(module, name, wrapper)
 
     for qual in _DATA:
-        wrap(stats if qual.startswith("stats.") else extremes, qual)
+        wrap(modules[qual.split(".")[0]], qual)
     for how in ("all", "any"):  # a composite: its members' calls, joined by `how`
         def joined(evidence, prediction, value=None, _how=how, _original=getattr(extremes, f"{how}_of")):
             evidence = list(evidence)
@@ -210,7 +256,8 @@ def capture() -> Iterator[list[ClaimCase]]:
 
     def recording_decide(self, evidence=(), *, n, controls=None, family=None, member=None):
         ev = [evidence] if isinstance(evidence, Evidence) else list(evidence)
-        calls = [made[id(e)][1] if id(e) in made and made[id(e)][0] is e else None for e in ev]
+        calls = [made[id(e)][1] if id(e) in made and made[id(e)][0] is e else
+                 _undecided_call(e, self._hypothesis) for e in ev]
         if self._hypothesis is not None:
             size = sum(o.verdict is None for o in family.values()) if family else 1
             note = ("no evidence on this model (did not test)" if not ev else "" if all(calls) else
@@ -237,6 +284,17 @@ def capture() -> Iterator[list[ClaimCase]]:
             setattr(module, name, original)
 
 
+def _undecided_call(evidence: Evidence, hypothesis: Hypothesis | None) -> Call | None:
+    """Evidence that decides nothing (both p-values 1, with its reason: a baseline no probe can beat, no
+    trained oracle shipped) made outside the wrapped functions: a call that replays as itself (it supports
+    nothing, whatever the data); None for any other unwrapped evidence (the row says so)."""
+    if not (evidence.p_support == 1.0 and evidence.p_refute == 1.0 and evidence.reason):
+        return None
+    preds = [p for p in (hypothesis.predictions if hypothesis else ()) if p.statistic == evidence.statistic]
+    pred = preds[0] if preds else Prediction(evidence.statistic, "greater", 0.0)
+    return Call("undecided", pred, (), {"reason": evidence.reason, "n": int(evidence.n)})
+
+
 def capture_catalogue(pytest_args: Sequence[str] = ()) -> list[ClaimCase]:
     """Run ``pytest hypotheses`` in-process (``pytest_args`` appended) under :func:`capture`."""
     import pytest
@@ -244,6 +302,44 @@ def capture_catalogue(pytest_args: Sequence[str] = ()) -> list[ClaimCase]:
     with capture() as cases:
         pytest.main(["hypotheses", "-q", "-p", "no:cacheprovider", *pytest_args])
     return cases
+
+
+# claims that do not run on the default model: their own evidence function on synthetic per-problem data
+# (claim id -> catalogue module, hypothesis, floor); see :func:`synthetic_case`
+SYNTHETIC = {"PROBE-01": ("test_probes", "PROBE01", "PROBE01_FLOOR"),
+             "PROBE-02": ("test_probes", "PROBE02", "PROBE02_FLOOR")}
+
+
+def synthetic_case(claim: str, n: int = 100, seed: int = 0) -> ClaimCase:
+    """A :class:`ClaimCase` for a claim of :data:`SYNTHETIC` (a probe that beats its question-embedding
+    baseline, PROBE-01/02) made without a model: synthetic per-problem probe outcomes (binary labels, a
+    latent probe right 2 pp above the claim's floor, a baseline probe at 0.6) go through the catalogue's own
+    evidence function (:func:`codi_probe.experiments.probes.beats_baseline_evidence` with the claim's floor and
+    prediction), captured as the catalogue run captures it; the replay then puts that statistic at its
+    threshold (``rows``). ``n``: at least the claim's minimum."""
+    from .experiments import probes
+    from .plugin.recorder import ClaimRecorder
+    from .plugin.records import ClaimRecord
+
+    module, name, floor = SYNTHETIC[claim]
+    mod = catalogue_module(module)
+    hyp, floor = getattr(mod, name), float(getattr(mod, floor))
+    n = max(n, hyp.min_n)
+    rng = np.random.default_rng(seed)
+    labels = rng.random(n) < 0.5
+
+    def result(accuracy: float):
+        correct = rng.random(n) < accuracy
+        return probes.ProbeResult(correct, labels, probes._balanced(correct, labels), 1.0)
+
+    with capture() as cases:
+        ev = probes.beats_baseline_evidence(result(min(0.99, floor + 0.02)), result(0.6), floor, hyp.predictions[0],
+                                            seed)
+        record = ClaimRecord(id=claim, base_id=claim, kind="empirical", statement=claim)
+        ClaimRecorder(record, hyp).decide([ev], n=n, controls={c: True for c in hyp.controls})
+    (case,) = cases
+    case.source = "synthetic per-problem probe outcomes (the claim does not run on the default model)"
+    return case
 
 
 def catalogue_module(name: str):
@@ -435,6 +531,16 @@ def shapes_of(call: Call) -> tuple[str, ...]:
         return rows_shapes(call)
     if kind in ("spearman", "page"):
         return ("independent",)
+    if kind == "scaled_binary":
+        return SCALED_BINARY_SHAPES
+    if kind == "bootstrap" and _copula_call(call):
+        return COPULA_SHAPES
+    if kind == "argmax_share":
+        return ARGMAX_SHAPES
+    if kind == "centroid_cosine":
+        return CENTROID_SHAPES
+    if kind == "undecided":
+        return ("any",)
     return ("not constructed",)
 
 
@@ -456,13 +562,211 @@ def _kind_boundary(call: Call, bounded: bool):
     return boundary_means(population_statistic(call), rows.mean(0), float(call.prediction.threshold), bounded)
 
 
-def simulate_call(call: Call, shape: str, n: int, rng: np.random.Generator, target: float, *, seed: int,
-                  mu: np.ndarray | None = None) -> Evidence:
-    """One replay of ``call`` on fresh data of ``shape`` at the boundary ``target``."""
-    from . import extremes, stats
+# ---- dedicated constructions: scaled binary shares, a bootstrap statistic of paired samples, LAY-01's argmax
+# share, PROBE-03's centroid cosine -------------------------------------------------------------------------
 
-    module, name = call.function.split(".")
-    fn = getattr(stats if module == "stats" else extremes, name)  # by reference: fixes there are measured
+def scaled_binary_at(shape: str, n: int, call: Call, target: float,
+                     rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Independent binary ``a``, ``b`` with ``P(a) − scale · P(b) = target``: ``P(a)`` 0.1 (``rare``), 0.5
+    (``common``) or, ``observed``, ``P(b)`` the claim's own share of ``b`` (else ``P(a)`` its share of ``a``)."""
+    s = float(call.options.get("scale", 1.0))
+    if shape == "observed":
+        pb = float(np.mean(call.args[1]))
+        pa = target + s * pb
+        if not 0 <= pa <= 1:
+            pa = float(np.mean(call.args[0]))
+            pb = (pa - target) / s
+    else:
+        pa = 0.1 if shape == "rare" else 0.5
+        pb = (pa - target) / s
+    if not (0 <= pa <= 1 and 0 <= pb <= 1):
+        raise ValueError(f"no shares with P(a) - {s:g} P(b) = {target:g} on shape {shape!r}")
+    return rng.random(n) < pa, rng.random(n) < pb
+
+
+_MARGINALS = {"normal": lambda z: z, "skewed": np.exp, "heavy": lambda z: _t3(z),
+              "tied": lambda z: np.digitize(z, np.linspace(-1.5, 1.5, 6)).astype(float)}
+
+
+def _t3(z: np.ndarray) -> np.ndarray:
+    from scipy import stats as sps
+
+    return sps.t.ppf(sps.norm.cdf(z), 3)
+
+
+def copula_pairs(shape: str, z: np.ndarray, r: float) -> tuple[np.ndarray, np.ndarray]:
+    """Paired samples from a Gaussian copula with correlation ``r`` (``z[2, n]`` standard normals) and the
+    marginals of ``shape`` (``normal``, ``skewed``: lognormal, ``heavy``: t with 3 df, ``tied``: 7 levels)."""
+    m = _MARGINALS[shape]
+    return m(z[0]), m(r * z[0] + np.sqrt(1 - r * r) * z[1])
+
+
+def _copula_call(call: Call) -> bool:
+    """A bootstrap call whose samples are two 1-D arrays of one length (the copula construction applies)."""
+    samples = call.args[0]
+    return (len(samples) == 2 and all(np.ndim(x) == 1 for x in samples)
+            and len(samples[0]) == len(samples[1]) and len(samples[0]) > 1)
+
+
+def _statistic_of(call: Call, x: np.ndarray, y: np.ndarray) -> float:
+    st = call.options["statistic"]
+    return float(st(x, y, axis=-1) if call.options.get("vectorized") else st(x, y))
+
+
+def copula_boundary(call: Call, shape: str, big: int = 40_000) -> float:
+    """The copula correlation ``r`` at which the claim's own statistic (``call.options["statistic"]``) of the
+    population (a sample of ``big`` pairs, common random numbers) equals the threshold."""
+    z = np.random.default_rng(12345).standard_normal((2, big))
+    t = float(call.prediction.threshold)
+    if call.prediction.direction == "equivalent":
+        raise ValueError("an equivalence of a bootstrap statistic has no copula construction")
+    g = lambda r: _statistic_of(call, *copula_pairs(shape, z, r)) - t
+    grid = np.linspace(-0.995, 0.995, 41)
+    vals = [g(r) for r in grid]
+    for i in range(len(grid) - 1):
+        if vals[i] == 0:
+            return float(grid[i])
+        if vals[i] * vals[i + 1] < 0:
+            return float(optimize.brentq(g, grid[i], grid[i + 1], xtol=1e-6))
+    raise ValueError(f"no copula correlation puts the statistic at {t:g}")
+
+
+def _layer_noise(shape: str, size: tuple, rng: np.random.Generator) -> np.ndarray:
+    """Per-pair recovery noise ``[..., n, L]``: independent layers, a shared factor (``correlated``: 0.7 of
+    the variance), or t with 3 df (``heavy``); unit variance."""
+    if shape == "normal":
+        return rng.standard_normal(size)
+    if shape == "correlated":
+        return np.sqrt(0.7) * rng.standard_normal((*size[:-1], 1)) + np.sqrt(0.3) * rng.standard_normal(size)
+    if shape == "heavy":
+        return rng.standard_t(3, size) / np.sqrt(3)
+    raise ValueError(f"unknown layer-noise shape {shape!r}")
+
+
+class ArgmaxNull:
+    """LAY-01's null boundary: per-pair recovery rows ``u[n, L]`` (gap 1 per pair, or the observed pairs'
+    gaps) whose population puts the argmax layer of the pooled recovery of ``n`` pairs in the band with
+    probability exactly the threshold (0.8): the band's layers raised by ``delta`` over a base profile (0, or
+    the observed profile with the band at the best layer outside it), ``delta`` found by a root search over
+    Monte-Carlo estimates of that probability (:data:`ARGMAX_DRAWS` data sets, common random numbers)."""
+
+    def __init__(self, call: Call, shape: str, n: int):
+        result, band = call.args
+        self.shape, self.n, self.band = shape, n, list(band)
+        u = np.asarray(result.ld_patched - result.ld_corrupted[:, None], dtype=float)
+        gap = np.asarray(result.ld_clean - result.ld_corrupted, dtype=float)
+        self.layers = list(result.layers)
+        self.L = u.shape[1]
+        self.inside = np.zeros(self.L, dtype=bool)
+        self.inside[self.band] = True
+        if self.inside.all():
+            raise ValueError("every layer is in the band")
+        if shape == "observed":
+            keep = np.all(np.isfinite(u), 1) & np.isfinite(gap)
+            u, gap = u[keep], gap[keep]
+            if len(u) < 2 or gap.mean() <= 0:
+                raise ValueError("the observed pairs have no positive mean clean - corrupted gap")
+            self.noise, self.gap = u - u.mean(0), gap
+            base = u.mean(0)
+            base[self.inside] = base[~self.inside].max()
+            self.scale = float(np.sqrt(np.mean(self.noise.var(0))))
+        else:
+            self.noise, self.gap, base, self.scale = None, None, np.zeros(self.L), 1.0
+        self.base = base
+        self.delta = self._search(float(call.prediction.threshold))
+
+    def mu(self, delta: float) -> np.ndarray:
+        return self.base + delta * self.inside
+
+    def draw(self, rng: np.random.Generator, size: tuple = ()) -> tuple[np.ndarray, np.ndarray]:
+        """``(u[..., n, L] − mu, gap[..., n])`` of fresh data sets."""
+        if self.shape == "observed":
+            idx = rng.integers(0, len(self.noise), (*size, self.n))
+            return self.noise[idx], self.gap[idx]
+        return _layer_noise(self.shape, (*size, self.n, self.L), rng), np.ones((*size, self.n))
+
+    def _search(self, target: float) -> float:
+        noise, gap = self.draw(np.random.default_rng(54321), (ARGMAX_DRAWS,))
+        total, gsum = noise.sum(1), gap.sum(1)[:, None]
+
+        def share(delta: float) -> float:
+            pooled = (total + self.n * self.mu(delta)) / gsum
+            return float(self.inside[np.argmax(pooled, 1)].mean()) - target
+
+        hi = 4.0 * self.scale / np.sqrt(self.n)
+        while share(hi) <= 0 and hi < 1e3 * self.scale:
+            hi *= 2
+        if share(0.0) >= 0 or share(hi) <= 0:
+            raise ValueError(f"no band raise puts the argmax in the band with probability {target:g}")
+        return float(optimize.brentq(share, 0.0, hi, xtol=1e-4 * self.scale / np.sqrt(self.n)))
+
+    def result(self, rng: np.random.Generator):
+        from .experiments.patching import LayerPatching
+
+        noise, gap = self.draw(rng)
+        u = noise + self.mu(self.delta)
+        return LayerPatching(self.layers, np.zeros_like(u), gap, np.zeros(self.n), u)
+
+
+ARGMAX_DRAWS = 4000
+
+
+class CentroidNull:
+    """PROBE-03's null boundary: two tasks' per-problem vectors ``μ_a + noise``, ``μ_b + noise`` whose centroids
+    have cosine exactly the threshold: ``μ_a`` the observed centroid of ``a``, ``μ_b`` the observed centroid of
+    ``b`` turned within their plane to that angle (its norm kept). Noise: the observed centred rows resampled
+    (``observed``), or isotropic normal / t with 3 df of the observed mean variance per dimension."""
+
+    def __init__(self, call: Call, shape: str):
+        a, b = (np.asarray(x, dtype=float) for x in call.args)
+        ca, cb = a.mean(0), b.mean(0)
+        t = float(call.prediction.threshold)
+        ea = ca / np.linalg.norm(ca)
+        perp = cb - (cb @ ea) * ea
+        if np.linalg.norm(perp) < 1e-12 * np.linalg.norm(cb):
+            perp = np.random.default_rng(0).standard_normal(ca.shape)
+            perp -= (perp @ ea) * ea
+        ep = perp / np.linalg.norm(perp)
+        self.mu_a, self.mu_b = ca, np.linalg.norm(cb) * (t * ea + np.sqrt(max(0.0, 1 - t * t)) * ep)
+        self.na, self.nb = a - ca, b - cb
+        self.sd = float(np.sqrt(np.mean(np.concatenate([self.na, self.nb]).var(0))))
+        self.shape = shape
+
+    def draw(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        d = self.mu_a.shape[0]
+        if self.shape == "observed":
+            na, nb = self.na[rng.integers(0, len(self.na), n)], self.nb[rng.integers(0, len(self.nb), n)]
+        elif self.shape == "normal":
+            na, nb = self.sd * rng.standard_normal((2, n, d))
+        elif self.shape == "heavy":
+            na, nb = self.sd * rng.standard_t(3, (2, n, d)) / np.sqrt(3)
+        else:
+            raise ValueError(f"unknown centroid shape {self.shape!r}")
+        return self.mu_a + na, self.mu_b + nb
+
+
+def boundary_parameter(call: Call, shape: str):
+    """What a replay of ``call`` on ``shape`` needs to sit at the null boundary, found once per row: the column
+    means (``rows``), the copula correlation (a bootstrap statistic), the :class:`ArgmaxNull` or
+    :class:`CentroidNull`; None for the kinds that need nothing. ``ValueError`` when none exists."""
+    kind = call.kind
+    if kind == "bootstrap":
+        if not _copula_call(call):
+            raise ValueError(f"{call.function}: null boundary not constructed (samples are not two 1-D arrays)")
+        return copula_boundary(call, shape)
+    if kind == "argmax_share":
+        return ArgmaxNull(call, shape, call.n)
+    if kind == "centroid_cosine":
+        return CentroidNull(call, shape)
+    return None
+
+
+def simulate_call(call: Call, shape: str, n: int, rng: np.random.Generator, target: float, *, seed: int,
+                  mu=None) -> Evidence:
+    """One replay of ``call`` on fresh data of ``shape`` at the boundary ``target`` (``mu``: its
+    :func:`boundary_parameter`, or the column means of a rows call)."""
+    module, name = call.function.split(".") if "." in call.function else ("stats", "_undecided")
+    fn = getattr(_modules()[module], name)  # by reference: fixes there are measured
     pred = call.prediction
     kind = call.kind
     if kind == "proportion":
@@ -481,6 +785,19 @@ def simulate_call(call: Call, shape: str, n: int, rng: np.random.Generator, targ
             return fn(rows, pred, seed=seed)
         opts = {k: v for k, v in call.options.items() if k in ("others", "scale")}
         return fn(rows, call.options["k"], pred, seed=seed, **opts)
+    if kind == "undecided":
+        return _modules()["stats"]._undecided(pred, n, call.options["reason"])
+    if kind == "scaled_binary":
+        a, b = scaled_binary_at(shape, n, call, target, rng)
+        return fn(a, b, pred, float(call.options.get("scale", 1.0)))
+    if kind == "bootstrap":
+        x, y = copula_pairs(shape, rng.standard_normal((2, n)), mu)
+        return fn((x, y), call.options["statistic"], pred, vectorized=bool(call.options.get("vectorized")), seed=seed)
+    if kind == "argmax_share":
+        opts = {k: v for k, v in call.options.items() if k in ("resamples", "replications")}
+        return fn(mu.result(rng), mu.band, pred, seed=seed, **opts)
+    if kind == "centroid_cosine":
+        return fn(*mu.draw(n, rng), pred, seed=seed)
     if kind == "spearman":
         k = np.asarray(call.args[0]).shape[1]
         return fn(rng.integers(0, 3, (n, k)), rng.integers(0, 3, (n, k)), pred, seed=seed)
@@ -543,13 +860,16 @@ def _replay_rows(case, calls, shape, reps, seed, progress, budget_s) -> Row:
         if c.kind == "rows" and mu is None:
             return Row(case.claim, first.prediction.statistic, first.prediction.direction, shape, n, reps, None,
                        None, "no column means put the statistic at the threshold")
-        if c.kind in ("bootstrap", "unknown"):
+        if c.kind == "unknown" or (c.kind == "bootstrap" and not _copula_call(c)):
             return Row(case.claim, first.prediction.statistic, first.prediction.direction, shape, n, reps, None,
                        None, f"{c.function}: null boundary not constructed")
         if c.kind == "spearman" and c.prediction.threshold != 0:
             return Row(case.claim, first.prediction.statistic, first.prediction.direction, shape, n, reps, None,
                        None, "permutation test only at threshold 0")
         mus.append(mu)
+    for i, c in enumerate(calls):
+        if c.kind in _DEDICATED:
+            mus[i] = boundary_parameter(c, shape if shape in shapes_of(c) else shapes_of(c)[0])
     hits = hits_family = 0
     rng = np.random.default_rng(seed)
     t0 = time.time()
@@ -575,6 +895,12 @@ def _replay_rows(case, calls, shape, reps, seed, progress, budget_s) -> Row:
             progress()
     if first.kind == "rows":
         note = "columns independent, means " + ", ".join(f"{m:.3g}" for m in mus[0])
+    elif first.kind == "bootstrap":
+        note = f"Gaussian copula, correlation {mus[0]:.4g}"
+    elif first.kind == "undecided":
+        note = f"decides nothing on this model, whatever the data: {first.options['reason']}"
+    elif first.kind == "argmax_share":
+        note = f"band raised by {mus[0].delta:.4g} ({mus[0].shape} noise sd {mus[0].scale:.3g}), n = {n}"
     return Row(case.claim, first.prediction.statistic if len(calls) == 1 else " ANY ".join(
         c.prediction.statistic for c in calls), first.prediction.direction, shape, n, done, hits / done,
         hits_family / done, note)
@@ -591,6 +917,8 @@ def _signature(case: ClaimCase, calls: Sequence[Call], shape: str) -> tuple:
     def one(c: Call) -> tuple:
         key = (c.function, c.prediction.direction, float(c.prediction.threshold), c.n,
                tuple(sorted((k, repr(v)) for k, v in c.options.items() if k not in ("fn", "seed", "resamples"))))
+        if c.kind in _DEDICATED:  # their data (a tuple, a dataclass) set the boundary: one row per claim
+            return key + (case.claim, c.prediction.statistic)
         if c.kind == "rows" or shape == "observed":  # the data set the boundary or the shape
             key += (case.base, hashlib.sha1(np.ascontiguousarray(np.asarray(c.args[0], dtype=float))
                                             .tobytes()).hexdigest() if c.kind != "rows" else c.prediction.statistic)
@@ -631,7 +959,7 @@ def calibrate(cases: Sequence[ClaimCase], *, reps: int = DEFAULT_REPS, seed: int
                             f"{'-' if r.rate is None else f'{r.rate:.3f}'} ({time.time() - t0:.1f} s)")
                 r = done[key]
                 out.append(Row(case.claim, r.statistic, r.direction, r.shape, r.n, r.reps, r.rate, r.rate_family,
-                               r.note))
+                               "; ".join(x for x in (case.source, r.note) if x)))
     return out
 
 
@@ -706,10 +1034,52 @@ def write_doc(path: str, rows: Sequence[Row], seconds: float, command: str | Non
         "family` adjusts by the family size with the other members clearly false; a row with no rate says why "
         "its null boundary was not constructed. A `mean` row that fails on one shape only is a property of "
         "the test used for that statistic (`codi_probe.stats.mean_evidence`), shared by every claim with the "
-        "same signature.", "",
+        "same signature. A row noted `synthetic` replays a claim that does not run on the default model through "
+        "its own evidence function on synthetic per-problem data (`codi_probe.calibration.synthetic_case`); the "
+        "sections after the power list measure a few claims at more data sets (`--section`) and are kept by "
+        "a rebuild.", "",
         f"{len(rows)} rows, {len(bad)} above the bound" + (": " + ", ".join(sorted({r.claim for r in bad}))
-                                                           if bad else "") + ".", "", table(rows), "", power]
+                                                           if bad else "") + ".", "", table(rows), "", power,
+        kept_sections(path)]
     write_text_atomic(path, "\n".join(head))
+
+
+def _sections(text: str) -> list[tuple[str, str]]:
+    """``(heading line, whole section text)`` of each ``## `` section of a markdown document."""
+    out, parts = [], text.split("\n## ")
+    for part in parts[1:]:
+        out.append(("## " + part.split("\n", 1)[0], "## " + part.rstrip("\n") + "\n"))
+    return out
+
+
+def kept_sections(path: str) -> str:
+    """The sections of the document at ``path`` that :func:`write_section` wrote (a full rebuild keeps them)."""
+    from pathlib import Path
+
+    if not Path(path).is_file():
+        return ""
+    return "\n".join(body for head, body in _sections(Path(path).read_text()) if SECTION_MARK in body)
+
+
+SECTION_MARK = "<!-- a measurement at more data sets: python -m codi_probe.calibration --section -->"
+
+
+def write_section(path: str, title: str, rows: Sequence[Row], seconds: float, command: str) -> None:
+    """Put ``rows`` into the document at ``path`` as the section ``## title`` (replacing a section of that title,
+    keeping the rest; a full rebuild keeps it too): a few claims measured at more data sets than the full run."""
+    from pathlib import Path
+
+    from .atomic import write_text_atomic
+
+    text = Path(path).read_text() if Path(path).is_file() else ""
+    head = f"## {title}"
+    for heading, body in _sections(text):
+        if heading == head:
+            text = text.replace(body, "")
+    bad = failures(rows)
+    section = "\n".join([head, "", SECTION_MARK, "", f"Made by `{command}` ({seconds / 60:.1f} min). "
+                          f"{len(rows)} rows, {len(bad)} above the bound.", "", table(rows), ""])
+    write_text_atomic(path, text.rstrip("\n") + "\n\n" + section)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -720,11 +1090,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--budget", type=float, default=None,
                         help=f"seconds per row: stop a row's replays then (at least {MIN_REPS} data sets; the table "
                              "shows each row's count)")
+    parser.add_argument("--section", default=None,
+                        help="write the rows as this section of --out (replacing a section of that title), not the "
+                             "whole document: a few claims at more data sets (e.g. IMP-01 with --reps 1000)")
     parser.add_argument("--power", action="store_true",
                         help="list the claims whose recorded power is below 0.8 instead of calibrating")
     args, pytest_args = parser.parse_known_args(argv)
     t0 = time.time()
     cases = capture_catalogue(pytest_args)
+    cases = [synthetic_case(c.claim) if c.base in SYNTHETIC and not c.calls else c for c in cases]
     if args.only:
         keep = set(args.only.split(","))
         cases = [c for c in cases if c.base in keep or c.claim in keep]
@@ -736,7 +1110,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("\n".join(f"{cid}\t{p:.2f}" for cid, p in low) or "every decided claim has power >= 0.8")
         return 0
     rows = calibrate(cases, reps=args.reps, log=lambda s: print(s, file=sys.stderr, flush=True), budget_s=args.budget)
-    if args.out:
+    if args.out and args.section:
+        write_section(args.out, args.section, rows, time.time() - t0,
+                      "python -m codi_probe.calibration " + shlex.join(list(argv if argv is not None else sys.argv[1:])))
+    elif args.out:
         # a subset: --only, or pytest arguments that select tests (not --codi-cache / --codi-report ...)
         subset = bool(args.only) or any(a.startswith(("-k", "-m", "hypotheses")) or "::" in a for a in pytest_args)
         argv_used = list(argv if argv is not None else sys.argv[1:])

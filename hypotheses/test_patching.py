@@ -1,8 +1,6 @@
 """Layer-wise clean→corrupted patching (LAY-01..07), donor patching at EOT against single latents (LAY-08) and
 mean-latent patching on templates (PATCH-01/02)."""
 
-from dataclasses import replace
-
 import numpy as np
 import pytest
 
@@ -12,7 +10,9 @@ from codi_probe.design import implied_answer
 from codi_probe.engine import Intervention, Patch, Randomize, Set
 from codi_probe.engine.positions import FED_POSITIONS, LATENT_POSITIONS, live_positions
 from codi_probe.experiments.common import decided_below_minimum, golds, run_conditions
-from codi_probe.experiments.patching import band_margin, groups, layer_patching, template_pairs
+from codi_probe.experiments import patching as layer_patching_lib  # LAY-01's evidence by attribute: the calibration wraps it
+from codi_probe.experiments.patching import (BAND_REPLICATIONS, BAND_RESAMPLES, band_margin, groups, layer_patching,
+                                             template_pairs)
 from codi_probe.hypothesis import EQUIVALENCE_MIN_N, EQUIVALENCE_MIN_N_SOURCE, Hypothesis, Prediction, combine
 from codi_probe.experiments.problems import model_families
 
@@ -31,9 +31,8 @@ def patching(codi_engine, patch_pairs):
     return layer_patching(codi_engine, patch_pairs), len(patch_pairs)
 
 
-BOOTSTRAP_RESAMPLES = 1000  # claims.md LAY-01: 1000 bootstrap resamples of pairs
-LAY01 = Hypothesis(Prediction(f"share of {BOOTSTRAP_RESAMPLES} bootstrap resamples of pairs whose peak recovery layer "
-                              "is in the band", "greater", 0.80),
+LAY01 = Hypothesis(Prediction(f"share of {BAND_RESAMPLES} bootstrap resamples of pairs whose peak recovery layer is "
+                              "in the band", "greater", 0.80),
                    min_n=50, min_n_source="claims.md LAY-04 / F-05: >= 50 pairs")
 
 
@@ -42,25 +41,13 @@ def band_of(n_layers: int) -> list[int]:
     return [l for l in range(n_layers) if 0.25 <= l / n_layers < 0.375] or [round(0.25 * n_layers)]
 
 
-def band_share_evidence(result, band, prediction: Prediction, seed: int, resamples: int = BOOTSTRAP_RESAMPLES):
-    """LAY-01's decision as the source states it: the argmax over layers of the pooled recovery
-    (``result.pooled_recovery(idx)``, ``[L]``) falls in ``band`` in more than 80% of ``resamples`` bootstrap
-    resamples of the pairs. The share is tested against 0.8 by the exact binomial test over the resamples
-    (its Monte-Carlo error only), and returns the share of resamples in the band as well."""
-    n = len(result.ld_clean)
-    rng = np.random.default_rng(seed)
-    peaks = [int(np.argmax(result.pooled_recovery(rng.integers(0, n, n)))) for _ in range(resamples)]
-    k = sum(p in band for p in peaks)
-    ev = stats.proportion_evidence(k, resamples, prediction)
-    return replace(ev, method=f"share of {resamples} bootstrap resamples of the {n} pairs with the argmax layer in "
-                              f"the band (claims.md LAY-01's rule); {ev.method} over the resamples"), k / resamples
-
-
 @pytest.mark.claim(id="LAY-01", kind="empirical",
                    statement="patching the latent positions clean->corrupted recovers the clean answer most at "
                              "relative depth 0.25-0.375 (layers 4-5 of 16): the layer of peak recovery is in that "
-                             "band in > 80% of 1000 bootstrap resamples of the pairs (the share tested against 0.8 "
-                             "over the resamples). Differs from the source: recovery is pooled over pairs as a ratio "
+                             "band in > 80% of 1000 bootstrap resamples of the pairs, tested by a double bootstrap (that "
+                             f"share in {BAND_REPLICATIONS} bootstrap replications of the pairs: > 0.8 in all but "
+                             "2.5%; the share tested against 0.8 over its resamples alone was falsely supported "
+                             "22% of the time at its boundary, issue 28). Differs from the source: recovery is pooled over pairs as a ratio "
                              "of sums, not a mean of per-pair ratios (unbounded when a pair's clean and corrupted "
                              "logit differences nearly coincide); the calibrated pairwise test (some band layer "
                              "beats every layer outside it, issue 28) is recorded beside",
@@ -76,8 +63,8 @@ def test_layer_recovery_peak(codi_engine, patching, codi_options, claim):
     ev = []
     if n >= 2:
         pooled = result.pooled_recovery()
-        share = band_share_evidence(result, band, LAY01.predictions[0], codi_options.seed)
-        ev = [share[0]]
+        share = layer_patching_lib.band_share_evidence(result, band, LAY01.predictions[0], codi_options.seed)
+        ev = [share]
         rows = np.concatenate([result.ld_patched - result.ld_corrupted[:, None],
                                (result.ld_clean - result.ld_corrupted)[:, None]], 1)
         pairwise = band_peak_evidence(rows, band, Prediction("recovery, some band layer minus every layer outside "
@@ -85,7 +72,7 @@ def test_layer_recovery_peak(codi_engine, patching, codi_options, claim):
                                       codi_options.seed)
         details.update({"pooled_recovery_by_layer": pooled.tolist(),
                         "mean_per_pair_recovery_by_layer (unstable, for contrast)": result.recovery.mean(0).tolist(),
-                        "share of resamples with the peak in the band": share[1],
+                        "share of resamples with the peak in the band": share.value,
                         "pairwise test (recorded, not deciding)": {
                             "value": pairwise.value, "ci": [pairwise.lo, pairwise.hi],
                             "p_support": pairwise.p_support, "p_refute": pairwise.p_refute}})

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from codi_probe import stats
+from codi_probe.experiments import probes  # PROBE-03 by attribute: the calibration wraps its evidence
 from codi_probe.experiments.common import decided_below_minimum
 from codi_probe.engine.positions import FED_POSITIONS
 from codi_probe.experiments.carriers import operand_group
@@ -494,18 +495,7 @@ def test_tasks_have_distinct_centroids(codi_engine, template_trace, empirical_n,
     n = min(len(a), len(b))
     a, b = a[:n], b[:n]
 
-    def centroid_cosine(idx, axis=-1):
-        """The cosine of the two tasks' centroids over resampled problems ``idx`` (``[n]`` or ``[B, n]``);
-        one resample at a time, so memory stays at one [n, D] gather whatever the hidden size."""
-        rows = np.atleast_2d(np.asarray(idx).astype(int))
-        out = np.empty(len(rows))
-        for r, i in enumerate(rows):
-            ca, cb = a[i].mean(0), b[i].mean(0)
-            out[r] = ca @ cb / np.sqrt((ca @ ca) * (cb @ cb))
-        return out if np.ndim(idx) > 1 else out[0]
-
     claim.record(details={"problems per task": n, "centroid norms": [float(np.linalg.norm(a.mean(0))),
                                                                      float(np.linalg.norm(b.mean(0)))]})
-    ev = stats.bootstrap_evidence((np.arange(n),), centroid_cosine, PROBE03.predictions[0], vectorized=True,
-                                  seed=codi_options.seed)
+    ev = probes.centroid_cosine_evidence(a, b, PROBE03.predictions[0], seed=codi_options.seed)
     claim.decide([ev], n=n)

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
+from codi_probe import extremes
 from codi_probe import paired_binary as pb
 from codi_probe import stats
 from codi_probe.hypothesis import ALPHA, Hypothesis, Outcome, Prediction, adjust_family, decide
@@ -159,8 +160,8 @@ def test_mean_tests_false_supported_at_the_null_boundary(function, kind):
     """Both directions, n = 24, 50, 100, each shape with the support a claim declares for it: the
     false-supported rate is at most ALPHA + 3 SE in every cell (skewed, heavy-tailed, tied, bounded
     zero-inflated and unbounded KL-like data included)."""
-    if not FULL and function != "mean_evidence" and kind not in ("normal", "kl-like", "t3", "rate"):
-        pytest.skip("the fast run checks rows_evidence on four shapes; CODI_CALIBRATION_FULL=1 runs all")
+    if not FULL and function != "mean_evidence" and kind not in ("normal", "kl-like", "t3", "rate", "lognormal(0,1)"):
+        pytest.skip("the fast run checks rows_evidence on five shapes; CODI_CALIBRATION_FULL=1 runs all")
     reps = REPS if FULL else (REPS if function == "mean_evidence" else 150)
     for n in SIZES if FULL or function != "mean_evidence" else (24, 100):
         greater, less = false_supported(EVIDENCE[function], kind, n, reps)
@@ -213,7 +214,8 @@ def test_bootstrap_evidence_spearman_at_the_null_boundary(kind):
     """bootstrap_evidence (BCa, expanded) on the smooth statistic it is used for (a correlation,
     INTERP-02): both directions at the true Spearman correlation. Skewed and heavy-tailed marginals
     are monotone transforms, which leave every Spearman correlation (and so the test) unchanged: the
-    full run checks that; tied and zero-inflated data differ. The bounds are computed for all data
+    full run simulates them, the fast run checks the invariance (next test); tied and zero-inflated data
+    differ. The bounds are computed for all data
     sets at once (bootstrap_evidence decides exactly when its bound excludes the threshold:
     tests/test_stats.py::test_bca_p_value_agrees_with_its_bound_under_strong_skew)."""
     reps = REPS if FULL else 200
@@ -223,6 +225,21 @@ def test_bootstrap_evidence_spearman_at_the_null_boundary(kind):
         greater = np.mean(boot.bound(ALPHA, "greater") > truth)
         less = np.mean(boot.bound(ALPHA, "less") < truth)
         assert greater <= mc_bound(ALPHA, reps) and less <= mc_bound(ALPHA, reps), (n, greater, less)
+
+
+@pytest.mark.parametrize("kind", ["skewed", "heavy-tailed"])
+def test_bootstrap_evidence_spearman_is_the_same_test_on_skewed_and_heavy_tailed_marginals(kind):
+    """Skewed and heavy-tailed marginals (monotone transforms of the normal ones) give bootstrap_evidence the
+    same ranks, so the same evidence as the normal data sets the previous test holds to the bound."""
+    fx = np.exp if kind == "skewed" else (lambda v: sps.t(2).ppf(sps.norm.cdf(v)))  # as spearman_pairs does
+    fy = (lambda v: np.exp(2 * v)) if kind == "skewed" else fx
+    rng = np.random.default_rng(2)
+    for _ in range(3):
+        x, y, truth = spearman_pairs("normal", 1, 50, rng)
+        pred = Prediction("rho", "greater", truth)
+        a = stats.bootstrap_evidence((x[0], y[0]), _spearman, pred, vectorized=True, resamples=RESAMPLES)
+        b = stats.bootstrap_evidence((fx(x[0]), fy(y[0])), _spearman, pred, vectorized=True, resamples=RESAMPLES)
+        assert (a.p_support, a.p_refute) == (b.p_support, b.p_refute) and a.lo == pytest.approx(b.lo, abs=1e-12)
 
 
 def test_a_heavy_right_tail_less_claim_is_never_supported_once_its_support_is_declared():
@@ -347,3 +364,40 @@ if __name__ == "__main__":  # CODI_CALIBRATION_FULL=1 python tests/test_stats_ca
     import sys
 
     table(tuple(sys.argv[1:]) or tuple(EVIDENCE))
+
+
+def _against_the_claim(kind: str, n: int, rng) -> np.ndarray:
+    """``n`` per-problem values of mean 0 whose tail points against a "greater" claim (long left tail) or is
+    heavy or zero-inflated: ``skewed`` (minus a centred lognormal(0, 1)), ``heavy`` (t, 3 df),
+    ``zero-inflated`` (minus centred bounded KL-like values, ``kl-bounded``: the pairs of rates these functions
+    test are bounded; an unbounded heavy tail is a claim that must declare its support, :func:`mean_evidence`)."""
+    if kind == "skewed":
+        return -(rng.lognormal(0, 1, n) - np.exp(0.5))
+    if kind == "heavy":
+        return rng.standard_t(3, n)
+    x, mu = null_samples("kl-bounded", 1, n, rng)
+    return -(x[0] - mu)
+
+
+EXTREMES = {"every_pair": lambda r: extremes.every_pair_evidence(r, 0, Prediction("gap", "greater", 0.0)),
+            "some_pair": lambda r: extremes.some_pair_evidence(r, 0, Prediction("gap", "greater", 0.0)),
+            "spread": lambda r: extremes.spread_evidence(r, Prediction("spread", "greater", 0.0))}
+
+
+@pytest.mark.parametrize("kind", ["skewed", "heavy", "zero-inflated"])
+@pytest.mark.parametrize("function", list(EXTREMES))
+def test_extremes_false_supported_at_the_null_boundary(function, kind, monkeypatch):
+    """codi_probe.extremes (pairwise tests of a largest position; each non-binary pair is the mean test of the
+    per-problem differences) at the least favourable null, n = 100: column 0 carries the shape (against the
+    claim), every other column equals its mean with small normal noise (every pair at its boundary; for the
+    intersection-union the pairs' rate is at most one pair's). At most ALPHA + 3 SE."""
+    from functools import partial
+
+    monkeypatch.setattr(stats, "mean_evidence", partial(stats.mean_evidence, resamples=RESAMPLES))
+    reps, n = (REPS if FULL else 150), 100
+    rng = np.random.default_rng(12)
+    hits = 0
+    for _ in range(reps):
+        rows = np.stack([_against_the_claim(kind, n, rng), *rng.normal(0, 0.05, (2, n))], 1)
+        hits += EXTREMES[function](rows).p_support < ALPHA
+    assert hits / reps <= mc_bound(ALPHA, reps), (function, kind, hits / reps)

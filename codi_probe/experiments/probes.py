@@ -298,3 +298,28 @@ def question_embedding(model, question_ids: Sequence[Sequence[int]]) -> np.ndarr
 __all__ = ["BASELINE_MARGIN", "NO_ACTIVATION_ORACLE", "N_FOLDS", "ProbeResult", "SHUFFLES", "balanced_from_means",
            "balanced_rows", "beats_baseline_evidence", "difference_evidence", "make_probe", "oracle_gap_evidence",
            "positional_features", "probe", "probe_evidence", "question_embedding"]
+
+
+def centroid_cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The cosine between the centroids of ``a[..., n, D]`` and ``b[..., n, D]`` (per leading index)."""
+    ca, cb = a.mean(-2), b.mean(-2)
+    return (ca * cb).sum(-1) / np.sqrt((ca * ca).sum(-1) * (cb * cb).sum(-1))
+
+
+def centroid_cosine_evidence(a: np.ndarray, b: np.ndarray, prediction, seed: int = 0):
+    """The cosine between two tasks' centroids of per-problem vectors ``a[n, D]`` and ``b[n, D]`` (row ``i`` of
+    each: problem ``i`` of that task; the two tasks' problems are paired by index only) against ``prediction``:
+    the expanded BCa bootstrap over problem indices (:func:`codi_probe.stats.bootstrap_evidence`), one resample
+    gathered at a time so memory stays at one ``[n, D]`` gather whatever the hidden size (PROBE-03)."""
+    from .. import stats
+
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.shape != b.shape or a.ndim != 2:
+        raise ValueError(f"centroid cosine needs two [n, D] arrays of one shape, got {a.shape} and {b.shape}")
+
+    def statistic(idx, axis=-1):
+        rows = np.atleast_2d(np.asarray(idx).astype(int))
+        out = np.array([float(centroid_cosine(a[i], b[i])) for i in rows])
+        return out if np.ndim(idx) > 1 else out[0]
+
+    return stats.bootstrap_evidence((np.arange(len(a)),), statistic, prediction, vectorized=True, seed=seed)

@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from codi_probe.experiments.patching import band_share_evidence
 from codi_probe.hypothesis import combine, decide, shown
 from codi_probe.hypotheses import test_patching as patching
 
@@ -89,12 +90,13 @@ def _layer_patching(ld_patched: np.ndarray):
 
 
 def _lay01_verdict(result, band) -> tuple[str, float]:
-    ev, share = patching.band_share_evidence(result, band, patching.LAY01.predictions[0], seed=0)
-    return decide(combine(patching.LAY01, [ev], len(result.ld_clean))).verdict, share
+    ev = band_share_evidence(result, band, patching.LAY01.predictions[0], seed=0)
+    return decide(combine(patching.LAY01, [ev], len(result.ld_clean))).verdict, ev.value
 
 
 def test_lay01_decides_on_the_argmax_share_of_1000_resamples():
-    """claims.md LAY-01: the peak layer is in the band in >= 80% of 1000 bootstrap resamples of pairs."""
+    """claims.md LAY-01: the peak layer is in the band in >= 80% of 1000 bootstrap resamples of pairs, tested with
+    that share's own sampling error (a double bootstrap, issue 28): a near tie is not decided."""
     rng = np.random.default_rng(0)
     n, layers, band = 66, 8, [2, 3]
     base = rng.normal(0.2, 0.05, size=(n, layers))
@@ -106,7 +108,21 @@ def test_lay01_decides_on_the_argmax_share_of_1000_resamples():
     close[:, 2] += 0.3
     close[:, 6] += 0.3 + rng.normal(0, 0.3, size=n)  # a layer outside the band ties it: the peak flips
     verdict, share = _lay01_verdict(_layer_patching(close), band)
-    assert verdict == "refuted" and 0.2 < share < 0.8
+    assert verdict == "inconclusive" and 0.2 < share < 0.8  # the share's own sampling error (double bootstrap)
+    outside = base.copy()
+    outside[:, 6] += 0.5  # a layer outside the band recovers far more in every pair
+    verdict, share = _lay01_verdict(_layer_patching(outside), band)
+    assert verdict == "refuted" and share < 0.05
+
+
+def test_lay01_interval_excludes_the_threshold_exactly_when_a_test_rejects():
+    """One interval, one verdict: the double bootstrap's bounds are the order statistics that invert its p-values."""
+    rng = np.random.default_rng(1)
+    for shift in (0.05, 0.1, 0.2, 0.4):
+        u = rng.normal(0.2, 0.3, size=(60, 6))
+        u[:, 2] += shift
+        ev = band_share_evidence(_layer_patching(u), [2, 3], patching.LAY01.predictions[0], seed=0, resamples=200)
+        assert (ev.p_support < 0.025) == (ev.lo > 0.8) and (ev.p_refute < 0.025) == (ev.hi < 0.8), (shift, ev)
 
 
 def test_lay08_eot_must_beat_every_single_latent_position():
@@ -130,3 +146,14 @@ def test_lay08_patches_eot_and_each_live_latent_from_the_donor():
     (iv,), (iv2,) = conditions["EOT"]
     assert iv.site == "resid_post" and iv.positions == ("EOT",) and iv.layer == 1
     assert iv.op.source is trace and (iv.op.row, iv2.op.row) == (3, 0)
+
+
+def test_lay01_without_a_clean_corrupted_gap_decides_nothing():
+    """Clean and corrupted never differ (the gap LAY-01's recovery divides by is 0): a verdict with the reason,
+    not an argmax of infinities or NaNs."""
+    u = np.random.default_rng(2).normal(size=(60, 6))
+    result = _layer_patching(u)
+    result.ld_clean = result.ld_corrupted.copy()
+    ev = band_share_evidence(result, [2, 3], patching.LAY01.predictions[0], seed=0, resamples=100)
+    assert ev.p_support == ev.p_refute == 1.0 and "undefined" in ev.reason
+    assert decide(combine(patching.LAY01, [ev], 60)).verdict == "inconclusive"
