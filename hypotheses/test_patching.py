@@ -47,7 +47,9 @@ def band_of(n_layers: int) -> list[int]:
                              "band in > 80% of 1000 bootstrap resamples of the pairs, tested by a double bootstrap (that "
                              f"share in {BAND_REPLICATIONS} bootstrap replications of the pairs: > 0.8 in all but "
                              "2.5%; the share tested against 0.8 over its resamples alone was falsely supported "
-                             "22% of the time at its boundary, issue 28). Differs from the source: recovery is pooled over pairs as a ratio "
+                             "22% of the time at its boundary, issue 28). A share below 0.8 is not refuted: under resampling the share "
+                             "is biased down, so the mirror test refuted 8% of the time at its boundary; the claim is "
+                             "supported or inconclusive. Differs from the source: recovery is pooled over pairs as a ratio "
                              "of sums, not a mean of per-pair ratios (unbounded when a pair's clean and corrupted "
                              "logit differences nearly coincide); the calibrated pairwise test (some band layer "
                              "beats every layer outside it, issue 28) is recorded beside",

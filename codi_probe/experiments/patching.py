@@ -3,7 +3,7 @@ template pairs for models trained on a template family."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Sequence
 
 import numpy as np
@@ -50,8 +50,10 @@ BAND_REPLICATIONS = 199  # bootstrap replications of that share (its own samplin
 def band_shares(result: LayerPatching, band: Sequence[int], outer: np.ndarray, resamples: int,
                 rng: np.random.Generator) -> np.ndarray:
     """For each row of pair indices ``outer[B, n]`` (a data set of pairs), the share of ``resamples`` bootstrap
-    resamples of those pairs whose argmax layer of the pooled recovery (:meth:`LayerPatching.pooled_recovery`)
-    lies in ``band``: ``[B]`` fractions."""
+    resamples of those pairs whose peak layer of the pooled recovery (:meth:`LayerPatching.pooled_recovery`)
+    lies in ``band``: ``[B]`` fractions. A resample counts only when the band's best layer beats every layer
+    outside it strictly (a tie is not a peak in the band) and its pooled clean - corrupted gap is > 0 (else
+    recovery is undefined: not in the band)."""
     u = result.ld_patched - result.ld_corrupted[:, None]  # [n, L]
     gap = result.ld_clean - result.ld_corrupted
     inside = np.zeros(u.shape[1], dtype=bool)
@@ -60,50 +62,77 @@ def band_shares(result: LayerPatching, band: Sequence[int], outer: np.ndarray, r
     out = np.empty(len(outer))
     for b, rows in enumerate(outer):
         idx = rows[rng.integers(0, n, (resamples, n))]
+        total = gap[idx].sum(1)
         with np.errstate(all="ignore"):
-            pooled = u[idx].sum(1) / gap[idx].sum(1)[:, None]
-        out[b] = inside[np.argmax(pooled, axis=1)].mean()
+            pooled = u[idx].sum(1) / total[:, None]
+        peak = pooled[:, inside].max(1) > pooled[:, ~inside].max(1) if (~inside).any() else np.ones(len(idx), bool)
+        out[b] = (peak & (total > 0)).mean()
     return out
 
 
 def band_share_evidence(result: LayerPatching, band: Sequence[int], prediction, seed: int = 0,
                         resamples: int = BAND_RESAMPLES, replications: int = BAND_REPLICATIONS):
     """LAY-01's decision, the source's rule with its sampling error: the value is the share of ``resamples``
-    bootstrap resamples of the pairs whose argmax layer of the pooled recovery is in ``band`` (claims.md: >
-    80%); the test is a double bootstrap of that share. ``replications`` bootstrap replications of the pairs
-    each give the share of ``resamples`` resamples of *them*; ``p_support`` ("greater") is the fraction of
-    replications whose share is at or below the threshold, ``(count + 1) / (replications + 1)``, and the
-    interval's bounds are the order statistics of the replications' shares that invert it exactly.
+    bootstrap resamples of the pairs whose peak layer of the pooled recovery is in ``band`` (claims.md: >
+    80%; :func:`band_shares`); the test is a double bootstrap of that share. ``replications`` bootstrap
+    replications of the pairs each give the share of ``resamples`` resamples of *them*; ``p_support`` (the
+    prediction must be "greater") is the fraction of replications whose share is at or below the threshold,
+    ``(count + 1) / (replications + 1)``, and the lower bound is the order statistic that inverts it exactly.
 
     Why not the share alone: tested against 0.8 by the exact binomial test over its 1000 resamples (their
     Monte-Carlo error only) it was falsely supported 22% of the time at its null boundary (data whose
     argmax lands in the band with probability exactly 0.8 at this n; nominal 2.5%, issue 28,
     docs/calibration.md): the share varies from one set of pairs to another far more than between resamples
-    of one set. Refutation is the mirror rule; the share is biased down under resampling (each level adds
-    noise to the layers' estimates), so a refutation errs on the side of the claim's truth being higher."""
+    of one set.
+
+    This test never refutes (``p_refute`` = 1, upper bound 1): the share is biased *down* under resampling
+    (each level adds noise to the layers' estimates; about 0.61 on average at a true 0.8), so the mirror rule
+    refuted 8% of the time at the boundary (review of issue 28). Pairs with a non-finite logit difference are
+    excluded and counted; data in which no pair differs from another decide nothing (a bootstrap of
+    identical pairs measures no sampling error)."""
     from .. import stats
 
+    if prediction.direction != "greater":
+        raise ValueError(f"LAY-01's band share is tested only as 'greater' (the peak is in the band), "
+                         f"not {prediction.direction!r}")
+    if (replications + 1) * stats.ALPHA <= 1:
+        raise ValueError(f"replications={replications}: a double bootstrap needs (replications + 1) x "
+                         f"{stats.ALPHA} > 1 to reach p < {stats.ALPHA}")
+    rows = np.column_stack([result.ld_clean, result.ld_corrupted, result.ld_patched])
+    finite = np.isfinite(rows).all(1)
+    excluded = int((~finite).sum())
+    if excluded:
+        result = LayerPatching(result.layers, result.recovery[finite], result.ld_clean[finite],
+                               result.ld_corrupted[finite], result.ld_patched[finite], dict(result.dropped))
+    note = f"; {excluded} pair(s) with a non-finite logit difference excluded" if excluded else ""
     n = len(result.ld_clean)
     if n < 2:
-        return stats._undecided(prediction, n, f"{n} pair(s): a bootstrap needs at least 2")
+        return stats._undecided(prediction, n, f"{n} pair(s): a bootstrap needs at least 2{note}", excluded=excluded)
     gap = float(np.sum(result.ld_clean - result.ld_corrupted))
-    if not (np.isfinite(gap) and gap > 0):
+    if not gap > 0:
         return stats._undecided(prediction, n, f"the pooled clean - corrupted logit difference is {gap:.3g}: "
-                                "recovery (a share of it) is undefined, so no layer can be its peak")
+                                "recovery (a share of it) is undefined, so no layer can be its peak" + note,
+                                excluded=excluded)
+    rows = rows[finite]
+    if np.all(rows == rows[0]):
+        return stats._undecided(prediction, n, "every pair has the same logit differences: a bootstrap of "
+                                "identical pairs measures no sampling error" + note, excluded=excluded)
     rng = np.random.default_rng(seed)
     share = float(band_shares(result, band, np.arange(n)[None], resamples, rng)[0])
     reps = np.sort(band_shares(result, band, rng.integers(0, n, (replications, n)), resamples, rng))
     m = int(np.ceil(stats.ALPHA * (replications + 1))) - 2  # the most replications p < ALPHA allows beyond t
 
     def p_at(t: float, alternative: str) -> float:
-        beyond = np.sum(reps <= t) if alternative == "greater" else np.sum(reps >= t)
-        return float((beyond + 1) / (replications + 1))
+        if alternative != "greater":
+            return 1.0  # the refute side is biased (docstring): never decided by this test
+        return float((np.sum(reps <= t) + 1) / (replications + 1))
 
-    lo, hi = (float(reps[m]), float(reps[::-1][m])) if m >= 0 else (0.0, 1.0)
-    return stats.from_one_sided(prediction, share, lo, hi, n, p_at,
-                                f"share of {resamples} bootstrap resamples of the {n} pairs with the argmax layer in "
-                                f"the band (claims.md LAY-01's rule), tested by a double bootstrap: that share in "
-                                f"{replications} bootstrap replications of the pairs")
+    ev = stats.from_one_sided(prediction, share, float(reps[m]), 1.0, n, p_at,
+                              f"share of {resamples} bootstrap resamples of the {n} pairs with the peak layer in "
+                              f"the band (claims.md LAY-01's rule), tested by a double bootstrap: that share in "
+                              f"{replications} bootstrap replications of the pairs (support only: a share below "
+                              f"0.8 is not refuted by it)")
+    return replace(ev, reason=note[2:] or None, excluded=excluded) if excluded else ev
 
 
 def template_pairs(problems, seed: int = 0):
