@@ -329,7 +329,7 @@ def test_probe03_centroid_null_has_the_threshold_cosine():
     assert row.rate is not None and row.reps == 15, cal.table([row])
 
 
-@pytest.mark.parametrize("claim", sorted(cal.SYNTHETIC))
+@pytest.mark.parametrize("claim", ["PROBE-01", "PROBE-02"])
 def test_claims_without_evidence_on_the_model_get_a_synthetic_case(claim):
     """PROBE-01/02 do not run on the default model (one outcome only): the table replays their own evidence
     function (beats_baseline_evidence with the claim's floor) on synthetic probe outcomes, and says so."""
@@ -397,11 +397,10 @@ def test_a_section_at_more_data_sets_is_written_and_kept_by_a_rebuild(tmp_path):
     assert again.count("## IMP-01 at 1000 data sets") == 1 and "(1.5 min)" in again
 
 
-def test_evidence_that_decides_nothing_on_the_model_replays_as_itself():
-    """OP-01/NEW-09 (a surface baseline no probe can beat by its margin) and OP-02 (no Activation Oracle
-    shipped) decide nothing through stats._undecided, outside the wrapped functions: the whole claim once had
-    no row ("evidence not made by a wrapped function"). That prediction now replays as itself (supports
-    nothing, whatever the data) beside the claim's other, replayed predictions."""
+def test_evidence_that_decides_nothing_on_the_model_is_not_calibrated_as_rate_zero():
+    """OP-02 (no Activation Oracle shipped) decides nothing through stats._undecided, outside the wrapped
+    functions. Replaying that as itself reported rate 0.000 and "yes" without calibrating the claim's real
+    statistic; the row now has no rate and says why (not constructed), beside the claim's other predictions."""
     hyp = Hypothesis((Prediction("lens", "less", 0.65), Prediction("oracle gap", "greater", 0.1)))
     rng = np.random.default_rng(8)
     case = _captured("OP-02", hyp, lambda: [
@@ -411,4 +410,25 @@ def test_evidence_that_decides_nothing_on_the_model_replays_as_itself():
     assert case.calls[1].prediction == hyp.predictions[1] and case.calls[1].n == 100
     case.calls = case.calls[1:]
     (row,) = cal.calibrate([case], reps=20)
-    assert row.rate == 0.0 and "no trained Activation Oracle" in row.note, cal.table([row])
+    assert row.rate is None and row.passed is None, cal.table([row])
+    assert "not constructed" in row.note and "no trained Activation Oracle" in row.note, cal.table([row])
+
+
+@pytest.mark.parametrize("claim", ["OP-01", "NEW-09"])
+def test_a_baseline_no_probe_beats_on_the_model_is_replaced_by_the_synthetic_construction(claim):
+    """OP-01/NEW-09's baseline reads the label perfectly on the default model, so their baseline predictions
+    decide nothing there (stats._undecided). The harness replays them through beats_baseline_evidence on
+    synthetic probe outcomes (as PROBE-01/02), keeps the claim's other captured predictions, and says so."""
+    m = cal.catalogue_module("test_probes")
+    hyp = {"OP-01": m.OP01, "NEW-09": m.NEW09}[claim]
+    baseline = cal.SYNTHETIC[claim][4]
+    rng = np.random.default_rng(9)
+    case = _captured(claim, hyp, lambda: [
+        stats._undecided(p, 60, "the baseline reads it at 1.000") if i in baseline else
+        stats.rows_evidence((rng.random((60, 2)) < 0.3).astype(float), lambda mm: mm[..., 0], p)
+        for i, p in enumerate(hyp.predictions)], 60, controls={c: True for c in hyp.controls})
+    assert all(c.kind == "undecided" for i, c in enumerate(case.calls) if i in baseline)
+    synthetic = cal.synthetic_case(claim, captured=case)
+    assert [c.prediction for c in synthetic.calls] == list(hyp.predictions) and "synthetic" in synthetic.source
+    for i, (old, new) in enumerate(zip(case.calls, synthetic.calls)):
+        assert (new.function == "stats.rows_evidence" and new.n == max(60, hyp.min_n)) if i in baseline else new is old
