@@ -983,6 +983,17 @@ def calibrate(cases: Sequence[ClaimCase], *, reps: int = DEFAULT_REPS, seed: int
     return out
 
 
+def summary(rows: Sequence[Row]) -> str:
+    """The table's one-line count: rows, those above the bound and those without a rate (not constructed),
+    each with the claims concerned."""
+    def listed(some: Sequence[Row]) -> str:
+        return ": " + ", ".join(sorted({r.claim for r in some})) if some else ""
+
+    bad, open_ = failures(rows), [r for r in rows if r.passed is None]
+    return (f"{len(rows)} rows, {len(bad)} above the bound{listed(bad)}; {len(open_)} without a rate (null boundary "
+            f"not constructed){listed(open_)}.")
+
+
 def failures(rows: Sequence[Row]) -> list[Row]:
     """The rows whose false-supported rate exceeds ``ALPHA + 3 SE``."""
     return [r for r in rows if r.passed is False]
@@ -1041,7 +1052,6 @@ def write_doc(path: str, rows: Sequence[Row], seconds: float, command: str | Non
     :func:`power_section` of the same run, appended."""
     from .atomic import write_text_atomic
 
-    bad = failures(rows)
     made = [] if command is None else [
         f"This table is {'a partial run' if partial else 'a run of every claim'}, made by `{command}`.", ""]
     head = [
@@ -1054,12 +1064,12 @@ def write_doc(path: str, rows: Sequence[Row], seconds: float, command: str | Non
         "family` adjusts by the family size with the other members clearly false; a row with no rate says why "
         "its null boundary was not constructed. A `mean` row that fails on one shape only is a property of "
         "the test used for that statistic (`codi_probe.stats.mean_evidence`), shared by every claim with the "
-        "same signature. A row noted `synthetic` replays a claim that does not run on the default model through "
-        "its own evidence function on synthetic per-problem data (`codi_probe.calibration.synthetic_case`); the "
+        "same signature. A row noted `synthetic` replays a claim that does not run on the default model, or a "
+        "baseline prediction that decides nothing on it (OP-01, NEW-09), through its own evidence function on "
+        "synthetic per-problem data (`codi_probe.calibration.synthetic_case`); the "
         "sections after the power list measure a few claims at more data sets (`--section`) and are kept by "
         "a rebuild.", "",
-        f"{len(rows)} rows, {len(bad)} above the bound" + (": " + ", ".join(sorted({r.claim for r in bad}))
-                                                           if bad else "") + ".", "", table(rows), "", power,
+        summary(rows), "", table(rows), "", power,
         kept_sections(path)]
     write_text_atomic(path, "\n".join(head))
 
@@ -1096,9 +1106,8 @@ def write_section(path: str, title: str, rows: Sequence[Row], seconds: float, co
     for heading, body in _sections(text):
         if heading == head:
             text = text.replace(body, "")
-    bad = failures(rows)
-    section = "\n".join([head, "", SECTION_MARK, "", f"Made by `{command}` ({seconds / 60:.1f} min). "
-                          f"{len(rows)} rows, {len(bad)} above the bound.", "", table(rows), ""])
+    section = "\n".join([head, "", SECTION_MARK, "", f"Made by `{command}` ({seconds / 60:.1f} min). {summary(rows)}",
+                          "", table(rows), ""])
     write_text_atomic(path, text.rstrip("\n") + "\n\n" + section)
 
 

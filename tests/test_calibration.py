@@ -216,7 +216,7 @@ def test_the_doc_names_the_rebuild_command_and_a_partial_run(tmp_path):
     cal.write_doc(tmp_path / "c.md", [row], 60.0, "python -m codi_probe.calibration --only S-01")
     text = (tmp_path / "c.md").read_text()
     assert cal.COMMAND in text and "partial run, made by `python -m codi_probe.calibration --only S-01`" in text
-    assert "1 rows, 1 above the bound: S-01." in text and "**NO**" in text
+    assert "1 rows, 1 above the bound: S-01; 0 without a rate" in text and "**NO**" in text
     cal.write_doc(tmp_path / "d.md", [row], 60.0, "python -m codi_probe.calibration --reps 100", partial=False)
     assert "a run of every claim, made by `python -m codi_probe.calibration --reps 100`" in (tmp_path / "d.md").read_text()
 
@@ -412,6 +412,7 @@ def test_evidence_that_decides_nothing_on_the_model_is_not_calibrated_as_rate_ze
     (row,) = cal.calibrate([case], reps=20)
     assert row.rate is None and row.passed is None, cal.table([row])
     assert "not constructed" in row.note and "no trained Activation Oracle" in row.note, cal.table([row])
+    assert "1 without a rate (null boundary not constructed): OP-02." in cal.summary([row])  # never "none n/a"
 
 
 @pytest.mark.parametrize("claim", ["OP-01", "NEW-09"])
