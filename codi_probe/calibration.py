@@ -1031,17 +1031,20 @@ def table(rows: Sequence[Row]) -> str:
     """The markdown table of ``rows``."""
     lines = ["| claim | statistic | direction | shape | n | reps | false supported | SE | after family | pass |",
              "|---|---|---|---|---|---|---|---|---|---|"]
+    def cell(text: str) -> str:  # a "|" in a statistic's name (|Spearman|, |LD|) would end the cell
+        return text.replace("|", "\\|")
+
     for r in rows:
         rate = "-" if r.rate is None else f"{r.rate:.3f}"
         fam = "-" if r.rate_family is None else f"{r.rate_family:.3f}"
         ok = {True: "yes", False: "**NO**", None: "n/a"}[r.passed]
         se = "-" if r.rate is None else f"{r.se:.3f}"
-        lines.append(f"| {r.claim} | {r.statistic} | {r.direction} | {r.shape} | {r.n} | {r.reps} | {rate} | "
-                     f"{se} | {fam} | {ok}{' (' + r.note + ')' if r.note else ''} |")
+        lines.append(f"| {r.claim} | {cell(r.statistic)} | {r.direction} | {r.shape} | {r.n} | {r.reps} | {rate} | "
+                     f"{se} | {fam} | {ok}{' (' + cell(r.note) + ')' if r.note else ''} |")
     return "\n".join(lines)
 
 
-COMMAND = "python -m codi_probe.calibration --out docs/calibration.md"  # the full run, DEFAULT_REPS
+COMMAND = "python -m codi_probe.calibration --reps 100 --budget 15 --out docs/calibration.md"  # what made the table
 
 
 def write_doc(path: str, rows: Sequence[Row], seconds: float, command: str | None = None, power: str = "",
@@ -1058,7 +1061,8 @@ def write_doc(path: str, rows: Sequence[Row], seconds: float, command: str | Non
         "# Claim-level calibration", "",
         "Each empirical claim's false-supported rate at its null boundary, through its own evidence function, "
         "prediction, combination and family (`codi_probe.calibration`; the method is in its docstring). "
-        f"Pass: rate <= {ALPHA} + 3 SE. Rebuild the full table (not run in CI; budget about 30 min on 2 cores):",
+        f"Pass: rate <= {ALPHA} + 3 SE. Rebuild the full table (not run in CI; about 13 min on 2 shared cores, `--codi-cache DIR` "
+        "reuses the model's runs):",
         "", "```", COMMAND, "```", "", *made, f"This run took {seconds / 60:.1f} min.", "",
         "Reading it: `n` is the claim's own n on the default model (at least its declared minimum); `after "
         "family` adjusts by the family size with the other members clearly false; a row with no rate says why "

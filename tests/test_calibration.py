@@ -412,6 +412,30 @@ def test_lay01_argmax_share_is_replayed_at_its_boundary_and_the_old_rule_fails(m
     assert cal.failures([old]), cal.table([old])
 
 
+def test_a_bar_in_a_statistic_name_is_escaped_so_the_row_keeps_its_cells():
+    """INTERP-02's |Spearman| and LAY-03's |LD - LD| once split their rows into extra cells."""
+    import re
+
+    row = cal.Row("INTERP-02", "|Spearman(X, h_2)|", "greater", "normal", 99, 100, 0.04, 0.04, "note |x|")
+    line = cal.table([row]).split("\n")[-1]
+    assert len(re.findall(r"(?<!\\)\|", line)) == 11 and "\\|Spearman(X, h_2)\\|" in line, line
+
+
+def test_the_rebuild_command_is_the_one_that_made_the_table():
+    """docs/calibration.md's rebuild command once lacked the --reps 100 --budget 15 of the run that made it."""
+    from pathlib import Path
+
+    text = (Path(__file__).parents[1] / "docs" / "calibration.md").read_text()
+    import re
+    import shlex
+
+    assert f"```\n{cal.COMMAND}\n```" in text
+    made = shlex.split(re.search(r"a run of every claim, made by `([^`]*)`", text).group(1))
+    if "--codi-cache" in made:  # a cache of the model's runs changes the time, not the table
+        del made[made.index("--codi-cache"):made.index("--codi-cache") + 2]
+    assert made == shlex.split(cal.COMMAND), made
+
+
 def test_a_section_at_more_data_sets_is_written_and_kept_by_a_rebuild(tmp_path):
     path = tmp_path / "c.md"
     row = cal.Row("IMP-01[P0]", "gap", "greater", "binomial7", 100, 1000, 0.02, 0.0)
