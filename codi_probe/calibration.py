@@ -51,12 +51,14 @@ The null boundary, per kind of evidence function (every function is looked up by
   population centroids have cosine exactly the threshold (:class:`CentroidNull`).
 
 Evidence that decides nothing on the default model (both p-values 1 with a reason, made outside the wrapped
-functions: a surface baseline no probe can beat by its margin, OP-01/NEW-09; no trained Activation Oracle,
-OP-02) replays as itself: it supports nothing whatever the data (the row says why).
+functions) is not replayed as itself: "supports nothing whatever the data" would report a rate of 0 without
+calibrating the claim's real statistic. A surface baseline no probe can beat by its margin (OP-01/NEW-09) is
+replaced by :func:`synthetic_case`'s construction; any other such prediction (no trained Activation Oracle,
+OP-02) gets a row without a rate ("null boundary not constructed", with the reason).
 
-A claim that does not run on the default model (PROBE-01/02: one outcome only) is replayed from
-:func:`synthetic_case`: its own evidence function on synthetic per-problem data, captured the same way
-(the table notes it).
+A claim that does not run on the default model (PROBE-01/02: one outcome only), or whose baseline prediction
+decides nothing on it (OP-01, NEW-09), is replayed from :func:`synthetic_case`: its own evidence function on
+synthetic per-problem data, captured the same way (the table notes it).
 
 A claim combining predictions with ``all`` (an intersection-union test) is at its least favourable
 null when one prediction sits at its boundary and the others are true, so each prediction is replayed
@@ -304,42 +306,61 @@ def capture_catalogue(pytest_args: Sequence[str] = ()) -> list[ClaimCase]:
     return cases
 
 
-# claims that do not run on the default model: their own evidence function on synthetic per-problem data
-# (claim id -> catalogue module, hypothesis, floor); see :func:`synthetic_case`
-SYNTHETIC = {"PROBE-01": ("test_probes", "PROBE01", "PROBE01_FLOOR"),
-             "PROBE-02": ("test_probes", "PROBE02", "PROBE02_FLOOR")}
+# claims whose probe-beats-a-surface-baseline predictions do not decide on the default model (the claim does not
+# run, PROBE-01/02; its baseline reads the label perfectly, OP-01/NEW-09): their own evidence function on
+# synthetic per-problem data (claim id -> catalogue module, hypothesis, floor, rows per problem, the indices of
+# its baseline predictions); see :func:`synthetic_case`
+SYNTHETIC = {"PROBE-01": ("test_probes", "PROBE01", "PROBE01_FLOOR", 1, (0,)),
+             "PROBE-02": ("test_probes", "PROBE02", "PROBE02_FLOOR", 1, (0,)),
+             "OP-01": ("test_probes", "OP01", "OP01_FLOOR", 1, tuple(range(6))),
+             "NEW-09": ("test_probes", "NEW09", "NEW09_FLOOR", 6, (0,))}
 
 
-def synthetic_case(claim: str, n: int = 100, seed: int = 0) -> ClaimCase:
-    """A :class:`ClaimCase` for a claim of :data:`SYNTHETIC` (a probe that beats its question-embedding
-    baseline, PROBE-01/02) made without a model: synthetic per-problem probe outcomes (binary labels, a
-    latent probe right 2 pp above the claim's floor, a baseline probe at 0.6) go through the catalogue's own
-    evidence function (:func:`codi_probe.experiments.probes.beats_baseline_evidence` with the claim's floor and
-    prediction), captured as the catalogue run captures it; the replay then puts that statistic at its
-    threshold (``rows``). ``n``: at least the claim's minimum."""
+def _baseline_call(claim: str, prediction: Prediction, floor: float, n: int, per_problem: int,
+                   rng: np.random.Generator, seed: int) -> Call:
+    """One ``beats_baseline_evidence`` call on synthetic probe outcomes (``n`` problems of ``per_problem`` rows,
+    binary labels; the latent probe right 2 pp above ``floor``, the baseline probe at 0.6), captured as the
+    catalogue run captures it."""
     from .experiments import probes
     from .plugin.recorder import ClaimRecorder
     from .plugin.records import ClaimRecord
 
-    module, name, floor = SYNTHETIC[claim]
-    mod = catalogue_module(module)
-    hyp, floor = getattr(mod, name), float(getattr(mod, floor))
-    n = max(n, hyp.min_n)
-    rng = np.random.default_rng(seed)
-    labels = rng.random(n) < 0.5
+    labels = rng.random(n * per_problem) < 0.5
 
     def result(accuracy: float):
-        correct = rng.random(n) < accuracy
+        correct = rng.random(len(labels)) < accuracy
         return probes.ProbeResult(correct, labels, probes._balanced(correct, labels), 1.0)
 
     with capture() as cases:
-        ev = probes.beats_baseline_evidence(result(min(0.99, floor + 0.02)), result(0.6), floor, hyp.predictions[0],
-                                            seed)
+        ev = probes.beats_baseline_evidence(result(min(0.99, floor + 0.02)), result(0.6), floor, prediction, seed,
+                                            per_problem=per_problem)
         record = ClaimRecord(id=claim, base_id=claim, kind="empirical", statement=claim)
-        ClaimRecorder(record, hyp).decide([ev], n=n, controls={c: True for c in hyp.controls})
-    (case,) = cases
-    case.source = "synthetic per-problem probe outcomes (the claim does not run on the default model)"
-    return case
+        ClaimRecorder(record, Hypothesis((prediction,), min_n=1)).decide([ev], n=n)
+    return cases[0].calls[0]
+
+
+def synthetic_case(claim: str, n: int = 100, seed: int = 0, captured: ClaimCase | None = None) -> ClaimCase:
+    """A :class:`ClaimCase` for a claim of :data:`SYNTHETIC` (a probe that beats its surface baseline) whose
+    baseline predictions cannot be replayed from the default model: each baseline prediction that did not run
+    or was ``captured`` as deciding nothing is a :func:`codi_probe.experiments.probes.beats_baseline_evidence`
+    call with the claim's floor and prediction on synthetic per-problem probe outcomes (:func:`_baseline_call`);
+    the claim's other captured calls are kept (another prediction that did not run gets a row without a rate).
+    The replay then puts that statistic at its threshold (``rows``). ``n``: the captured claim's n, else this;
+    at least the claim's minimum."""
+    module, name, floor, per_problem, baseline = SYNTHETIC[claim.split("[")[0]]
+    mod = catalogue_module(module)
+    hyp, floor = getattr(mod, name), float(getattr(mod, floor))
+    calls = captured.calls if captured is not None and captured.calls else [
+        Call("undecided", p, (), {"n": n, "reason": "the claim did not run on the default model"})
+        for p in hyp.predictions]
+    n = max(calls[0].n, hyp.min_n)
+    rng = np.random.default_rng(seed)
+    calls = [_baseline_call(claim, c.prediction, floor, n, per_problem, rng, seed)
+             if c.kind == "undecided" and i in baseline else c for i, c in enumerate(calls)]
+    size, power = (captured.family_size, captured.power) if captured is not None else (1, [])
+    return ClaimCase(claim, hyp, calls, size, power, source=(  # the power of the model's own run, if any
+        "synthetic per-problem probe outcomes for the baseline prediction(s) (they decide nothing on the default "
+        "model)"))
 
 
 def catalogue_module(name: str):
@@ -765,7 +786,7 @@ def simulate_call(call: Call, shape: str, n: int, rng: np.random.Generator, targ
                   mu=None) -> Evidence:
     """One replay of ``call`` on fresh data of ``shape`` at the boundary ``target`` (``mu``: its
     :func:`boundary_parameter`, or the column means of a rows call)."""
-    module, name = call.function.split(".") if "." in call.function else ("stats", "_undecided")
+    module, name = call.function.split(".")
     fn = getattr(_modules()[module], name)  # by reference: fixes there are measured
     pred = call.prediction
     kind = call.kind
@@ -785,8 +806,6 @@ def simulate_call(call: Call, shape: str, n: int, rng: np.random.Generator, targ
             return fn(rows, pred, seed=seed)
         opts = {k: v for k, v in call.options.items() if k in ("others", "scale")}
         return fn(rows, call.options["k"], pred, seed=seed, **opts)
-    if kind == "undecided":
-        return _modules()["stats"]._undecided(pred, n, call.options["reason"])
     if kind == "scaled_binary":
         a, b = scaled_binary_at(shape, n, call, target, rng)
         return fn(a, b, pred, float(call.options.get("scale", 1.0)))
@@ -863,6 +882,9 @@ def _replay_rows(case, calls, shape, reps, seed, progress, budget_s) -> Row:
         if c.kind == "unknown" or (c.kind == "bootstrap" and not _copula_call(c)):
             return Row(case.claim, first.prediction.statistic, first.prediction.direction, shape, n, reps, None,
                        None, f"{c.function}: null boundary not constructed")
+        if c.kind == "undecided":  # supports nothing whatever the data: a rate of 0 would calibrate nothing
+            return Row(case.claim, first.prediction.statistic, first.prediction.direction, shape, n, 0, None, None,
+                       f"null boundary not constructed: it decides nothing on this model ({c.options['reason']})")
         if c.kind == "spearman" and c.prediction.threshold != 0:
             return Row(case.claim, first.prediction.statistic, first.prediction.direction, shape, n, reps, None,
                        None, "permutation test only at threshold 0")
@@ -897,8 +919,6 @@ def _replay_rows(case, calls, shape, reps, seed, progress, budget_s) -> Row:
         note = "columns independent, means " + ", ".join(f"{m:.3g}" for m in mus[0])
     elif first.kind == "bootstrap":
         note = f"Gaussian copula, correlation {mus[0]:.4g}"
-    elif first.kind == "undecided":
-        note = f"decides nothing on this model, whatever the data: {first.options['reason']}"
     elif first.kind == "argmax_share":
         note = f"band raised by {mus[0].delta:.4g} ({mus[0].shape} noise sd {mus[0].scale:.3g}), n = {n}"
     return Row(case.claim, first.prediction.statistic if len(calls) == 1 else " ANY ".join(
@@ -963,6 +983,17 @@ def calibrate(cases: Sequence[ClaimCase], *, reps: int = DEFAULT_REPS, seed: int
     return out
 
 
+def summary(rows: Sequence[Row]) -> str:
+    """The table's one-line count: rows, those above the bound and those without a rate (not constructed),
+    each with the claims concerned."""
+    def listed(some: Sequence[Row]) -> str:
+        return ": " + ", ".join(sorted({r.claim for r in some})) if some else ""
+
+    bad, open_ = failures(rows), [r for r in rows if r.passed is None]
+    return (f"{len(rows)} rows, {len(bad)} above the bound{listed(bad)}; {len(open_)} without a rate (null boundary "
+            f"not constructed){listed(open_)}.")
+
+
 def failures(rows: Sequence[Row]) -> list[Row]:
     """The rows whose false-supported rate exceeds ``ALPHA + 3 SE``."""
     return [r for r in rows if r.passed is False]
@@ -1000,17 +1031,20 @@ def table(rows: Sequence[Row]) -> str:
     """The markdown table of ``rows``."""
     lines = ["| claim | statistic | direction | shape | n | reps | false supported | SE | after family | pass |",
              "|---|---|---|---|---|---|---|---|---|---|"]
+    def cell(text: str) -> str:  # a "|" in a statistic's name (|Spearman|, |LD|) would end the cell
+        return text.replace("|", "\\|")
+
     for r in rows:
         rate = "-" if r.rate is None else f"{r.rate:.3f}"
         fam = "-" if r.rate_family is None else f"{r.rate_family:.3f}"
         ok = {True: "yes", False: "**NO**", None: "n/a"}[r.passed]
         se = "-" if r.rate is None else f"{r.se:.3f}"
-        lines.append(f"| {r.claim} | {r.statistic} | {r.direction} | {r.shape} | {r.n} | {r.reps} | {rate} | "
-                     f"{se} | {fam} | {ok}{' (' + r.note + ')' if r.note else ''} |")
+        lines.append(f"| {r.claim} | {cell(r.statistic)} | {r.direction} | {r.shape} | {r.n} | {r.reps} | {rate} | "
+                     f"{se} | {fam} | {ok}{' (' + cell(r.note) + ')' if r.note else ''} |")
     return "\n".join(lines)
 
 
-COMMAND = "python -m codi_probe.calibration --out docs/calibration.md"  # the full run, DEFAULT_REPS
+COMMAND = "python -m codi_probe.calibration --reps 100 --budget 15 --out docs/calibration.md"  # what made the table
 
 
 def write_doc(path: str, rows: Sequence[Row], seconds: float, command: str | None = None, power: str = "",
@@ -1021,25 +1055,25 @@ def write_doc(path: str, rows: Sequence[Row], seconds: float, command: str | Non
     :func:`power_section` of the same run, appended."""
     from .atomic import write_text_atomic
 
-    bad = failures(rows)
     made = [] if command is None else [
         f"This table is {'a partial run' if partial else 'a run of every claim'}, made by `{command}`.", ""]
     head = [
         "# Claim-level calibration", "",
         "Each empirical claim's false-supported rate at its null boundary, through its own evidence function, "
         "prediction, combination and family (`codi_probe.calibration`; the method is in its docstring). "
-        f"Pass: rate <= {ALPHA} + 3 SE. Rebuild the full table (not run in CI; budget about 30 min on 2 cores):",
+        f"Pass: rate <= {ALPHA} + 3 SE. Rebuild the full table (not run in CI; about 13 min on 2 shared cores, `--codi-cache DIR` "
+        "reuses the model's runs):",
         "", "```", COMMAND, "```", "", *made, f"This run took {seconds / 60:.1f} min.", "",
         "Reading it: `n` is the claim's own n on the default model (at least its declared minimum); `after "
         "family` adjusts by the family size with the other members clearly false; a row with no rate says why "
         "its null boundary was not constructed. A `mean` row that fails on one shape only is a property of "
         "the test used for that statistic (`codi_probe.stats.mean_evidence`), shared by every claim with the "
-        "same signature. A row noted `synthetic` replays a claim that does not run on the default model through "
-        "its own evidence function on synthetic per-problem data (`codi_probe.calibration.synthetic_case`); the "
+        "same signature. A row noted `synthetic` replays a claim that does not run on the default model, or a "
+        "baseline prediction that decides nothing on it (OP-01, NEW-09), through its own evidence function on "
+        "synthetic per-problem data (`codi_probe.calibration.synthetic_case`); the "
         "sections after the power list measure a few claims at more data sets (`--section`) and are kept by "
         "a rebuild.", "",
-        f"{len(rows)} rows, {len(bad)} above the bound" + (": " + ", ".join(sorted({r.claim for r in bad}))
-                                                           if bad else "") + ".", "", table(rows), "", power,
+        summary(rows), "", table(rows), "", power,
         kept_sections(path)]
     write_text_atomic(path, "\n".join(head))
 
@@ -1076,9 +1110,8 @@ def write_section(path: str, title: str, rows: Sequence[Row], seconds: float, co
     for heading, body in _sections(text):
         if heading == head:
             text = text.replace(body, "")
-    bad = failures(rows)
-    section = "\n".join([head, "", SECTION_MARK, "", f"Made by `{command}` ({seconds / 60:.1f} min). "
-                          f"{len(rows)} rows, {len(bad)} above the bound.", "", table(rows), ""])
+    section = "\n".join([head, "", SECTION_MARK, "", f"Made by `{command}` ({seconds / 60:.1f} min). {summary(rows)}",
+                          "", table(rows), ""])
     write_text_atomic(path, text.rstrip("\n") + "\n\n" + section)
 
 
@@ -1098,7 +1131,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, pytest_args = parser.parse_known_args(argv)
     t0 = time.time()
     cases = capture_catalogue(pytest_args)
-    cases = [synthetic_case(c.claim) if c.base in SYNTHETIC and not c.calls else c for c in cases]
+    cases = [synthetic_case(c.claim, captured=c) if c.base in SYNTHETIC and (
+        not c.calls or any(k.kind == "undecided" for k in c.calls)) else c for c in cases]
     if args.only:
         keep = set(args.only.split(","))
         cases = [c for c in cases if c.base in keep or c.claim in keep]

@@ -239,7 +239,8 @@ def test_bootstrap_evidence_spearman_is_the_same_test_on_skewed_and_heavy_tailed
         pred = Prediction("rho", "greater", truth)
         a = stats.bootstrap_evidence((x[0], y[0]), _spearman, pred, vectorized=True, resamples=RESAMPLES)
         b = stats.bootstrap_evidence((fx(x[0]), fy(y[0])), _spearman, pred, vectorized=True, resamples=RESAMPLES)
-        assert (a.p_support, a.p_refute) == (b.p_support, b.p_refute) and a.lo == pytest.approx(b.lo, abs=1e-12)
+        assert (a.p_support, a.p_refute) == pytest.approx((b.p_support, b.p_refute), abs=1e-9)
+        assert a.lo == pytest.approx(b.lo, abs=1e-12)
 
 
 def test_a_heavy_right_tail_less_claim_is_never_supported_once_its_support_is_declared():
@@ -360,12 +361,6 @@ def table(functions=tuple(EVIDENCE)) -> str:
     return "\n".join(rows)
 
 
-if __name__ == "__main__":  # CODI_CALIBRATION_FULL=1 python tests/test_stats_calibration.py [function ...]
-    import sys
-
-    table(tuple(sys.argv[1:]) or tuple(EVIDENCE))
-
-
 def _against_the_claim(kind: str, n: int, rng) -> np.ndarray:
     """``n`` per-problem values of mean 0 whose tail points against a "greater" claim (long left tail) or is
     heavy or zero-inflated: ``skewed`` (minus a centred lognormal(0, 1)), ``heavy`` (t, 3 df),
@@ -401,3 +396,39 @@ def test_extremes_false_supported_at_the_null_boundary(function, kind, monkeypat
         rows = np.stack([_against_the_claim(kind, n, rng), *rng.normal(0, 0.05, (2, n))], 1)
         hits += EXTREMES[function](rows).p_support < ALPHA
     assert hits / reps <= mc_bound(ALPHA, reps), (function, kind, hits / reps)
+
+
+CENTROID_HEAVY = pytest.param("heavy", marks=pytest.mark.xfail(strict=False, reason=(
+    "known, open: BCa of the centroid cosine is anti-conservative on t(3) noise of sd 1 per dimension, "
+    "22 of 460 data sets supported (4.8%; 6/60 here, then 6/200 and 10/200 on other seeds), above the bound 0.047 at 460")))
+
+
+@pytest.mark.parametrize("kind", ["skewed", CENTROID_HEAVY, "zero-inflated"])
+def test_centroid_cosine_false_supported_at_the_null_boundary(kind, monkeypatch):
+    """experiments.probes.centroid_cosine_evidence (PROBE-03's "cosine of two tasks' centroids < 0.3", a BCa
+    bootstrap of a statistic of two [n, D] samples) at its null boundary: population centroids at cosine
+    exactly 0.3 (unit norms, D = 8, n = 100) with mean-0 noise of unit sd per dimension that is skewed
+    (centred lognormal), heavy-tailed (t, 3 df) or zero-inflated (centred bounded KL-like). At most ALPHA + 3 SE."""
+    from functools import partial
+
+    from codi_probe.experiments.probes import centroid_cosine_evidence
+
+    monkeypatch.setattr(stats, "bootstrap_evidence", partial(stats.bootstrap_evidence, resamples=RESAMPLES))
+    reps, n, d, t = (REPS if FULL else 60), 100, 8, 0.3
+    rng = np.random.default_rng(13)
+    mu_a, mu_b = np.eye(d)[0], t * np.eye(d)[0] + np.sqrt(1 - t * t) * np.eye(d)[1]
+    sd = float(np.std(_against_the_claim(kind, 200_000, np.random.default_rng(0))))
+
+    def noise():
+        return _against_the_claim(kind, n * d, rng).reshape(n, d) / sd
+
+    pred = Prediction("cosine of the centroids", "less", t)
+    hits = sum(centroid_cosine_evidence(mu_a + noise(), mu_b + noise(), pred, seed=r).p_support < ALPHA
+               for r in range(reps))
+    assert hits / reps <= mc_bound(ALPHA, reps), (kind, hits / reps)
+
+
+if __name__ == "__main__":  # CODI_CALIBRATION_FULL=1 python tests/test_stats_calibration.py [function ...]
+    import sys
+
+    table(tuple(sys.argv[1:]) or tuple(EVIDENCE))

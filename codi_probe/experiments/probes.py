@@ -316,6 +316,8 @@ def centroid_cosine_evidence(a: np.ndarray, b: np.ndarray, prediction, seed: int
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if a.shape != b.shape or a.ndim != 2:
         raise ValueError(f"centroid cosine needs two [n, D] arrays of one shape, got {a.shape} and {b.shape}")
+    if len(a) < 2:  # the bootstrap's index sample of 0 or 1 problems has nothing to resample
+        return stats._undecided(prediction, len(a), f"{len(a)} problem(s): a bootstrap of centroids needs at least 2")
 
     def statistic(idx, axis=-1):
         rows = np.atleast_2d(np.asarray(idx).astype(int))

@@ -160,3 +160,15 @@ def test_op02_decides_on_the_oracle_not_on_a_probe_threshold():
     assert _verdict([gap], [oracle_gap_evidence(weak, oracle, gap)], n) == "supported"
     none = oracle_gap_evidence(linear, None, gap)
     assert _verdict([gap], [none], n) == "inconclusive" and none.reason == NO_ACTIVATION_ORACLE
+
+
+@pytest.mark.parametrize("n", [0, 1])
+def test_centroid_cosine_of_fewer_than_two_problems_decides_nothing_with_the_reason(n):
+    """PROBE-03 on 0 or 1 problems: an undecided verdict naming the count, not a reshape crash in stats."""
+    from codi_probe.experiments.probes import centroid_cosine_evidence
+    from codi_probe.hypothesis import Prediction
+
+    rng = np.random.default_rng(n)
+    ev = centroid_cosine_evidence(rng.normal(size=(n, 8)), rng.normal(size=(n, 8)), Prediction("cos", "less", 0.3))
+    assert (ev.p_support, ev.p_refute, ev.n) == (1.0, 1.0, n)
+    assert f"{n} problem(s)" in ev.reason and "at least 2" in ev.reason
