@@ -44,7 +44,7 @@ from .planted import planted_truths
 RECALL_FLOOR = 0.95
 SPECIFICITY_FLOOR = 0.95
 POWER_TARGET = 0.99  # the power a decided truth should have at its measured effect (issue 29)
-VALIDATE_MODELS = ("codi-tiny-planted", "codi-tiny-pause", "tiny-random-gpt2", "tiny-random-llama")
+VALIDATE_MODELS = ("codi-tiny-planted", "codi-tiny-mcyw", "codi-tiny-pause", "tiny-random-gpt2", "tiny-random-llama")
 
 
 @dataclass(frozen=True)

@@ -69,6 +69,28 @@ def _design_section(ev: dict, design: dict) -> list[str]:
     return lines + [""]
 
 
+# the `codi-probe train` flags and the recipe fields they set (codi_probe.train.cli)
+CLI_FIELDS = (("--name", "name"), ("--seed", "seed"), ("--pretrain-steps", "pretrain_steps"),
+              ("--codi-steps", "codi_steps"), ("--batch-size", "batch_size"))
+
+
+def reproduce_command(recipe: dict) -> str:
+    """The one `codi-probe train` command that rebuilds ``recipe`` (metrics.json's "recipe"): every flag
+    whose value differs from the recipe's default is written out."""
+    from .recipe import make_recipe
+
+    mechanism = recipe.get("mechanism", "codi")
+    default = make_recipe(mechanism)
+    parts = ["codi-probe train OUT"] + ([f"--recipe {mechanism}"] if mechanism != "codi" else [])
+    if recipe.get("carriers"):
+        parts.append(f"--carriers {recipe['carriers']}")
+    if recipe.get("exclusive"):
+        parts.append("--exclusive")
+    parts += [f"{flag} {recipe[field]}" for flag, field in CLI_FIELDS
+              if field in recipe and recipe[field] != getattr(default, field)]
+    return " ".join(parts + ["--card"])
+
+
 def write_model_card(out_dir: str | Path, info: dict | None = None, *, notes: str = "") -> Path:
     out = Path(out_dir)
     info = info or json.loads((out / "metrics.json").read_text())
@@ -85,10 +107,7 @@ def write_model_card(out_dir: str | Path, info: dict | None = None, *, notes: st
                        "by construction, so the suite's verdicts about them can be checked against known truth.",
             "pause": "It is the **negative control**: every fed latent is one learned constant vector (a pause "
                      "token), so the fed latents carry nothing; no claim about their content may be supported."}
-    command = "codi-probe train OUT" + ("" if mechanism == "codi" else f" --recipe {mechanism}") + (
-        f" --carriers {','.join(f'{k}={v}' for k, v in design['carriers'].items())}" if design.get("carriers") else "") + (
-        " --exclusive" if r.get("exclusive") else "") + (
-        f" --seed {r['seed']}" if r["seed"] != 11 else "") + " --card"
+    command = reproduce_command(r)
     planted_map = {"codi": "not planted", "pause": "none"}.get(mechanism) or ", ".join(
         f"{k} in e_{v[1:]} ({v})" for k, v in design["carriers"].items())
     lines = [f"# {r['name']}: a tiny trained CODI model organism", ""]

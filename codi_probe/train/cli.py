@@ -31,18 +31,13 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def run_train(args) -> int:
-    import json
+def recipe_from_args(args):
+    """The ``Recipe`` the parsed ``codi-probe train`` arguments ask for (validated, nothing trained)."""
     from dataclasses import replace
 
-    from .recipe import make_recipe, train_organism
+    from .recipe import make_recipe
 
     recipe = make_recipe(args.recipe, carriers=args.carriers, exclusive=args.exclusive or None)
-    if args.device == "cuda":
-        import torch
-
-        if not torch.cuda.is_available():
-            raise ValueError("--device cuda: no CUDA device is available")
     overrides = {"seed": args.seed, "pretrain_steps": args.pretrain_steps, "codi_steps": args.codi_steps,
                  "batch_size": args.batch_size, "name": args.name}
     for key, value in overrides.items():
@@ -50,6 +45,20 @@ def run_train(args) -> int:
             if key != "name" and value <= 0 and key != "seed":
                 raise ValueError(f"--{key.replace('_', '-')} must be positive, got {value}")
             recipe = replace(recipe, **{key: value})
+    return recipe
+
+
+def run_train(args) -> int:
+    import json
+
+    from .recipe import train_organism
+
+    recipe = recipe_from_args(args)
+    if args.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ValueError("--device cuda: no CUDA device is available")
     info = train_organism(args.out, args.work, recipe, progress=not args.quiet, evaluate=not args.no_eval,
                           device=args.device)
     if args.card:

@@ -46,3 +46,25 @@ def test_an_exclusive_card_names_its_recipe_and_the_direct_effect(tmp_path: Path
     assert "| position | step 1 probe | step 1 donor patch (total) | step 1 donor patch (direct) |" in text
     old = write_model_card(tmp_path, json.loads((MODELS / "codi-tiny-planted" / "metrics.json").read_text())).read_text()
     assert "--exclusive" not in old and "donor patch (direct)" not in old
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in MODELS.iterdir() if (p / "metrics.json").is_file()))
+def test_the_card_command_rebuilds_the_recipe(name: str) -> None:
+    """The card's one command, parsed by `codi-probe train`'s own parser, asks for exactly the recipe the
+    shipped weights were trained with (it once dropped --codi-steps and --name)."""
+    import argparse
+    import json
+    import shlex
+    from dataclasses import asdict
+
+    from codi_probe.train.card import reproduce_command
+    from codi_probe.train.cli import add_train_arguments, recipe_from_args
+
+    recipe = json.loads((MODELS / name / "metrics.json").read_text())["recipe"]
+    command = reproduce_command(recipe)
+    parser = argparse.ArgumentParser()
+    add_train_arguments(parser)
+    args = parser.parse_args(shlex.split(command)[2:])
+    rebuilt = asdict(recipe_from_args(args))
+    assert {k: v for k, v in rebuilt.items() if k in recipe} == recipe, command
+    assert command in (MODELS / name / "MODEL_CARD.md").read_text()

@@ -1,4 +1,5 @@
-"""The ground-truth organisms: codi-tiny-planted (a planted carrier map) and codi-tiny-pause (the negative
+"""The ground-truth organisms: codi-tiny-planted (a planted carrier map), codi-tiny-mcyw (an exclusive
+planted map: step 1 in e_3, step 2 in e_5, every other fed latent inert) and codi-tiny-pause (the negative
 control). They share codi-tiny-arith's frozen base tensor for tensor, carry their design in the sidecar,
 and the shipped weights still show the design their model card measured."""
 
@@ -10,7 +11,8 @@ import torch
 from codi_probe.data.loaders import fixtures_dir
 
 MODELS = fixtures_dir() / "models"
-ORGANISMS = ("codi-tiny-planted", "codi-tiny-pause")
+PLANTED = ("codi-tiny-planted", "codi-tiny-mcyw")
+ORGANISMS = PLANTED + ("codi-tiny-pause",)
 
 
 def _load(name):
@@ -26,9 +28,10 @@ def heldout():
     return list(organism_split().heldout)[::10]  # 100 held-out problems, every template and family
 
 
-def test_all_shipped_models_stay_under_20_mb():
+def test_all_shipped_models_stay_under_30_mb():
+    """Issue 29's bound on fixtures/models."""
     total = sum(p.stat().st_size for p in MODELS.rglob("*") if p.is_file())
-    assert total <= 20e6, f"{total / 1e6:.1f} MB"
+    assert total <= 30e6, f"{total / 1e6:.1f} MB"
 
 
 @pytest.mark.parametrize("name", ORGANISMS)
@@ -41,7 +44,7 @@ def test_same_frozen_base_as_codi_tiny_arith(name):
     assert frozen and all(torch.equal(dict(model.named_parameters())[n], ref_params[n]) for n in frozen)
     card = (MODELS / name / "MODEL_CARD.md").read_text()
     design = design_for_spec(name)
-    assert design.mechanism == {"codi-tiny-planted": "planted", "codi-tiny-pause": "pause"}[name]
+    assert design.mechanism == ("pause" if name == "codi-tiny-pause" else "planted")
     metrics = json.loads((MODELS / name / "metrics.json").read_text())
     assert metrics["design"] == design.to_json()
     assert "**Planted map**" in card
@@ -56,19 +59,28 @@ def test_pause_feeds_one_vector_to_every_problem(heldout):
     assert torch.equal(e, e[:1, :1].expand_as(e))  # exactly: prj(h) is prj.ln.bias whatever h
 
 
-def test_planted_carriers_still_move_the_answer():
-    """Single-donor patching at each carrier on the card's 200 held-out problems reproduces the card."""
+@pytest.mark.parametrize("name", PLANTED)
+def test_planted_carriers_still_move_the_answer(name):
+    """Single-donor patching on the card's 200 held-out problems reproduces the card at each carrier: the
+    total effect and, on an exclusive map, the direct effect (later fed latents held)."""
     from codi_probe.design import design_for_spec
     from codi_probe.engine import CodiEngine, Record
     from codi_probe.experiments.carriers import donor_patching
     from codi_probe.train.data import organism_split
     from codi_probe.train.evaluate import patch_subset
 
-    card = json.loads((MODELS / "codi-tiny-planted" / "metrics.json").read_text())["design_evidence"]
+    card = json.loads((MODELS / name / "metrics.json").read_text())["design_evidence"]
     problems = patch_subset(organism_split().heldout, card["n_patch"])
-    engine = CodiEngine(_load("codi-tiny-planted"))
+    engine = CodiEngine(_load(name))
     trace = engine.run([p.question for p in problems], record=Record(sites=(), logits=False), max_new_tokens=1)
-    for name, k in design_for_spec("codi-tiny-planted").carriers.items():
-        moved = float(donor_patching(engine, problems, trace, name, k).mean())
-        assert moved > 0.5, (name, k, moved)  # most donor pairs move the answer to the donor-implied one
-        assert moved == pytest.approx(card["donor"][name][f"P{k}"], abs=0.011), (name, k)  # up to 2 problems
+    design = design_for_spec(name)
+    for s, k in design.carriers.items():
+        moved = float(donor_patching(engine, problems, trace, s, k).mean())
+        assert moved > 0.5, (s, k, moved)  # most donor pairs move the answer to the donor-implied one
+        assert moved == pytest.approx(card["donor"][s][f"P{k}"], abs=0.011), (s, k)  # up to 2 problems
+    if not design.exclusive:
+        return
+    for s, k in design.carriers.items():  # the other ten sites: CARRY-DIRECT in the catalogue's validity run
+        moved = float(donor_patching(engine, problems, trace, s, k, hold_later=True).mean())
+        assert moved > 0.5, (s, k, moved)  # the carrier is read directly
+        assert moved == pytest.approx(card["donor_direct"][s][f"P{k}"], abs=0.011), (s, k)
