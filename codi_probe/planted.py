@@ -21,10 +21,45 @@ The rules (sites as in ``codi_probe.design``: ``P_k`` is the fed latent ``e_k``)
   intermediate's carrier is read as that intermediate, so a patch there gives the implied answer only
   by coincidence. ``CARRY-DECODE`` is decided at the carriers only (decodability elsewhere is not
   trained either way). ``NEW-08`` (every fed latent set to its mean over problems keeps accuracy) cannot
-  be supported: the carriers' values are what the answer follows. ``PATCH-02`` at the step-2 carrier is *not* decided either: its second prediction
-  (moved more than 10x a random-direction control) depends on how the network reads a random vector,
-  which no design fixes (on codi-tiny-planted 5% of random directions at e_4 gave the implied answer,
-  a ratio of 13 that n = 100 cannot separate from 10).
+  be supported: the carriers' values are what the answer follows.
+- the published claims an exclusive map decides (``_exclusive_published``). A group mean of real fed
+  latents (the mean ``e_k`` of the problems sharing a value) is read as that value at a carrier and
+  ignored at a non-carrier, the convention ``CARRY-PATCH`` already rests on: the decoding loss is a linear
+  read-out, whose top-1 the mean of same-top-1 vectors keeps, and the twins fix the answer for every real
+  ``e_k``; that the network reads the mean as its members is an assumption shared with ``CARRY-PATCH``,
+  not a trained fact. Positions are the claims' own: PATCH-01 and PATCH-02 overwrite the fed latent ``e_k`` at ``P_k``.
+
+  - ``PATCH-01[Pk]`` (same-group mean keeps accuracy, TOST +-5pp, *and* a different group's mean drops it
+    by > 30pp) needs n >= 500 (``EQUIVALENCE_MIN_N``), so at the quick tier (100 problems) it is
+    inconclusive everywhere and the design decides constraints only: at a non-carrier **never supported**
+    (the different-group mean at an inert ``e_k`` moves no answer: inconclusive below the minimum n,
+    refuted above it); at a carrier **never refuted** (the same group's mean carries the same value; a
+    different group's carries another value for most groups, and the carrier twins make the answer follow
+    it: inconclusive below the minimum n, supported above it).
+  - ``PATCH-02[Pk]`` (the mean of the step-2 = s' group moves the answer to step1 + s' in > 30% and > 10x
+    a random direction, cross-template at least half as often) is **never supported** at every position
+    but the step-2 carrier: an inert ``e_k`` keeps the base answer (its first prediction fails), and the
+    step-1 carrier is read as a step-1 value carried into step 2, whose implied answer equals step1 + s'
+    only by coincidence. These are constraints, not definite refutations, because PATCH-02 has no
+    positive truth to pair them with: at the step-2 carrier the first and third predictions are fixed by
+    the carrier twins, but the second (moved more than 10x a norm-matched random direction) depends on
+    how the network reads a random vector, which no design fixes (on codi-tiny-planted 5% of random
+    directions at e_4 gave the implied answer, a ratio of 13 that n = 100 cannot separate from 10; on
+    the exclusive M-CYW organism 0.81 against 0.05 at n = 100, inconclusive after Holm).
+  - ``PATCH-06`` (a donor's six fed latents give the donor's answer for < 5%) is **refuted** where both
+    intermediates have a carrier: the transplant sets both carriers to the donor's values, the "both"
+    twins make the answer follow them (step1' + step2' = the donor's answer), and every other fed latent
+    is trained inert. (On the pause control it is supported: the claim has both signs.)
+  - Not decided, each because its intervention is one no twin made: ``IMP-01`` and the other
+    importance and ablation claims (``IMP-02``/``03``/``05``/``09``/``11``; zero, Gaussian noise,
+    another problem's or another position's *residual* at relative depth 0.5: corrupting the residual at
+    ``P_k`` changes its output ``h_k``, which feeds ``e_(k+1)``, so the position just before a carrier is
+    not inert, and it changes what later positions read at ``P_k``'s upper layers; but how the network
+    reads a zeroed, noised or transplanted residual is not trained, so neither the most important
+    position nor any position's effect is fixed); ``LENS-02`` and the other lens claims (the lens reads
+    ``lm_head(final_norm(h_k))``, the decoding loss ``lm_head(prj(h_k))``: a different read-out);
+    ``ACC-04`` (zero and mean fed latents and skip thinking: untrained inputs); ``LAY-08`` (residual donor
+    patches at EOT and at single positions); ``NEW-05`` and ``PATCH-04``/``IMP-13`` (a random vector).
 - pause: every fed latent is the same vector for every problem, so at every site decoding predicts one
   value for all problems (accuracy = that value's share, far below 50%) and any latent-replacing patch
   writes the same vector back (no answer moves): ``CARRY-DECODE``, ``CARRY-PATCH``, ``CARRY-DIRECT``
@@ -92,6 +127,43 @@ def _exclusive_truths(design: Design) -> dict[str, Truth]:
     return out
 
 
+def _exclusive_published(design: Design) -> dict[str, Truth]:
+    """The published claims an exclusive map decides (module docstring): PATCH-01 and PATCH-02 per fed
+    position ``P_k`` (the fed latent ``e_k``) and, with both intermediates carried, PATCH-06."""
+    at = {k: s for s, k in design.carriers.items()}
+    inert = "planted (exclusive): e_{k} is no carrier and its twins (e_{k} swapped for a donor's, later fed latents held " \
+            "or recomputed) keep the base answer, so "
+    out: dict[str, Truth] = {}
+    for k in FED:
+        if k in at:
+            out[f"PATCH-01[P{k}]"] = Truth(("supported", "inconclusive"), (
+                f"planted (exclusive): e_{k} carries {at[k]} and the answer follows it (the carrier twins): the mean "
+                f"e_{k} of the problem's own group carries the same {at[k]} and keeps accuracy, a different group's "
+                f"carries another {at[k]} for most groups and moves the answer: never refuted (inconclusive below "
+                f"the claim's minimum n)"))
+        else:
+            out[f"PATCH-01[P{k}]"] = Truth(("inconclusive", "refuted"), inert.format(k=k) + (
+                "a different group's mean latent there cannot drop accuracy (the claim's second prediction): never "
+                "supported (inconclusive below the claim's minimum n, refuted above it)"))
+        if at.get(k) == "step2":
+            continue  # the step-2 carrier: PATCH-02's random-direction control is untrained (module docstring)
+        if k in at:
+            why = (f"planted (exclusive): e_{k} is read as a {at[k]} value and carried on (the carrier twins): "
+                   f"whatever value v a step-2 group's mean there is read as, the answer it implies equals "
+                   f"step1 + s' only by coincidence")
+        else:
+            why = inert.format(k=k) + "a step-2 group's mean latent there keeps the base answer, never step1 + s'"
+        out[f"PATCH-02[P{k}]"] = Truth(NOT_SUPPORTED, why)
+    if set(design.carriers) == set(INTERMEDIATES):
+        s1, s2 = design.carriers["step1"], design.carriers["step2"]
+        out["PATCH-06"] = Truth(("refuted",), (
+            f"planted (exclusive): the answer is read from step 1 in e_{s1} and step 2 in e_{s2} (the 'both' twins "
+            f"swap the two carriers and answer step1' + step2') and every other fed latent is trained inert: a "
+            f"donor's six fed latents set both carriers to the donor's values, so the donor's answer is taken, "
+            f"far above 5%"), content=False)
+    return out
+
+
 def planted_truths(design: Design) -> dict[str, Truth]:
     out: dict[str, Truth] = {}
     if design.mechanism == "planted":
@@ -103,6 +175,7 @@ def planted_truths(design: Design) -> dict[str, Truth]:
                                 f"donor's {s}-implied one")
         if design.exclusive:
             out.update(_exclusive_truths(design))
+            out.update(_exclusive_published(design))
         out["NEW-08"] = Truth(NOT_SUPPORTED, "planted: the answer follows the values the carriers hold, so setting "
                                              "every fed latent to its across-problem mean cannot keep accuracy",
                               content=False)
