@@ -25,9 +25,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-MECHANISMS = ("planted", "pause", "not planted", "random")
+MECHANISMS = ("planted", "pause", "echo", "not planted", "random")
 INTERMEDIATES = ("step1", "step2")  # index 0 and 1 of a CYW problem's ``intermediates``
 FED = range(1, 7)
+# The echo control's copy map: fed latent e_k -> the question word it copies (X, Y, Z: the operand values;
+# "op": the operation's verb, e.g. "recruit" / "leave"). Every slot is one word of the question, and none of
+# them alone fixes step1 or step2 (step1 = X +/- Y, step2 = step1 * Z).
+ECHO_SURFACE = {1: "X", 2: "op", 3: "Y", 4: "Z", 5: "X", 6: "op"}
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,7 @@ class Design:
             return ("planted" + (" (exclusive)" if self.exclusive else "") + ": "
                     + ", ".join(f"{k} in e_{v} (P{v})" for k, v in sorted(self.carriers.items(), key=lambda kv: kv[1])))
         return {"pause": "none (pause control: every fed latent is one learned constant)",
+                "echo": "none (echo control: each fed latent copies a question word, X op Y Z X op, and is inert)",
                 "not planted": "not planted", "random": "none (random weights)"}[self.mechanism]
 
 
@@ -146,6 +151,23 @@ def direct_answer(problem, intermediate: str, value: float) -> float:
         return implied_answer(problem, intermediate, value)
     return counterfactual_answer(problem.intermediates[0], problem.meta["Z"], step1_value=value,
                                  step2_value=problem.intermediates[1])
+
+
+def surface_word(problem, slot: str) -> str:
+    """The question word an echo slot (``ECHO_SURFACE``) copies from a CYW ``problem``: the operand's value
+    as text for ``X``/``Y``/``Z``, the first word of the operation's verb (``recruit``, ``leave``, ...) for
+    ``op``."""
+    if problem.family != "cyw":
+        raise ValueError(f"{problem.id}: the echo surface is defined for CYW problems only")
+    if slot in ("X", "Y", "Z"):
+        return str(int(problem.meta[slot]))
+    if slot != "op":
+        raise ValueError(f"unknown echo slot {slot!r} (use X, Y, Z or op)")
+    from .data.templates import CYW_SCENARIOS
+
+    scenario = CYW_SCENARIOS[problem.template]
+    verb = scenario.add_verb if problem.meta["cyw_family"] == "addition" else scenario.sub_verb
+    return verb.split()[0]
 
 
 def design_for_spec(spec: str | None) -> Design:

@@ -70,6 +70,18 @@ The rules (sites as in ``codi_probe.design``: ``P_k`` is the fed latent ``e_k``)
   ``OP-04``) and ``PATCH-05``'s operation transfer are never supported; for the same reason a whole-latent
   transplant (``PATCH-06``) transfers no donor answer and difference-of-means steering (``NEW-05``) adds a
   zero vector: both are supported (planted truths, not constraints).
+- echo (``mechanisms.EchoSurface``): every fed latent is trained to copy one question word's input embedding
+  (``design.ECHO_SURFACE``: X, op, Y, Z, X, op) and to be causally inert (the exclusive map's inert twins at
+  all six positions, plus whole transplants from one donor). ``CARRY-PATCH`` and ``CARRY-DIRECT`` are
+  refuted at every site and ``PATCH-06`` (a donor's six fed latents) is supported: the twins keep the base
+  answer. Never supported: ``CARRY-DECODE`` (no single question word fixes step 1 or step 2 for more than
+  21% of the held-out problems), ``PATCH-01`` and ``PATCH-02`` (a mean latent at an inert position moves no
+  answer), the operation probes ``OP-01``/``OP-04`` (a copied word is in the question's own embedding, the
+  baseline they must beat), ``NEW-09`` (each position copies a fixed slot, so position reads the step
+  index as well) and ``OP-02``. Not decided: the lens and residual claims (they read or corrupt ``h_k``,
+  which the copy loss does not fix: the answer phase may compute step 1 there), ``PROBE-01/02`` (a probe on
+  ``h_k`` may read nonlinear features of the question that the mean-embedding baseline does not),
+  ``NEW-08`` (a mean of copies is no word; untrained).
 - random: no value is computed, so no decoding (CARRY-DECODE), value patch (total or direct), lens
   read-out (LENS-02, 05, 08; NEW-06's candidates) or most-important position can be supported (refuted
   or inconclusive; a failed control may make it invalid). The probe and lens claims that a latent echoing
@@ -204,6 +216,8 @@ def planted_truths(design: Design) -> dict[str, Truth]:
         out["NEW-08"] = Truth(("supported", "inconclusive", "invalid"),
                               why + ": the across-problem mean of the fed latents is that vector, so no answer can "
                                     "move and the accuracy change cannot be refuted", content=False)
+    elif design.mechanism == "echo":
+        out.update(_echo_truths())
     elif design.mechanism == "random":
         why = "random weights: no intermediate is computed, so"
         for s, k in _sites():
@@ -221,8 +235,40 @@ def planted_truths(design: Design) -> dict[str, Truth]:
             out[f"IMP-01[P{k}]"] = Truth(NOT_SUPPORTED, f"{why} no position is the most important one",
                                          content=False)
         out.update(_surface_only(why))
-    if design.mechanism == "pause":
+    if design.mechanism in ("pause", "echo"):
         out["OP-02"] = Truth(NOT_SUPPORTED, "no Activation Oracle is shipped: OP-02's oracle half cannot be measured")
+    return out
+
+
+def _echo_truths() -> dict[str, Truth]:
+    """The echo control (``mechanisms.EchoSurface``): every fed latent copies one question word and is trained
+    causally inert (module docstring)."""
+    from .design import ECHO_SURFACE
+
+    why = ("echo control: each fed latent is trained to copy one question word's embedding (e_1..e_6: "
+           + ", ".join(ECHO_SURFACE.values()) + ") and to be causally inert (twins that swap one fed latent, or all "
+           "six from one donor, keep the base answer)")
+    out: dict[str, Truth] = {}
+    for s, k in _sites():
+        out[f"CARRY-DECODE[{s}@P{k}]"] = Truth(
+            NOT_SUPPORTED, f"{why}: e_{k} copies {ECHO_SURFACE[k]}, and no single question word fixes {s} for more "
+                           f"than 21% of the held-out problems (the best guess from the word alone), far below 50%")
+        out[f"CARRY-PATCH[{s}@P{k}]"] = Truth(("refuted",), f"{why}: patching e_{k} moves no answer")
+        out[f"CARRY-DIRECT[{s}@P{k}]"] = Truth(("refuted",), f"{why}: patching e_{k}, later latents held, moves "
+                                                             "no answer")
+    for k in FED:
+        out[f"PATCH-02[P{k}]"] = Truth(NOT_SUPPORTED, f"{why}: a step-2 mean latent at e_{k} moves no answer")
+        out[f"PATCH-01[P{k}]"] = Truth(NOT_SUPPORTED, f"{why}: a different group's mean at e_{k} cannot drop "
+                                                      "accuracy (the claim's second prediction)")
+    out["PATCH-06"] = Truth(("supported",), f"{why}: a donor's six fed latents are the whole transplant its "
+                                            "inert-all twins make, so the base answer is kept and no donor answer "
+                                            "is taken", content=False)
+    out["OP-01"] = Truth(NOT_SUPPORTED, f"{why}: a fed latent holds one question word, which the question's own "
+                                        "embedding (the baseline) holds too, beside the family's other wording")
+    out["OP-04"] = Truth(NOT_SUPPORTED, f"{why}: e_1..e_6 hold question words, which the question's own "
+                                        "embedding (the baseline) holds too, beside the family's other wording")
+    out["NEW-09"] = Truth(NOT_SUPPORTED, f"{why}: each position copies a fixed slot, so the latent's position "
+                                         "reads the step index as well as the latent does")
     return out
 
 

@@ -23,7 +23,7 @@ the lowest power.
 
 Floors (``check_floors``, asserted in CI by ``codi-probe validate --check``), **per model**, no pooling:
 recall >= 95% where the model has positive truths, specificity >= 95% where it has negative ones, no
-constraint broken, no claim about latent content supported on a ``pause`` (negative control) model,
+constraint broken, no claim about latent content supported on a control model (``CONTROLS``: pause, echo),
 and, with ``min_power``, no decided truth below that power at its measured effect.
 """
 
@@ -43,6 +43,7 @@ from .planted import planted_truths
 
 RECALL_FLOOR = 0.95
 SPECIFICITY_FLOOR = 0.95
+CONTROLS = ("pause", "echo")  # designs whose fed latents carry no intermediate: no content claim supported
 POWER_TARGET = 0.99  # the power a decided truth should have at its measured effect (issue 29)
 VALIDATE_MODELS = ("codi-tiny-planted", "codi-tiny-mcyw", "codi-tiny-pause", "tiny-random-gpt2", "tiny-random-llama")
 
@@ -144,7 +145,7 @@ class Summary:
     inconclusive: int  # definite truths measured inconclusive
     constraints: int
     constraints_broken: int
-    control_content: int  # content claims on pause models
+    control_content: int  # content claims on control models (CONTROLS)
     control_false_supported: int
     weakest: str | None  # the definite truth with the lowest power at its measured effect
     weakest_power: float | None
@@ -166,7 +167,7 @@ def summarise(rows: Sequence[Row]) -> Summary:
     pos = [r for r in rows if r.kind == "positive"]
     neg = [r for r in rows if r.kind == "negative"]
     constraints = [r for r in rows if not r.definite]
-    control = [r for r in rows if r.mechanism == "pause" and r.content]
+    control = [r for r in rows if r.mechanism in CONTROLS and r.content]
     powered = [r for r in rows if r.definite and r.power is not None]
     weakest = min(powered, key=lambda r: r.power, default=None)
     return Summary(len(pos), sum(r.agrees for r in pos), len(neg), sum(r.agrees for r in neg),

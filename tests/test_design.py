@@ -57,3 +57,15 @@ def test_design_for_spec(tmp_path) -> None:
     with pytest.raises(ValueError, match="unreadable codi_config.json"):
         design_for_spec(str(tmp_path))
 
+
+
+def test_the_echo_surface_is_a_question_word() -> None:
+    from codi_probe.data.templates import cyw_problem
+    from codi_probe.design import ECHO_SURFACE, surface_word
+
+    add, sub = cyw_problem(1, "addition", 7, 2, 5), cyw_problem(2, "subtraction", 7, 2, 5)
+    assert [surface_word(add, s) for s in ECHO_SURFACE.values()] == ["7", "hire", "2", "5", "7", "hire"]
+    assert surface_word(sub, "op") == "transfer"  # "transfer out": the verb's first word
+    with pytest.raises(ValueError, match="unknown echo slot"):
+        surface_word(add, "W")
+    assert Design.from_json(Design("echo").to_json()) == Design("echo")

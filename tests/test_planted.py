@@ -132,3 +132,20 @@ def test_an_exclusive_map_leaves_claims_on_untrained_interventions_undecided() -
 def test_a_non_exclusive_map_decides_no_published_position_claim() -> None:
     """Without --exclusive a copy of a value may sit anywhere: PATCH-01/02/06 stay undecided (only NEW-08)."""
     assert sorted(_published(planted_truths(Design("planted", {"step1": 2, "step2": 4})))) == ["NEW-08"]
+
+
+def test_the_echo_control_decides_inertness_and_forbids_content() -> None:
+    """Echo: every fed latent inert (CARRY-PATCH and CARRY-DIRECT refuted at all 12 sites, the whole
+    transplant PATCH-06 supported); no content claim may be supported; the lens and residual claims,
+    which read h_k, are left undecided."""
+    truths = planted_truths(Design("echo"))
+    assert all(t.why.startswith("echo control:") or k == "OP-02" for k, t in truths.items())
+    for claim in ("CARRY-PATCH", "CARRY-DIRECT"):
+        assert [k for k, t in truths.items() if k.startswith(claim) and t.verdicts == ("refuted",)] == \
+            [f"{claim}[{s}@P{k}]" for s in ("step1", "step2") for k in range(1, 7)]
+    assert all("supported" not in truths[f"CARRY-DECODE[{s}@P{k}]"].verdicts
+               for s in ("step1", "step2") for k in range(1, 7))
+    assert truths["PATCH-06"].verdicts == ("supported",) and not truths["PATCH-06"].content
+    assert all("supported" not in t.verdicts for t in truths.values() if t.content)
+    assert {"OP-01", "OP-02", "OP-04", "NEW-09"} <= set(truths)
+    assert not any(k.startswith(("LENS-", "IMP-", "PROBE-")) or k in ("NEW-08", "ACC-04") for k in truths)

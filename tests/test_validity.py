@@ -135,3 +135,15 @@ def test_validate_reads_reports_and_refuses_partial_ones(tmp_path) -> None:
         validate(["b"], tmp_path, run=False)
     with pytest.raises(FileNotFoundError, match="no hypotheses directory"):
         validate(["a"], tmp_path, hypotheses=tmp_path / "none")
+
+
+def test_the_echo_control_is_a_control_too() -> None:
+    """A latent-content claim supported on the echo control fails the control floor, as on the pause control
+    (it once counted pause models only)."""
+    echo = Design("echo")
+    summaries, rows = by_model(echo=report(echo, all_right(echo)))
+    assert summaries["echo"].control_content > 0 and check_floors(summaries, rows) == []
+    verdicts = all_right(echo) | {"CARRY-DECODE[step1@P1]": "supported"}
+    summaries, rows = by_model(echo=report(echo, verdicts))
+    assert summaries["echo"].control_false_supported == 1
+    assert any("negative control" in p for p in check_floors(summaries, rows))

@@ -38,6 +38,13 @@ MECHANISM_LINES = {
         "answer, and swap the first carrier with the later fed latents held and must answer with the other "
         "intermediate at its own value: every non-carrier is causally inert and each carrier is read directly."]
         if r.get("exclusive") else []),
+    "echo": lambda r: [
+        "- **Echo control** (`codi_probe.train.mechanisms.EchoSurface`): each fed latent e_k is trained to be a "
+        "copy of one question word's input embedding (`design.ECHO_SURFACE`: X, op, Y, Z, X, op; a normalised "
+        f"squared error plus a decoding loss on `lm_head(e_k)`, factor {r['decode_factor']}), and every fed latent "
+        "is trained causally inert (twins that swap one e_j, later fed latents held or recomputed, keep the base "
+        f"answer; CE factor {r['iit_factor']}): the latents echo the question's surface and carry no "
+        "intermediate."],
     "pause": lambda r: [
         "- **Pause control** (`codi_probe.train.mechanisms.pause_control`): `prj.ln.weight` is fixed at 0 "
         "and only `prj.ln.bias` of `prj` trains (from the mean base embedding), so `prj(h)` is the same vector "
@@ -105,10 +112,13 @@ def write_model_card(out_dir: str | Path, info: dict | None = None, *, notes: st
     role = {"codi": "It is the default model of `pytest hypotheses`. Where its reasoning lives is not planted.",
             "planted": "Its latents have a **planted** mechanism: named fed latents carry named intermediates, "
                        "by construction, so the suite's verdicts about them can be checked against known truth.",
+            "echo": "It is the **echo control**: every fed latent copies a word of the question (an operand or the "
+                    "operation's verb) and is trained causally inert, so a claim about what the latents *compute* "
+                    "must not be supported, though a probe reads the copied surface from them.",
             "pause": "It is the **negative control**: every fed latent is one learned constant vector (a pause "
                      "token), so the fed latents carry nothing; no claim about their content may be supported."}
     command = reproduce_command(r)
-    planted_map = {"codi": "not planted", "pause": "none"}.get(mechanism) or ", ".join(
+    planted_map = {"codi": "not planted", "pause": "none", "echo": "none (copies X, op, Y, Z, X, op)"}.get(mechanism) or ", ".join(
         f"{k} in e_{v[1:]} ({v})" for k, v in design["carriers"].items())
     lines = [f"# {r['name']}: a tiny trained CODI model organism", ""]
     lines += [

@@ -8,11 +8,12 @@ import argparse
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("out", help="output directory (pytorch_model.bin, codi_config.json, metrics.json)")
-    p.add_argument("--recipe", choices=("codi", "planted", "pause"), default="codi",
+    p.add_argument("--recipe", choices=("codi", "planted", "pause", "echo"), default="codi",
                    help="codi: the CODI objective (codi-tiny-arith, not planted); planted: named fed latents carry "
                         "named intermediates (interchange training, codi-tiny-planted); pause: every fed latent is "
-                        "one learned constant (negative control, codi-tiny-pause). planted and pause reuse "
-                        "codi-tiny-arith's stage-1 base")
+                        "one learned constant (negative control, codi-tiny-pause); echo: every fed latent copies a "
+                        "question word (X op Y Z X op) and is causally inert (surface control, codi-tiny-echo). "
+                        "planted, pause and echo reuse codi-tiny-arith's stage-1 base")
     p.add_argument("--carriers", help="planted only: the carrier map, e.g. step1=P2,step2=P4 (the default); "
                                       "P_k is the fed latent e_k")
     p.add_argument("--exclusive", action="store_true",

@@ -13,6 +13,11 @@
   recomputed (total effect); either way it must keep the base answer. A third kind swaps the first
   carrier with every later fed latent held clean and must answer what the donor's value implies with
   the other intermediate at the base's value (the carrier's direct effect).
+- ``EchoSurface``: the echo control. Each fed latent ``e_k`` is trained to be a copy of one question
+  word's input embedding (``design.ECHO_SURFACE``: X, op, Y, Z, X, op; a normalised squared error to that
+  embedding plus a decoding loss putting the word on top of ``lm_head(e_k)``), and every fed latent is
+  trained causally inert (the exclusive map's inert twins at all six positions). The latents carry the
+  question's surface, which a probe reads as well as the question's own embedding, and no intermediate.
 - ``pause_control``: the fed latents carry nothing. ``prj``'s LayerNorm gets weight 0 and only its bias
   trains, so ``prj(h)`` is one learned vector at every latent position: the same module graph and
   checkpoint format as any CODI, and the engine's loop runs it unchanged.
@@ -35,14 +40,19 @@ from .data import Batch
 from .losses import Interchange, causal_ce, codi_terms
 
 
+def word_token(tok, word: str) -> int:
+    """The single token of a question ``word`` (the organism's word-level tokenizer has one per word)."""
+    ids = tok(word, add_special_tokens=False)["input_ids"]
+    if len(ids) != 1 or ids[0] == tok.unk_token_id:
+        raise ValueError(f"{word!r} is not one token of this tokenizer")
+    return int(ids[0])
+
+
 def value_token(tok, value: float) -> int:
     """The single token of an integer ``value`` (the organism's word-level tokenizer has one per integer)."""
     if not float(value).is_integer():
         raise ValueError(f"value {value} is not an integer")
-    ids = tok(str(int(value)), add_special_tokens=False)["input_ids"]
-    if len(ids) != 1 or ids[0] == tok.unk_token_id:
-        raise ValueError(f"value {int(value)} is not one token of this tokenizer")
-    return int(ids[0])
+    return word_token(tok, str(int(value)))
 
 
 @dataclass(frozen=True)
@@ -116,7 +126,8 @@ def _twin_batch(batch: Batch, tok, swaps: dict[int, tuple[torch.Tensor, torch.Te
 
 # twin kinds of an exclusive map and their weights: carrier total effects (the first carrier, the
 # second, both), the first carrier's direct effect, a non-carrier's direct and total (in)effect
-EXCLUSIVE_KINDS = {"first": 1.0, "second": 2.0, "both": 1.0, "direct": 1.0, "inert-direct": 1.0, "inert-total": 1.0}
+EXCLUSIVE_KINDS = {"first": 1.0, "second": 2.0, "both": 1.0, "direct": 1.0, "inert-direct": 1.0, "inert-total": 1.0,
+                   "inert-all": 1.0}  # inert-all: without carriers only (the echo control)
 
 
 @dataclass(frozen=True)
@@ -129,7 +140,9 @@ class ExclusiveTwins:
     - ``direct``: the first carrier swapped, every later fed latent held at the row's clean value; the
       answer with that value set and every other intermediate at the row's own value;
     - ``inert-direct`` / ``inert-total``: one non-carrier fed latent ``e_j`` (uniform over them) swapped,
-      later fed latents held clean / recomputed; the row's own answer.
+      later fed latents held clean / recomputed; the row's own answer;
+    - ``inert-all`` (only without carriers: the echo control): all six fed latents swapped from one donor
+      (a whole transplant); the row's own answer.
 
     Positions k index the fed latent e_k (P_k), 1..6."""
 
@@ -140,6 +153,10 @@ class ExclusiveTwins:
         sites = sorted(self.carriers.items(), key=lambda kv: kv[1])
         free = [k for k in FED if k not in self.carriers.values()]
         kinds = [k for k in EXCLUSIVE_KINDS if len(sites) == 2 or k not in ("second", "both")]
+        if not sites:  # no carrier (the echo control): only the inert twins
+            kinds = [k for k in kinds if k.startswith("inert")]
+        else:
+            kinds = [k for k in kinds if k != "inert-all"]
         if not free:
             kinds = [k for k in kinds if not k.startswith("inert")]
         weights = torch.tensor([EXCLUSIVE_KINDS[k] for k in kinds])
@@ -154,7 +171,12 @@ class ExclusiveTwins:
             own = [float(v) for v in p.intermediates[:2]]
             z = p.meta["Z"]
             name = kinds[int(kind[i])]
-            if name.startswith("inert"):
+            if name == "inert-all":
+                for k in FED:
+                    donor[k][i], use[k][i] = int(inert_donor[i]), True
+                held = ()
+                answers.append(counterfactual_answer(own[0], z))
+            elif name.startswith("inert"):
                 j = free[int(inert_at[i])]
                 donor[j][i], use[j][i] = int(inert_donor[i]), True
                 held = range(j + 1, 7) if name == "inert-direct" else ()
@@ -173,6 +195,42 @@ class ExclusiveTwins:
             for k in held:  # the row's own clean e_k (donor = itself)
                 use[k][i] = True
         return {k: (donor[k], use[k]) for k in FED if use[k].any()}, answers
+
+
+@dataclass(frozen=True)
+class EchoSurface:
+    """The echo control (module docstring): ``copy_factor`` weighs the copy and decoding losses,
+    ``iit_factor`` the inert twins' answer CE."""
+
+    iit_factor: float = 1.0
+    copy_factor: float = 1.0
+
+    def targets(self, problems: Sequence[Problem], tok) -> dict[int, torch.Tensor]:
+        """Per fed position k: the token ids of the words e_k copies, one per problem [B]."""
+        from ..design import ECHO_SURFACE, surface_word
+
+        return {k: torch.tensor([word_token(tok, surface_word(p, slot)) for p in problems])
+                for k, slot in ECHO_SURFACE.items()}
+
+    def losses(self, model, batch: Batch, problems: Sequence[Problem], tok, *, distill_factor: float = 1.0,
+               ref_factor: float = 1.0) -> dict[str, torch.Tensor]:
+        b = len(problems)
+        swaps, answers = ExclusiveTwins({}).draw(problems)
+        swap, twin_labels, _ = _twin_batch(batch, tok, swaps, answers)
+        terms, student = codi_terms(model, batch, swap)
+        ce_iit = causal_ce(student.logits[b:], twin_labels)
+        copy, decode = 0.0, 0.0
+        targets = self.targets(problems, tok)
+        for k, ids in targets.items():
+            ids = ids.to(batch.decoder_ids.device)
+            e = student.latent_post[:b, k - 1].float()
+            word = model.embed.weight[ids].detach().float()  # the frozen base's input embedding of the word
+            copy = copy + ((e - word) ** 2).sum(-1).mean() / (word ** 2).sum(-1).mean()
+            decode = decode + F.cross_entropy(model.lm_head(student.latent_post[:b, k - 1]).float(), ids)
+        copy, decode = copy / len(targets), decode / len(targets)
+        loss = (terms["ce_student"] + distill_factor * terms["distill"] + ref_factor * terms["ce_teacher"]
+                + self.iit_factor * ce_iit + self.copy_factor * (copy + decode))
+        return {"loss": loss, **terms, "ce_iit": ce_iit, "copy": copy, "decode": decode}
 
 
 def pause_control(model) -> None:

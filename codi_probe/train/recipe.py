@@ -22,8 +22,9 @@ from .loop import LoopConfig, read_log, train_loop
 from .losses import codi_losses
 
 ORGANISM = "codi-tiny-arith"
-RECIPES = ("codi", "planted", "pause")
-RECIPE_NAMES = {"codi": ORGANISM, "planted": "codi-tiny-planted", "pause": "codi-tiny-pause"}
+RECIPES = ("codi", "planted", "pause", "echo")
+RECIPE_NAMES = {"codi": ORGANISM, "planted": "codi-tiny-planted", "pause": "codi-tiny-pause",
+                "echo": "codi-tiny-echo"}
 DEFAULT_CARRIERS = "step1=P2,step2=P4"
 
 
@@ -52,6 +53,7 @@ class Recipe:
     ref_factor: float = 1.0
     checkpoint_every: int = 250
     mechanism: str = "codi"  # codi (not planted) | planted (IIT carriers) | pause (constant fed latents)
+    #   | echo (fed latents copy question words, all inert)
     carriers: str = ""  # planted only: e.g. "step1=P2,step2=P4"
     base_from: str | None = None  # a shipped organism whose frozen stage-1 base is reused (stage 1 skipped)
     iit_factor: float = 1.0
@@ -70,6 +72,9 @@ class Recipe:
             return Design("planted", parse_carriers(self.carriers), how, self.exclusive)
         if self.mechanism == "pause":
             return Design("pause", how="prj.ln weight fixed at 0: every fed latent is prj.ln.bias (recipe 'pause')")
+        if self.mechanism == "echo":
+            return Design("echo", how="each fed latent trained to copy one question word's embedding (X op Y Z X op) "
+                                      "and to be causally inert (recipe 'echo')")
         return Design("not planted", how="the CODI objective only (recipe 'codi')")
 
 
@@ -203,6 +208,10 @@ def _finish(recipe: Recipe, out: Path, work: Path, split, tok, tok_dir: Path, ex
         from .mechanisms import PlantedCarriers
 
         planted = PlantedCarriers(dict(design.carriers), recipe.iit_factor, recipe.decode_factor, recipe.exclusive)
+    if recipe.mechanism == "echo":
+        from .mechanisms import EchoSurface
+
+        planted = EchoSurface(recipe.iit_factor, recipe.decode_factor)
     train_problems = list(split.train)
 
     def codi_loss(rows):

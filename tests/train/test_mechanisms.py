@@ -1,5 +1,6 @@
 """The planted mechanisms: the interchange student loop against a plain-hook oracle, the twins'
-counterfactual targets, and the pause control's constant fed latent."""
+counterfactual targets, the echo control's inert twins and copy targets, and the pause control's constant
+fed latent."""
 
 import pytest
 import torch
@@ -135,7 +136,31 @@ def test_pause_control_feeds_one_constant(make_tiny):
     assert trainable == ["ln.bias"]
 
 
-@pytest.mark.parametrize("name", ["planted", "pause"])
+def test_echo_twins_keep_the_base_answer_and_copy_the_question_words(examples, split):
+    """The echo control: every twin swaps one fed latent (later ones held or recomputed) or all six from one
+    donor, and keeps the row's own answer; the copy targets are the question's words (X op Y Z X op).
+    With carriers, the whole-transplant twin is never drawn (it would contradict the carriers)."""
+    from codi_probe.design import ECHO_SURFACE, surface_word
+    from codi_probe.loading import load_tokenizer
+    from codi_probe.train.mechanisms import EchoSurface, ExclusiveTwins
+
+    tok = load_tokenizer("codi-tiny-arith")
+    problems = list(split.train)[::7][:64]
+    torch.manual_seed(0)
+    swaps, answers = ExclusiveTwins({}).draw(problems)
+    assert answers == [p.answer for p in problems]
+    moved = [{k for k, (d, u) in swaps.items() if u[i] and int(d[i]) != i} for i in range(len(problems))]
+    assert {1, 6} <= {len(m) for m in moved} <= {0, 1, 6}  # 0: the random donor happened to be the row itself
+    for k, ids in EchoSurface().targets(problems, tok).items():
+        words = [surface_word(p, ECHO_SURFACE[k]) for p in problems]
+        assert tok.convert_ids_to_tokens(ids.tolist()) == words
+        assert all(w in p.question.split() or w + "." in p.question.split() for w, p in zip(words, problems))
+    torch.manual_seed(0)
+    swaps, _ = ExclusiveTwins({"step1": 3, "step2": 5}).draw(problems)
+    assert all(sum(bool(u[i]) and int(d[i]) != i for d, u in swaps.values()) < 6 for i in range(len(problems)))
+
+
+@pytest.mark.parametrize("name", ["planted", "pause", "echo"])
 def test_recipes_are_bit_reproducible_and_store_their_design(name, tmp_path):
     """Two short runs of the same recipe give identical weights; the design lands in the sidecar."""
     import json
