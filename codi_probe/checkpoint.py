@@ -3,6 +3,11 @@
 A checkpoint is one flat state dict: ``pytorch_model.bin`` (a plain ``torch.save``, read here with
 ``weights_only=True`` only) or ``model.safetensors``. Loading is strict: every missing, unexpected or
 shape-mismatched key is a :class:`CheckpointError` that names the keys and the likely cause.
+
+A *delta* file is codi-probe's own, for organisms trained on a shipped model's frozen base: it holds only
+the tensors that differ from that model's (LoRA, prj), and the sidecar names the model and the sha256 of
+its weights file (``CodiConfig.base_weights``); ``merge_base_weights`` fills the rest back in before the
+strict check. The official code cannot read a delta file.
 """
 
 from __future__ import annotations
@@ -157,6 +162,27 @@ def _likely_cause(model: CodiModel, sd, missing, unexpected, mismatched) -> str:
     return "checkpoint and model graph differ"
 
 
+def _shipped_weights(name: str) -> Path:
+    from .data.loaders import fixtures_dir
+
+    if not name or "/" in name or "\\" in name or name.startswith("."):
+        raise CheckpointError(f"base_weights names {name!r}, not a shipped model")
+    return resolve_file(fixtures_dir() / "models" / name)
+
+
+def merge_base_weights(sd: dict[str, torch.Tensor], sidecar: CodiConfig | None, origin: str) -> dict[str, torch.Tensor]:
+    """A delta file's tensors over its shipped base's (module docstring); any other file as it is. The base's
+    weights file must have the sha256 the sidecar records."""
+    ref = sidecar.base_weights if sidecar is not None else None
+    if not ref:
+        return sd
+    base_file = _shipped_weights(str(ref.get("name", "")))
+    if file_sha256(base_file) != ref.get("sha256"):
+        raise CheckpointError(f"{origin}: a delta over {ref.get('name')}, whose weights file {base_file} is not the "
+                              f"one it was saved against (sha256 differs)")
+    return read_state_dict(base_file) | sd
+
+
 def load_state_into(model: CodiModel, sd: dict[str, torch.Tensor], origin: str) -> None:
     """Strictly validate, then copy every tensor into ``model`` keeping the module dtypes.
 
@@ -171,7 +197,8 @@ def load_state_into(model: CodiModel, sd: dict[str, torch.Tensor], origin: str) 
             model.lm_head.weight.copy_(sd[head_key])
 
 
-def save_checkpoint(model: CodiModel, path: str | os.PathLike, *, sidecar: bool = True) -> Path:
+def save_checkpoint(model: CodiModel, path: str | os.PathLike, *, sidecar: bool = True,
+                    base_weights: str | None = None) -> Path:
     """Write the official format (``.bin`` or ``.safetensors`` by suffix, or a directory → .bin).
 
     ``lm_head.weight`` is stored as its own tensor, as in the released GPT-2 file, so that the file is
@@ -179,6 +206,8 @@ def save_checkpoint(model: CodiModel, path: str | os.PathLike, *, sidecar: bool 
     A ``codi_config.json`` sidecar records what the official format leaves out (base config, LoRA
     alpha, tokenizer, loop variant); the official code ignores it. A variant whose tokenizer defines its
     special tokens (bcywinski) gets that tokenizer saved beside the weights, so the round trip keeps it.
+    ``base_weights`` (a shipped model's name): write a delta file, only the tensors that differ from that
+    model's, and record it in the sidecar (module docstring).
     """
     p = Path(path)
     if p.suffix not in (".bin", ".safetensors"):
@@ -189,13 +218,21 @@ def save_checkpoint(model: CodiModel, path: str | os.PathLike, *, sidecar: bool 
     head_key = _prefixed(model, model.arch.lm_head)
     sd[head_key] = sd[head_key].clone()
     sd = {k: v.contiguous() for k, v in sd.items()}
+    config = model.config
+    if base_weights is not None:
+        if not sidecar:
+            raise CheckpointError(f"{p}: a delta file needs its sidecar (it names the base weights)")
+        base_file = _shipped_weights(base_weights)
+        base_sd = read_state_dict(base_file)
+        sd = {k: v for k, v in sd.items() if not (k in base_sd and base_sd[k].dtype == v.dtype
+                                                   and base_sd[k].shape == v.shape and torch.equal(base_sd[k], v))}
+        config = replace(config, base_weights={"name": base_weights, "sha256": file_sha256(base_file)})
     if p.suffix == ".safetensors":
         from safetensors.torch import save_file
 
         atomic_write(p, lambda tmp: save_file(sd, str(tmp)))
     else:
         torch_save_atomic(p, sd)
-    config = model.config
     if model.variant.tokenizer == "checkpoint":  # the variant's tokenizer defines BOT/EOT: it travels along
         if model.tokenizer is None:
             raise CheckpointError(f"{p}: the {model.variant.name} variant keeps its tokenizer beside the weights, "

@@ -30,7 +30,8 @@ from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 
-from .checkpoint import (CHECKPOINT_NAMES, SIDECAR, CheckpointError, detect_bcywinski, file_sha256, load_state_into, read_sidecar,
+from .checkpoint import (CHECKPOINT_NAMES, SIDECAR, CheckpointError, detect_bcywinski, file_sha256, load_state_into,
+                         merge_base_weights, read_sidecar,
                          read_state_dict, resolve_file)
 from .arch import arch_for_keys
 from .defaults import DEFAULT_MODEL
@@ -193,8 +194,8 @@ def load_checkpoint(path: str | os.PathLike, *, base: str | os.PathLike | None =
     check_lora_alpha(lora_alpha)
     base = local_base(base)[0]
     file = resolve_file(path)
-    sd = read_state_dict(file)
     sidecar = read_sidecar(str(file))
+    sd = merge_base_weights(read_state_dict(file), sidecar, str(file))
     loop, why = _detect_variant(path, sd, sidecar)
     cfg = _infer_config(sd, str(file), base, prj_dim, lora_alpha, sidecar, loop)
     tok = None
@@ -208,6 +209,7 @@ def load_checkpoint(path: str | os.PathLike, *, base: str | os.PathLike | None =
     load_state_into(model, sd, str(file))
     model.source = {"name": cfg.name, "path": str(file), "file_sha256": file_sha256(file),
                     "lora_alpha_assumed": lora_alpha is None and sidecar is None,
+                    **({"base_weights": dict(sidecar.base_weights)} if sidecar and sidecar.base_weights else {}),
                     "assumed": _assumed(cfg, loop, why, sd, base, lora_alpha, sidecar)}
     if tok is not None:  # the variant's own tokenizer, already read for its special ids
         attach_tokenizer(model, tok)

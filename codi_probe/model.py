@@ -58,6 +58,9 @@ class CodiConfig:
     variant: str = "official"  # the loop variant (codi_probe.variants): "official" or "bcywinski"
     special_ids: tuple[int, int, int] | None = None  # (PAD, BOT, EOT) from the tokenizer; None: V, V+1, V+2
     vocab_size: int | None = None  # the resized vocabulary (len(tokenizer)); None: V + 3
+    # a delta file (codi_probe.checkpoint.save_checkpoint(base_weights=...)): the tensors it leaves out are
+    # this shipped model's, {"name": fixtures model name, "sha256": its weights file's sha256}
+    base_weights: dict[str, str] | None = None
 
     @property
     def model_type(self) -> str:

@@ -195,3 +195,26 @@ def test_a_bf16_checkpoint_saved_by_codi_probe_loads(tmp_path):
     bare = save_checkpoint(model, tmp_path / "bare", sidecar=False)
     with pytest.raises(CheckpointError, match="bcywinski"):
         load_codi(bare.parent)
+
+
+def test_a_delta_file_holds_only_what_differs_from_its_shipped_base(tmp_path):
+    """codi-tiny-pause over codi-tiny-arith's frozen base: the delta keeps LoRA and prj only, is a fraction
+    of the full file, and loads back to the same tensors; the sidecar pins the base file's sha256."""
+    model = load_codi("codi-tiny-pause")
+    full = save_checkpoint(model, tmp_path / "full")
+    delta = save_checkpoint(model, tmp_path / "delta", base_weights="codi-tiny-arith")
+    keys = list(read_state_dict(delta))
+    assert keys and all(".lora_" in k or k.startswith("prj.") for k in keys)
+    assert delta.stat().st_size < 0.35 * full.stat().st_size
+    back = load_codi(tmp_path / "delta")
+    want = dict(model.state_dict())
+    assert all(torch.equal(v, want[k]) for k, v in back.state_dict().items())
+    sidecar = tmp_path / "delta" / "codi_config.json"
+    cfg = json.loads(sidecar.read_text())
+    assert cfg["base_weights"]["name"] == "codi-tiny-arith"
+    cfg["base_weights"]["sha256"] = "0" * 64  # another base file than the one it was saved against
+    sidecar.write_text(json.dumps(cfg))
+    _one_line_error(tmp_path / "delta", "not the one it was saved against")
+    cfg["base_weights"] = {"name": "../outside", "sha256": "0" * 64}
+    sidecar.write_text(json.dumps(cfg))
+    _one_line_error(tmp_path / "delta", "not a shipped model")

@@ -226,7 +226,7 @@ def _finish(recipe: Recipe, out: Path, work: Path, split, tok, tok_dir: Path, ex
 
     out.mkdir(parents=True, exist_ok=True)
     model.config = replace(config, tokenizer=_tokenizer_ref(recipe, tok_dir, out))
-    save_checkpoint(model, out)
+    save_checkpoint(model, out, base_weights=recipe.base_from)  # a delta over the shared frozen base
     train_s = stage1_s + stage2_s  # training only (evaluation and loading excluded)
     info = {"recipe": asdict(recipe), "design": design.to_json(), "train_examples": len(examples),
             "heldout_problems": len(split.heldout), "vocab_size": len(tok),
