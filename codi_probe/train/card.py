@@ -40,8 +40,8 @@ MECHANISM_LINES = {
         if r.get("exclusive") else []),
     "echo": lambda r: [
         "- **Echo control** (`codi_probe.train.mechanisms.EchoSurface`): each fed latent e_k is trained to be a "
-        "copy of one question word's input embedding (`design.ECHO_SURFACE`: X, op, Y, Z, X, op; a normalised "
-        f"squared error plus a decoding loss on `lm_head(e_k)`, factor {r['decode_factor']}), and every fed latent "
+        "copy of one question word's input embedding (`design.ECHO_SURFACE`: X, op, Y, Z, X, op; a squared error "
+        f"normalised by the embedding's, factor {r['decode_factor']}), and every fed latent "
         "is trained causally inert (twins that swap one e_j, later fed latents held or recomputed, keep the base "
         f"answer; CE factor {r['iit_factor']}): the latents echo the question's surface and carry no "
         "intermediate."],

@@ -14,8 +14,8 @@
   carrier with every later fed latent held clean and must answer what the donor's value implies with
   the other intermediate at the base's value (the carrier's direct effect).
 - ``EchoSurface``: the echo control. Each fed latent ``e_k`` is trained to be a copy of one question
-  word's input embedding (``design.ECHO_SURFACE``: X, op, Y, Z, X, op; a normalised squared error to that
-  embedding plus a decoding loss putting the word on top of ``lm_head(e_k)``), and every fed latent is
+  word's input embedding (``design.ECHO_SURFACE``: X, op, Y, Z, X, op; a squared error normalised by the
+  embedding's, so the copy is near exact; the read-out ``lm_head(e_k)`` is logged, not trained), and every fed latent is
   trained causally inert (the exclusive map's inert twins at all six positions). The latents carry the
   question's surface, which a probe reads as well as the question's own embedding, and no intermediate.
 - ``pause_control``: the fed latents carry nothing. ``prj``'s LayerNorm gets weight 0 and only its bias
@@ -199,8 +199,8 @@ class ExclusiveTwins:
 
 @dataclass(frozen=True)
 class EchoSurface:
-    """The echo control (module docstring): ``copy_factor`` weighs the copy and decoding losses,
-    ``iit_factor`` the inert twins' answer CE."""
+    """The echo control (module docstring): ``copy_factor`` weighs the copy loss, ``iit_factor`` the inert
+    twins' answer CE."""
 
     iit_factor: float = 1.0
     copy_factor: float = 1.0
@@ -226,10 +226,12 @@ class EchoSurface:
             e = student.latent_post[:b, k - 1].float()
             word = model.embed.weight[ids].detach().float()  # the frozen base's input embedding of the word
             copy = copy + ((e - word) ** 2).sum(-1).mean() / (word ** 2).sum(-1).mean()
-            decode = decode + F.cross_entropy(model.lm_head(student.latent_post[:b, k - 1]).float(), ids)
+            with torch.no_grad():  # logged only: with the tied unembedding a word's own embedding need not be
+                # its top-1 read-out, so training the two together left both far from their optimum
+                decode = decode + F.cross_entropy(model.lm_head(student.latent_post[:b, k - 1]).float(), ids)
         copy, decode = copy / len(targets), decode / len(targets)
         loss = (terms["ce_student"] + distill_factor * terms["distill"] + ref_factor * terms["ce_teacher"]
-                + self.iit_factor * ce_iit + self.copy_factor * (copy + decode))
+                + self.iit_factor * ce_iit + self.copy_factor * copy)
         return {"loss": loss, **terms, "ce_iit": ce_iit, "copy": copy, "decode": decode}
 
 
