@@ -733,14 +733,23 @@ ARGMAX_DRAWS = 4000
 
 
 class CentroidNull:
-    """PROBE-03's null boundary: two tasks' per-problem vectors ``μ_a + noise``, ``μ_b + noise`` whose centroids
-    have cosine exactly the threshold: ``μ_a`` the observed centroid of ``a``, ``μ_b`` the observed centroid of
-    ``b`` turned within their plane to that angle (its norm kept). Noise: the observed centred rows resampled
-    (``observed``), or isotropic normal / t with 3 df of the observed mean variance per dimension."""
+    """PROBE-03's null boundary: two tasks' per-problem vectors ``μ_a + noise``, ``μ_b + noise`` whose population
+    centroids have cosine exactly the threshold. ``μ_a`` points along the observed centroid of ``a``, ``μ_b``
+    along the observed centroid of ``b`` turned within their plane to that angle; their norms are the unbiased
+    estimates of the true centroids' norms, ``|ā|² − tr Σ̂ / n`` (the observed norms carry the noise, which
+    would make the null's signal larger than the data's and the null too easy). Noise: the observed centred
+    rows resampled (``observed``), or isotropic normal / t with 3 df of the observed mean variance per
+    dimension. ``ValueError`` when a centroid's estimated norm is not positive (no boundary to build)."""
 
     def __init__(self, call: Call, shape: str):
         a, b = (np.asarray(x, dtype=float) for x in call.args)
+        keep = np.isfinite(a).all(1) & np.isfinite(b).all(1)
+        a, b = a[keep], b[keep]
         ca, cb = a.mean(0), b.mean(0)
+        norms = [float(c @ c - x.var(0, ddof=1).sum() / len(x)) for c, x in ((ca, a), (cb, b))]
+        if min(norms) <= 0:
+            raise ValueError(f"{call.function}: a centroid's estimated squared norm is not positive ({min(norms):.3g}); "
+                             "no null boundary to build")
         t = float(call.prediction.threshold)
         ea = ca / np.linalg.norm(ca)
         perp = cb - (cb @ ea) * ea
@@ -748,7 +757,7 @@ class CentroidNull:
             perp = np.random.default_rng(0).standard_normal(ca.shape)
             perp -= (perp @ ea) * ea
         ep = perp / np.linalg.norm(perp)
-        self.mu_a, self.mu_b = ca, np.linalg.norm(cb) * (t * ea + np.sqrt(max(0.0, 1 - t * t)) * ep)
+        self.mu_a, self.mu_b = np.sqrt(norms[0]) * ea, np.sqrt(norms[1]) * (t * ea + np.sqrt(max(0.0, 1 - t * t)) * ep)
         self.na, self.nb = a - ca, b - cb
         self.sd = float(np.sqrt(np.mean(np.concatenate([self.na, self.nb]).var(0))))
         self.shape = shape
