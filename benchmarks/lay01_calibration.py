@@ -1,7 +1,7 @@
 """LAY-01 ("the peak recovery layer is in the band in > 80% of the resamples") at its null boundary, measured by
 the claim-level harness at many data sets: the claim's own evidence function
 (``experiments.patching.band_share_evidence``: the share of 1000 bootstrap resamples of the pairs, tested at
-simultaneous max-t bootstrap bounds of the band-minus-outside differences, support only) on synthetic pairs at
+simultaneous max-t bootstrap bounds of the band-minus-outside differences) on synthetic pairs at
 the source's geometry (16 layers, the band ``hypotheses/test_patching.py::band_of(16)`` = layers 4-5) with n pairs, the argmax of the pooled recovery
 in the band with probability exactly 0.8 (:class:`codi_probe.calibration.ArgmaxNull`). Shapes: every outside
 layer competing with independent (``normal``), correlated (``correlated``) or t(3) (``heavy``) noise, and a
@@ -14,6 +14,7 @@ set at 1000 resamples; the fast version of the least favourable case is
 ``tests/test_calibration.py::test_lay01_one_competitor_at_its_boundary_holds_its_level``):
 
     python benchmarks/lay01_calibration.py [--reps 400] [--n 100] [--shapes normal,one-competitor] [--out docs/calibration.md]
+    python benchmarks/lay01_calibration.py --refuted [--reps 1000] [--n 100]   # the refute side's rate, printed
 """
 
 from __future__ import annotations
@@ -49,17 +50,35 @@ def lay01_case(n: int = 100, layers: int = LAYERS, resamples: int | None = None)
     return out
 
 
+def false_refuted(case: cal.ClaimCase, shape: str, reps: int, seed: int = 0) -> float:
+    """The share of ``reps`` data sets at the null boundary of ``shape`` on which the claim's evidence refutes."""
+    from codi_probe.hypothesis import ALPHA
+
+    call = case.calls[0]
+    null, rng = cal.ArgmaxNull(call, shape, call.n), np.random.default_rng(seed)
+    return float(np.mean([patching.band_share_evidence(null.result(rng), null.band, call.prediction, seed=r).p_refute
+                          < ALPHA for r in range(reps)]))
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--reps", type=int, default=400)
     parser.add_argument("--n", type=int, default=100)
     parser.add_argument("--shapes", default=",".join(SHAPES))
     parser.add_argument("--out", default="docs/calibration.md")
+    parser.add_argument("--refuted", action="store_true",
+                        help="print the false-refuted rate at each shape's boundary instead (writes nothing)")
     args = parser.parse_args(argv)
     shapes = args.shapes.split(",")
     unknown = sorted(set(shapes) - set(SHAPES))
     if unknown:
         parser.error(f"unknown shapes {unknown}; choose from {list(SHAPES)}")
+    if args.refuted:
+        case = lay01_case(n=args.n)
+        for shape in shapes:
+            rate = false_refuted(case, shape, args.reps)
+            print(f"LAY-01 {shape} n = {args.n}: false refuted {rate:.3f} at {args.reps} data sets", flush=True)
+        return 0
     t0 = time.time()
     rows = cal.calibrate([lay01_case(n=args.n)], reps=args.reps, shapes=shapes,
                          log=lambda s: print(s, file=sys.stderr, flush=True))

@@ -48,9 +48,9 @@ def band_of(n_layers: int) -> list[int]:
                              "bounds of the layers' recovery (the share at band layers' lower and outside layers' upper "
                              "bounds > 0.8; the share tested against 0.8 over its resamples alone was falsely supported "
                              "22% of the time at its boundary, and a double bootstrap of it 6.5% with one outside layer "
-                             "competing, issue 28). A share below 0.8 is not refuted: under resampling the share "
-                             "is biased down, so the mirror test refuted 8% of the time at its boundary; the claim is "
-                             "supported or inconclusive. Differs from the source: recovery is pooled over pairs as a ratio "
+                             "competing, issue 28). It is refuted at the mirror bounds (band layers' upper, outside "
+                             "layers' lower bounds: share < 0.8); the double bootstrap's mirror rule had refuted 8% of the "
+                             "time at its boundary, this one 0% of 1000 data sets. Differs from the source: recovery is pooled over pairs as a ratio "
                              "of sums, not a mean of per-pair ratios (unbounded when a pair's clean and corrupted "
                              "logit differences nearly coincide); the calibrated pairwise test (some band layer "
                              "beats every layer outside it, issue 28) is recorded beside",

@@ -101,22 +101,24 @@ def band_share_evidence(result: LayerPatching, band: Sequence[int], prediction, 
     :func:`band_shares`): an estimate of ``g(μ)``, the probability that the peak of ``n`` pairs' pooled
     recovery (true per-layer recovery ``μ``, sampling noise as in the resamples) lies in the band.
 
-    The test (support only, the prediction must be "greater"): ``g`` rises with every difference ``d_bo`` between
+    The test (the prediction must be "greater"): ``g`` rises with every difference ``d_bo`` between
     a band layer's recovery and an outside layer's, so it is at least ``g`` at simultaneous lower bounds of
     those differences, ``D_bo − c · se_bo`` (``D`` observed, ``se`` the resamples' standard deviation of each
     difference). The simultaneous level of ``c`` is the max-t bootstrap's: ``p`` is the share (plus one, over
     ``resamples + 1``) of resamples whose largest studentized deviation ``(D*_bo − D_bo) / se_bo`` over all
     pairs reaches the ``c`` at which ``g`` falls to the threshold (:func:`_peak_margins`). The lower bound is
     ``g`` at the ``1 − ALPHA`` max-t bound, the exact inversion of that p-value. It is conservative (valid
-    whatever the layers' profile; power only for a clear peak: docs/calibration.md).
+    whatever the layers' profile; power only for a clear peak: docs/statistics.md). It refutes by the mirror
+    argument: ``g`` is at most ``g`` at the simultaneous upper bounds ``D_bo + c · se_bo``, with ``c`` from the
+    max-t bootstrap of the deviations the other way; the upper bound is ``g`` there.
 
     Why not the share's own sampling distribution: tested against 0.8 by the exact binomial test over its
     resamples it was falsely supported 22% of the time at its boundary, and a double bootstrap of the share
     (its percentile over 199 replications of the pairs) 6.5% with a single layer outside the band competing
     with two inside (200 data sets; issue 28, docs/calibration.md): the best of several band layers is a
-    maximum, which a bootstrap of it does not correct. This test does not refute (``p_refute`` = 1, upper
-    bound 1): the share is biased down under resampling, so the mirror rule refuted 8% of the time at the
-    boundary. Pairs with a non-finite logit difference are excluded and counted; data in which no pair
+    maximum, which a bootstrap of it does not correct; and the double bootstrap's mirror rule refuted 8% of
+    the time at the boundary (the share is biased down under resampling), so it supported only. Pairs with a
+    non-finite logit difference are excluded and counted; data in which no pair
     differs from another decide nothing."""
     from .. import stats
 
@@ -159,26 +161,30 @@ def band_share_evidence(result: LayerPatching, band: Sequence[int], prediction, 
     with np.errstate(all="ignore"):
         dev = (diff - _pair_differences(observed, inside)) / se  # towards the claim, in standard errors
     dev = np.where(np.isnan(dev), 0.0, dev).reshape(resamples, -1)
-    worst = np.sort(np.where(ok, dev.max(1), np.inf))  # a resample without a recovery: extreme (conservative)
-    share = float(np.mean(margins > 0))
-    margins_desc = np.sort(margins)[::-1]
     k = int(np.ceil(stats.ALPHA * (resamples + 1))) - 2  # the most resamples p < ALPHA allows at or beyond c
-    c_alpha = worst[::-1][k]
-    lo = float(np.mean(margins > c_alpha))
+    # support: the differences at their lower bounds; a resample without a recovery is extreme and not in the band
+    toward = np.sort(np.where(ok, dev.max(1), np.inf))[::-1]
+    margins_desc = np.sort(margins)[::-1]
+    # refute: at their upper bounds, in the band at c when margin >= -c; a resample without a recovery is extreme
+    # and in the band (both conservative)
+    against = np.sort(np.where(ok, (-dev).max(1), np.inf))[::-1]
+    needed = np.sort(np.where(ok, -margins, -np.inf))  # the c from which each resample is in the band, ascending
+    share = float(np.mean(margins > 0))
+    lo, hi = float(np.mean(margins > toward[k])), float(np.mean(needed <= against[k]))
 
     def p_at(t: float, alternative: str) -> float:
-        if alternative != "greater":
-            return 1.0  # the refute side is biased (docstring): never decided by this test
-        m = int(np.floor(t * resamples))
-        if m >= resamples:
+        if alternative == "greater":  # the largest c at which the share at the lower bounds stays above t
+            m = int(np.floor(t * resamples))
+            return 1.0 if m >= resamples else float((np.sum(toward >= margins_desc[max(m, 0)]) + 1) / (resamples + 1))
+        m = int(np.ceil(t * resamples))  # the smallest c at which the share at the upper bounds reaches t
+        if m <= 0:
             return 1.0
-        c0 = margins_desc[max(m, 0)]  # the largest c at which the share stays above t
-        return float((np.sum(worst >= c0) + 1) / (resamples + 1))
+        return float((np.sum(against >= needed[min(m, resamples) - 1]) + 1) / (resamples + 1))
 
-    ev = stats.from_one_sided(prediction, share, lo, 1.0, n, p_at,
+    ev = stats.from_one_sided(prediction, share, lo, hi, n, p_at,
                               f"share of {resamples} bootstrap resamples of the {n} pairs with the peak layer in "
                               "the band (claims.md LAY-01's rule), tested at simultaneous max-t bootstrap bounds "
-                              "of the band-minus-outside recovery differences (support only: a share below 0.8 is not refuted by it)")
+                              "of the band-minus-outside recovery differences")
     return replace(ev, reason=note[2:] or None, excluded=excluded) if excluded else ev
 
 
