@@ -1069,7 +1069,7 @@ COMMAND = "python -m codi_probe.calibration --reps 100 --budget 15 --out docs/ca
 def write_doc(path: str, rows: Sequence[Row], seconds: float, command: str | None = None, power: str = "",
               partial: bool = True) -> None:
     """The table with its header (how it was made and how to rebuild it), written atomically.
-    ``command``: the command that made this table, when it is not :data:`COMMAND`; ``partial``: it ran
+    ``command``: the command that made this table (:data:`COMMAND` itself for a plain rebuild); ``partial``: it ran
     a subset of the claims (else every claim, e.g. at fewer data sets or with a cache); ``power``: the
     :func:`power_section` of the same run, appended."""
     from .atomic import write_text_atomic
@@ -1169,9 +1169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args.out:
         # a subset: --only, or pytest arguments that select tests (not --codi-cache / --codi-report ...)
         subset = bool(args.only) or any(a.startswith(("-k", "-m", "hypotheses")) or "::" in a for a in pytest_args)
-        argv_used = list(argv if argv is not None else sys.argv[1:])
-        command = None if argv_used == shlex.split(COMMAND)[3:] else "python -m codi_probe.calibration " + shlex.join(
-            argv_used)
+        command = "python -m codi_probe.calibration " + shlex.join(list(argv if argv is not None else sys.argv[1:]))
         write_doc(args.out, rows, time.time() - t0, command, power_section(cases), partial=subset)
     else:
         print(table(rows))
