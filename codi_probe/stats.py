@@ -264,13 +264,20 @@ class _Studentized:
     every resample, the normal tail of ``T*``: :meth:`_beyond_every_resample`) and the interval bounds are its exact inversion (order statistics
     of ``T*``), so a bound excludes ``theta0`` exactly when that p-value is below the level. A
     resample whose statistic is not finite counts as extreme on both sides (conservative). The test
-    is the intersection with Student's t test of the same statistic (:meth:`p`)."""
+    is the intersection with Student's t test of the same statistic (:meth:`p`).
 
-    def __init__(self, rows: np.ndarray, fn: Callable[[np.ndarray], np.ndarray], *, seed: int, resamples: int):
+    ``centre``: the parameter of the resampled population (the observed problems), which ``T*`` is centred
+    on; by default ``fn`` of the observed means. An estimator that is not the plug-in one (e.g. a
+    bias-corrected ``fn`` whose correction the resamples' repeated problems do not share) passes the
+    plug-in ``centre``, so that ``T*`` mimics ``(estimate − truth) / se``."""
+
+    def __init__(self, rows: np.ndarray, fn: Callable[[np.ndarray], np.ndarray], *, seed: int, resamples: int,
+                 centre: Callable[[np.ndarray], np.ndarray] | None = None):
         self.n, k = rows.shape
         self.resamples = resamples
         with np.errstate(all="ignore"):
             self.value = float(fn(rows.mean(0)))
+            middle = self.value if centre is None else float(centre(rows.mean(0)))
         self.se = self._jackknife(rows[None], fn)[0]
         idx = _rng(seed).integers(0, self.n, (resamples, self.n))
         chunk = max(1, int(4e6 // max(1, self.n * k)))
@@ -280,8 +287,8 @@ class _Studentized:
             with np.errstate(all="ignore"):
                 stat = np.asarray(fn(r.mean(1)), dtype=float)
                 se = self._jackknife(r, fn)
-                t.append(np.where(se > 0, (stat - self.value) / se,
-                                  np.where(stat == self.value, 0.0, np.sign(stat - self.value) * np.inf)))
+                t.append(np.where(se > 0, (stat - middle) / se,
+                                  np.where(stat == middle, 0.0, np.sign(stat - middle) * np.inf)))
         self.t = np.concatenate(t)
         self.bad = int(np.sum(np.isnan(self.t)))  # counted as extreme on both sides
         good = self.t[~np.isnan(self.t)]
@@ -380,7 +387,7 @@ def _unbounded_side(support: Support | None) -> str | None:
 
 
 def _rows_evidence(rows: np.ndarray, fn: Callable, prediction: Prediction, *, seed: int, resamples: int,
-                   what: str, support: Support | None = None) -> Evidence:
+                   what: str, support: Support | None = None, centre: Callable | None = None) -> Evidence:
     """:func:`rows_evidence` on rows ``[n, k]``: the declared exclusion of non-finite problems, the
     degenerate cases (n < 2, no spread, a statistic that is not finite or never varies), the declared
     ``support`` (:func:`_unbounded_side`), else the studentized bootstrap with its normal-approximation
@@ -397,7 +404,7 @@ def _rows_evidence(rows: np.ndarray, fn: Callable, prediction: Prediction, *, se
         if not np.isfinite(value):
             return _undecided(prediction, n, "the statistic is not finite for these data", excluded=excluded)
         return _no_spread_evidence(prediction, value, n, excluded=excluded)
-    boot = _Studentized(kept, fn, seed=seed, resamples=resamples)
+    boot = _Studentized(kept, fn, seed=seed, resamples=resamples, centre=centre)
     if not np.isfinite(boot.value):
         return _undecided(prediction, n, "the statistic is not finite for these data (e.g. a zero denominator)",
                           value=boot.value, excluded=excluded)
@@ -424,17 +431,21 @@ def _rows_evidence(rows: np.ndarray, fn: Callable, prediction: Prediction, *, se
 
 
 def rows_evidence(rows: np.ndarray, fn: Callable[[np.ndarray], np.ndarray], prediction: Prediction, *,
-                  seed: int = 0, resamples: int = DEFAULT_RESAMPLES, support: Support | None = None) -> Evidence:
+                  seed: int = 0, resamples: int = DEFAULT_RESAMPLES, support: Support | None = None,
+                  centre: Callable[[np.ndarray], np.ndarray] | None = None) -> Evidence:
     """A smooth function ``fn`` of the column means of per-problem rows ``rows[n, k]`` (e.g. a ratio of
     two mean differences) against the threshold: the studentized bootstrap over problems (whole rows).
     ``fn`` maps means ``[..., k]`` to values ``[...]``. A statistic built on a maximum or minimum is
     not smooth and is not calibrated here (test each pairwise difference instead). Rows that are all
     equal, or a statistic that never varies, give evidence that decides nothing (with the reason).
-    ``support``: the range ``(low, high)`` the statistic can take, as for :func:`mean_evidence`."""
+    ``support``: the range ``(low, high)`` the statistic can take, as for :func:`mean_evidence`.
+    ``centre``: for a bias-corrected ``fn``, the plug-in function whose value at the observed means is
+    the resampled population's parameter (:class:`_Studentized`); None: ``fn`` itself."""
     rows = np.asarray(rows, dtype=float)
     if rows.ndim != 2:
         raise ValueError(f"rows must be [n, k], got shape {rows.shape}")
-    return _rows_evidence(rows, fn, prediction, seed=seed, resamples=resamples, what="", support=support)
+    return _rows_evidence(rows, fn, prediction, seed=seed, resamples=resamples, what="", support=support,
+                          centre=centre)
 
 
 def mean_evidence(values: Sequence[float], prediction: Prediction, *, seed: int = 0,

@@ -11,7 +11,7 @@ from codi_probe.engine import Intervention, Patch, Randomize, Set
 from codi_probe.engine.positions import FED_POSITIONS, LATENT_POSITIONS, live_positions
 from codi_probe.experiments.common import decided_below_minimum, golds, run_conditions
 from codi_probe.experiments import patching as layer_patching_lib  # LAY-01's evidence by attribute: the calibration wraps it
-from codi_probe.experiments.patching import (BAND_REPLICATIONS, BAND_RESAMPLES, band_margin, groups, layer_patching,
+from codi_probe.experiments.patching import (BAND_RESAMPLES, band_margin, groups, layer_patching,
                                              template_pairs)
 from codi_probe.hypothesis import EQUIVALENCE_MIN_N, EQUIVALENCE_MIN_N_SOURCE, Hypothesis, Prediction, combine
 from codi_probe.experiments.problems import model_families
@@ -44,12 +44,13 @@ def band_of(n_layers: int) -> list[int]:
 @pytest.mark.claim(id="LAY-01", kind="empirical",
                    statement="patching the latent positions clean->corrupted recovers the clean answer most at "
                              "relative depth 0.25-0.375 (layers 4-5 of 16): the layer of peak recovery is in that "
-                             "band in > 80% of 1000 bootstrap resamples of the pairs, tested by a double bootstrap (that "
-                             f"share in {BAND_REPLICATIONS} bootstrap replications of the pairs: > 0.8 in all but "
-                             "2.5%; the share tested against 0.8 over its resamples alone was falsely supported "
-                             "22% of the time at its boundary, issue 28). A share below 0.8 is not refuted: under resampling the share "
-                             "is biased down, so the mirror test refuted 8% of the time at its boundary; the claim is "
-                             "supported or inconclusive. Differs from the source: recovery is pooled over pairs as a ratio "
+                             "band in > 80% of 1000 bootstrap resamples of the pairs, tested at simultaneous max-t bootstrap "
+                             "bounds of the layers' recovery (the share at band layers' lower and outside layers' upper "
+                             "bounds > 0.8; the share tested against 0.8 over its resamples alone was falsely supported "
+                             "22% of the time at its boundary, and a double bootstrap of it 6.5% with one outside layer "
+                             "competing, issue 28). It is refuted at the mirror bounds (band layers' upper, outside "
+                             "layers' lower bounds: share < 0.8); the double bootstrap's mirror rule had refuted 8% of the "
+                             "time at its boundary, this one 0% of 1000 data sets. Differs from the source: recovery is pooled over pairs as a ratio "
                              "of sums, not a mean of per-pair ratios (unbounded when a pair's clean and corrupted "
                              "logit differences nearly coincide); the calibrated pairwise test (some band layer "
                              "beats every layer outside it, issue 28) is recorded beside",

@@ -428,6 +428,19 @@ def test_bootstrap_mean_edges_and_its_interval_is_mean_evidences():
     assert (e.value, e.lo, e.hi, e.n) == (pytest.approx(x.mean()), pytest.approx(ev.lo), pytest.approx(ev.hi), 42)
 
 
+def test_the_studentized_resamples_are_centred_on_the_declared_centre():
+    """``centre`` (a bias-corrected estimator's plug-in parameter, e.g. PROBE-03's deflated cosine) is what the
+    resampled statistics are centred on: T* = (fn(mean*) − centre(mean)) / se*, so moving the centre by d moves
+    every T* by −d / se*; the observed value, its standard error and the statistic stay fn's."""
+    rows = np.random.default_rng(3).normal(size=(40, 1))
+    fn = (lambda m: m[..., 0])
+    plain = stats._Studentized(rows, fn, seed=0, resamples=200)
+    moved = stats._Studentized(rows, fn, seed=0, resamples=200, centre=lambda m: m[..., 0] + 0.1)
+    assert (moved.value, moved.se) == (plain.value, plain.se)
+    shift = plain.t_asc - moved.t_asc  # order statistics of T* each moved by 0.1 / se* of some resample
+    assert np.all(shift > 0) and np.median(shift) == pytest.approx(0.1 / plain.se, rel=0.2)
+
+
 def test_the_tail_beyond_every_resample_is_the_normal_tail_of_the_resampled_t():
     boot = stats._Studentized(np.random.default_rng(1).normal(size=(40, 1)), lambda m: m[..., 0], seed=0, resamples=300)
     t = boot.t_asc[np.isfinite(boot.t_asc)]

@@ -44,7 +44,23 @@ def band_margin(recovery: np.ndarray, band: Sequence[int]) -> np.ndarray:
 
 
 BAND_RESAMPLES = 1000  # claims.md LAY-01: 1000 bootstrap resamples of pairs
-BAND_REPLICATIONS = 199  # bootstrap replications of that share (its own sampling error): p-values in steps of 1/200
+
+
+def resampled_recovery(result: LayerPatching, outer: np.ndarray, resamples: int,
+                       rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Bootstrap resamples of a data set of pairs: for pair indices ``outer[n]``, ``resamples`` draws of n of
+    them with replacement, each as counts (so its sums are one matrix product, not a gather). Returns the
+    pooled recovery per layer ``[resamples, L]`` (:meth:`LayerPatching.pooled_recovery`; NaN or inf where a
+    resample's gap sums to 0) and each resample's pooled clean - corrupted gap ``[resamples]``."""
+    u = result.ld_patched - result.ld_corrupted[:, None]  # [n, L]
+    gap = result.ld_clean - result.ld_corrupted
+    n = len(outer)
+    slots = np.arange(resamples)[:, None] * n
+    counts = np.bincount((rng.integers(0, n, (resamples, n)) + slots).ravel(),
+                         minlength=resamples * n).reshape(resamples, n).astype(float)
+    total = counts @ gap[outer]
+    with np.errstate(all="ignore"):
+        return (counts @ u[outer]) / total[:, None], total
 
 
 def band_shares(result: LayerPatching, band: Sequence[int], outer: np.ndarray, resamples: int,
@@ -54,50 +70,64 @@ def band_shares(result: LayerPatching, band: Sequence[int], outer: np.ndarray, r
     lies in ``band``: ``[B]`` fractions. A resample counts only when the band's best layer beats every layer
     outside it strictly (a tie is not a peak in the band) and its pooled clean - corrupted gap is > 0 (else
     recovery is undefined: not in the band)."""
-    u = result.ld_patched - result.ld_corrupted[:, None]  # [n, L]
-    gap = result.ld_clean - result.ld_corrupted
-    inside = np.zeros(u.shape[1], dtype=bool)
+    inside = np.zeros(result.ld_patched.shape[1], dtype=bool)
     inside[list(band)] = True
-    n = outer.shape[1]
     out = np.empty(len(outer))
     for b, rows in enumerate(outer):
-        idx = rows[rng.integers(0, n, (resamples, n))]
-        total = gap[idx].sum(1)
-        with np.errstate(all="ignore"):
-            pooled = u[idx].sum(1) / total[:, None]
-        peak = pooled[:, inside].max(1) > pooled[:, ~inside].max(1) if (~inside).any() else np.ones(len(idx), bool)
+        pooled, total = resampled_recovery(result, rows, resamples, rng)
+        peak = pooled[:, inside].max(1) > pooled[:, ~inside].max(1) if (~inside).any() else np.ones(resamples, bool)
         out[b] = (peak & (total > 0)).mean()
     return out
 
 
+def _pair_differences(pooled: np.ndarray, inside: np.ndarray) -> np.ndarray:
+    """Each band layer's pooled recovery minus each outside layer's: ``[..., band, outside]``."""
+    return pooled[..., inside, None] - pooled[..., None, ~inside]
+
+
+def _peak_margins(diff: np.ndarray, se: np.ndarray) -> np.ndarray:
+    """Per resample (``diff[B, band, outside]``, :func:`_pair_differences`), the largest ``c`` at which the band
+    still holds the peak once every band-minus-outside difference is moved down by ``c`` of its standard errors
+    ``se[band, outside]``: ``max_b min_o diff_bo / se_bo`` (−inf where a difference is undefined)."""
+    with np.errstate(all="ignore"):
+        c = np.where(se > 0, diff / se, np.where(diff > 0, np.inf, -np.inf))
+    return np.where(np.isnan(c), -np.inf, c).min(2).max(1)
+
+
 def band_share_evidence(result: LayerPatching, band: Sequence[int], prediction, seed: int = 0,
-                        resamples: int = BAND_RESAMPLES, replications: int = BAND_REPLICATIONS):
-    """LAY-01's decision, the source's rule with its sampling error: the value is the share of ``resamples``
-    bootstrap resamples of the pairs whose peak layer of the pooled recovery is in ``band`` (claims.md: >
-    80%; :func:`band_shares`); the test is a double bootstrap of that share. ``replications`` bootstrap
-    replications of the pairs each give the share of ``resamples`` resamples of *them*; ``p_support`` (the
-    prediction must be "greater") is the fraction of replications whose share is at or below the threshold,
-    ``(count + 1) / (replications + 1)``, and the lower bound is the order statistic that inverts it exactly.
+                        resamples: int = BAND_RESAMPLES):
+    """LAY-01's decision, the source's rule with its sampling error. The value is the share of ``resamples``
+    bootstrap resamples of the pairs whose peak layer of the pooled recovery is in ``band`` (claims.md: > 80%;
+    :func:`band_shares`): an estimate of ``g(μ)``, the probability that the peak of ``n`` pairs' pooled
+    recovery (true per-layer recovery ``μ``, sampling noise as in the resamples) lies in the band.
 
-    Why not the share alone: tested against 0.8 by the exact binomial test over its 1000 resamples (their
-    Monte-Carlo error only) it was falsely supported 22% of the time at its null boundary (data whose
-    argmax lands in the band with probability exactly 0.8 at this n; nominal 2.5%, issue 28,
-    docs/calibration.md): the share varies from one set of pairs to another far more than between resamples
-    of one set.
+    The test (the prediction must be "greater"): ``g`` rises with every difference ``d_bo`` between
+    a band layer's recovery and an outside layer's, so it is at least ``g`` at simultaneous lower bounds of
+    those differences, ``D_bo − c · se_bo`` (``D`` observed, ``se`` the resamples' standard deviation of each
+    difference). The simultaneous level of ``c`` is the max-t bootstrap's: ``p`` is the share (plus one, over
+    ``resamples + 1``) of resamples whose largest studentized deviation ``(D*_bo − D_bo) / se_bo`` over all
+    pairs reaches the ``c`` at which ``g`` falls to the threshold (:func:`_peak_margins`). The lower bound is
+    ``g`` at the ``1 − ALPHA`` max-t bound, the exact inversion of that p-value. It is conservative (valid
+    whatever the layers' profile; power only for a clear peak: docs/statistics.md). It refutes by the mirror
+    argument: ``g`` is at most ``g`` at the simultaneous upper bounds ``D_bo + c · se_bo``, with ``c`` from the
+    max-t bootstrap of the deviations the other way; the upper bound is ``g`` there.
 
-    This test never refutes (``p_refute`` = 1, upper bound 1): the share is biased *down* under resampling
-    (each level adds noise to the layers' estimates; about 0.61 on average at a true 0.8), so the mirror rule
-    refuted 8% of the time at the boundary (review of issue 28). Pairs with a non-finite logit difference are
-    excluded and counted; data in which no pair differs from another decide nothing (a bootstrap of
-    identical pairs measures no sampling error)."""
+    Why not the share's own sampling distribution: tested against 0.8 by the exact binomial test over its
+    resamples it was falsely supported 22% of the time at its boundary, and a double bootstrap of the share
+    (its percentile over 199 replications of the pairs) 6.5% with a single layer outside the band competing
+    with two inside (200 data sets; issue 28, docs/calibration.md): the best of several band layers is a
+    maximum, which a bootstrap of it does not correct; and the double bootstrap's mirror rule refuted 8% of
+    the time at the boundary (the share is biased down under resampling), so it supported only. Pairs with a
+    non-finite logit difference are excluded and counted; data in which no pair
+    differs from another decide nothing."""
     from .. import stats
 
     if prediction.direction != "greater":
         raise ValueError(f"LAY-01's band share is tested only as 'greater' (the peak is in the band), "
                          f"not {prediction.direction!r}")
-    if (replications + 1) * stats.ALPHA <= 1:
-        raise ValueError(f"replications={replications}: a double bootstrap needs (replications + 1) x "
-                         f"{stats.ALPHA} > 1 to reach p < {stats.ALPHA}")
+    if (resamples + 1) * stats.ALPHA <= 1:
+        raise ValueError(f"resamples={resamples}: the max-t bootstrap needs (resamples + 1) x {stats.ALPHA} > 1 "
+                         f"to reach p < {stats.ALPHA}")
     rows = np.column_stack([result.ld_clean, result.ld_corrupted, result.ld_patched])
     finite = np.isfinite(rows).all(1)
     excluded = int((~finite).sum())
@@ -117,21 +147,44 @@ def band_share_evidence(result: LayerPatching, band: Sequence[int], prediction, 
     if np.all(rows == rows[0]):
         return stats._undecided(prediction, n, "every pair has the same logit differences: a bootstrap of "
                                 "identical pairs measures no sampling error" + note, excluded=excluded)
-    rng = np.random.default_rng(seed)
-    share = float(band_shares(result, band, np.arange(n)[None], resamples, rng)[0])
-    reps = np.sort(band_shares(result, band, rng.integers(0, n, (replications, n)), resamples, rng))
-    m = int(np.ceil(stats.ALPHA * (replications + 1))) - 2  # the most replications p < ALPHA allows beyond t
+    inside = np.zeros(result.ld_patched.shape[1], dtype=bool)
+    inside[list(band)] = True
+    if inside.all():
+        return stats._undecided(prediction, n, "every layer is in the band: no layer outside it to beat" + note,
+                                excluded=excluded)
+    pooled, total = resampled_recovery(result, np.arange(n), resamples, np.random.default_rng(seed))
+    observed = result.pooled_recovery()
+    ok = (total > 0) & np.isfinite(pooled).all(1)  # a resample whose recovery is undefined: not in the band
+    diff = _pair_differences(pooled, inside)  # [resamples, band, outside]
+    se = np.std(diff[ok], 0) if ok.sum() > 1 else np.zeros(diff.shape[1:])
+    margins = np.where(ok, _peak_margins(diff, se), -np.inf)
+    with np.errstate(all="ignore"):
+        dev = (diff - _pair_differences(observed, inside)) / se  # towards the claim, in standard errors
+    dev = np.where(np.isnan(dev), 0.0, dev).reshape(resamples, -1)
+    k = int(np.ceil(stats.ALPHA * (resamples + 1))) - 2  # the most resamples p < ALPHA allows at or beyond c
+    # support: the differences at their lower bounds; a resample without a recovery is extreme and not in the band
+    toward = np.sort(np.where(ok, dev.max(1), np.inf))[::-1]
+    margins_desc = np.sort(margins)[::-1]
+    # refute: at their upper bounds, in the band at c when margin >= -c; a resample without a recovery is extreme
+    # and in the band (both conservative)
+    against = np.sort(np.where(ok, (-dev).max(1), np.inf))[::-1]
+    needed = np.sort(np.where(ok, -margins, -np.inf))  # the c from which each resample is in the band, ascending
+    share = float(np.mean(margins > 0))
+    lo, hi = float(np.mean(margins > toward[k])), float(np.mean(needed <= against[k]))
 
     def p_at(t: float, alternative: str) -> float:
-        if alternative != "greater":
-            return 1.0  # the refute side is biased (docstring): never decided by this test
-        return float((np.sum(reps <= t) + 1) / (replications + 1))
+        if alternative == "greater":  # the largest c at which the share at the lower bounds stays above t
+            m = int(np.floor(t * resamples))
+            return 1.0 if m >= resamples else float((np.sum(toward >= margins_desc[max(m, 0)]) + 1) / (resamples + 1))
+        m = int(np.ceil(t * resamples))  # the smallest c at which the share at the upper bounds reaches t
+        if m <= 0:
+            return 1.0
+        return float((np.sum(against >= needed[min(m, resamples) - 1]) + 1) / (resamples + 1))
 
-    ev = stats.from_one_sided(prediction, share, float(reps[m]), 1.0, n, p_at,
+    ev = stats.from_one_sided(prediction, share, lo, hi, n, p_at,
                               f"share of {resamples} bootstrap resamples of the {n} pairs with the peak layer in "
-                              f"the band (claims.md LAY-01's rule), tested by a double bootstrap: that share in "
-                              f"{replications} bootstrap replications of the pairs (support only: a share below "
-                              f"0.8 is not refuted by it)")
+                              "the band (claims.md LAY-01's rule), tested at simultaneous max-t bootstrap bounds "
+                              "of the band-minus-outside recovery differences")
     return replace(ev, reason=note[2:] or None, excluded=excluded) if excluded else ev
 
 

@@ -162,13 +162,80 @@ def test_op02_decides_on_the_oracle_not_on_a_probe_threshold():
     assert _verdict([gap], [none], n) == "inconclusive" and none.reason == NO_ACTIVATION_ORACLE
 
 
-@pytest.mark.parametrize("n", [0, 1])
-def test_centroid_cosine_of_fewer_than_two_problems_decides_nothing_with_the_reason(n):
-    """PROBE-03 on 0 or 1 problems: an undecided verdict naming the count, not a reshape crash in stats."""
+def _centroid_tasks(n: int, cosine: float, *, d: int = 8, noise: float = 1.0, seed: int = 0):
+    """Two tasks' per-problem vectors ``[n, d]``: unit population centroids at ``cosine``, normal noise."""
+    rng = np.random.default_rng(seed)
+    mu_a, mu_b = np.eye(d)[0], cosine * np.eye(d)[0] + np.sqrt(1 - cosine ** 2) * np.eye(d)[1]
+    return mu_a + noise * rng.normal(size=(n, d)), mu_b + noise * rng.normal(size=(n, d))
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 9])
+def test_centroid_cosine_of_fewer_than_its_minimum_problems_decides_nothing_with_the_reason(n):
+    """PROBE-03 below CENTROID_MIN_PROBLEMS (10): an undecided verdict naming the count, not a reshape crash (0,
+    1) and not a decision (2 problems of a clear gap had p = 1.9e-6)."""
+    from codi_probe.experiments.probes import CENTROID_MIN_PROBLEMS, centroid_cosine_evidence
+    from codi_probe.hypothesis import Prediction
+
+    a, b = _centroid_tasks(n, 0.0, noise=0.1, seed=n)
+    ev = centroid_cosine_evidence(a, b, Prediction("cos", "less", 0.3))
+    assert (ev.p_support, ev.p_refute, ev.n) == (1.0, 1.0, n)
+    assert f"{n} problem(s)" in ev.reason and f"at least {CENTROID_MIN_PROBLEMS}" in ev.reason
+
+
+def test_centroid_cosine_excludes_and_counts_non_finite_problems_then_applies_its_minimum():
+    """A NaN or inf row is a declared exclusion (counted in Evidence.excluded and the reason; it made the whole
+    claim undecided), and the minimum n is checked on the problems left."""
     from codi_probe.experiments.probes import centroid_cosine_evidence
     from codi_probe.hypothesis import Prediction
 
-    rng = np.random.default_rng(n)
-    ev = centroid_cosine_evidence(rng.normal(size=(n, 8)), rng.normal(size=(n, 8)), Prediction("cos", "less", 0.3))
-    assert (ev.p_support, ev.p_refute, ev.n) == (1.0, 1.0, n)
-    assert f"{n} problem(s)" in ev.reason and "at least 2" in ev.reason
+    pred = Prediction("cos", "less", 0.3)
+    a, b = _centroid_tasks(100, 0.0, noise=0.5, seed=1)
+    a[3, 2], b[7, 0] = np.nan, np.inf
+    ev = centroid_cosine_evidence(a, b, pred)
+    clean = centroid_cosine_evidence(np.delete(a, [3, 7], 0), np.delete(b, [3, 7], 0), pred)
+    assert (ev.n, ev.excluded) == (98, 2) and "2 problem(s) with a non-finite value excluded" in ev.reason
+    assert ev.p_support < 0.025 and ev.p_support == pytest.approx(clean.p_support)
+    few = centroid_cosine_evidence(a[:12], b[:12], pred)  # 12 rows, 2 non-finite: 10 left, decided
+    fewer = centroid_cosine_evidence(a[:11], b[:11], pred)  # 11 rows, 2 non-finite: 9 left, below the minimum
+    assert (few.n, few.excluded) == (10, 2) and "at least" not in (few.reason or "")
+    assert (fewer.n, fewer.excluded, fewer.p_support) == (9, 2, 1.0) and "2 excluded as non-finite" in fewer.reason
+
+
+def test_centroid_cosine_supports_a_clear_gap_and_refutes_a_clear_overlap():
+    """Power where the planted effect is clear: population centroids at cosine 0 (threshold 0.3) with noise of
+    sd 0.5 in 8 dimensions over 100 problems: "< 0.3" supported; at cosine 0.8 it is refuted. The value is the
+    deflated (unbiased inner products) cosine, near the population's."""
+    from codi_probe.experiments.probes import centroid_cosine_evidence
+    from codi_probe.hypothesis import Prediction
+
+    pred = Prediction("cos", "less", 0.3)
+    gap = centroid_cosine_evidence(*_centroid_tasks(100, 0.0, noise=0.5, seed=2), pred)
+    overlap = centroid_cosine_evidence(*_centroid_tasks(100, 0.8, noise=0.5, seed=2), pred)
+    assert gap.p_support < 0.025 and abs(gap.value) < 0.2 and gap.power > 0.8
+    assert overlap.p_refute < 0.025 and overlap.value == pytest.approx(0.8, abs=0.15)
+
+
+def test_centroid_cosine_deflates_the_noise_in_the_centroid_norms():
+    """The observed centroids' norms carry the noise (|ā|² ≈ |μ|² + D σ² / n), which pulls the plug-in cosine
+    towards 0 (anti-conservative for "< t"): the estimate is near the population cosine where the plug-in is far
+    below it (population 0.5, D = 400, unit noise, n = 400: plug-in ≈ 0.5 / 2)."""
+    from codi_probe.experiments.probes import centroid_cosine, centroid_cosine_evidence
+    from codi_probe.hypothesis import Prediction
+
+    a, b = _centroid_tasks(400, 0.5, d=400, seed=2)
+    ev = centroid_cosine_evidence(a, b, Prediction("cos", "less", 0.3), resamples=100)
+    assert float(centroid_cosine(a, b)) < 0.3 and ev.value == pytest.approx(0.5, abs=0.1)
+
+
+def test_centroid_cosine_of_centroids_not_told_from_noise_decides_nothing():
+    """Population centroids at 0 (pure noise): the estimated squared norms are not positive as often as not, and
+    then the value is undefined and the evidence decides nothing, with the reason."""
+    from codi_probe.experiments.probes import centroid_cosine_evidence
+    from codi_probe.hypothesis import Prediction
+
+    rng = np.random.default_rng(5)
+    evs = [centroid_cosine_evidence(rng.normal(size=(50, 8)), rng.normal(size=(50, 8)),
+                                    Prediction("cos", "less", 0.3), resamples=100) for _ in range(10)]
+    assert all(e.p_support >= 0.025 for e in evs)
+    undefined = [e for e in evs if not np.isfinite(e.value)]
+    assert undefined and all("not finite" in e.reason for e in undefined)
