@@ -179,6 +179,10 @@ def cmd_validate(args) -> int:
         raise ValueError(f"--min-power {args.min_power}: a power lies in (0, 1]")
     out = Path(args.out)
     extra = ["--codi-depth", args.depth] if args.depth else []
+    if args.problems is not None:
+        if args.problems < 1:
+            raise ValueError(f"--problems {args.problems}: at least 1")
+        extra += ["--codi-problems", str(args.problems)]
     if args.decided_only:
         extra += ["-m", "decided or invariant"]
     result = validate(args.model or list(VALIDATE_MODELS), out,
@@ -281,12 +285,16 @@ def build_parser() -> argparse.ArgumentParser:
     compare.set_defaults(func=cmd_compare)
     val = sub.add_parser("validate", help="run the catalogue on models with planted truths and tabulate the "
                                           "suite's verdicts against them (the validity table)")
-    val.add_argument("--model", action="append", help="a model name or checkpoint (repeatable; default: "
-                                                      "codi-tiny-planted, codi-tiny-pause and the random models)")
+    val.add_argument("--model", action="append", help="a model name or checkpoint (repeatable; default: the "
+                                                      "shipped organisms with planted truths, the controls and the "
+                                                      "random models: validity.VALIDATE_MODELS)")
     val.add_argument("--out", default="reports/validity", help="directory for the reports and the table")
     val.add_argument("--hypotheses", help="the catalogue directory (default: ./hypotheses in a clone, else the "
                                           "installed codi_probe.hypotheses)")
     val.add_argument("--depth", choices=("quick", "full"), help="the catalogue's tier (default: quick)")
+    val.add_argument("--problems", type=int, metavar="N",
+                     help="problems per claim (default: the tier's; models in validity.VALIDATE_PROBLEMS run at "
+                          "theirs, e.g. codi-tiny-mcyw at 200, where every truth has power >= 0.99)")
     val.add_argument("--decided-only", action="store_true",
                      help="run only the claims each design decides, and the invariants (-m 'decided or invariant'); "
                           "the table is the same, the run shorter")

@@ -45,6 +45,10 @@ RECALL_FLOOR = 0.95
 SPECIFICITY_FLOOR = 0.95
 CONTROLS = ("pause", "echo")  # designs whose fed latents carry no intermediate: no content claim supported
 POWER_TARGET = 0.99  # the power a decided truth should have at its measured effect (issue 29)
+# models validated at more than the quick tier's 100 problems: the n at which every truth of theirs is decided
+# with power >= POWER_TARGET at its measured effect (codi-tiny-mcyw: CARRY-DIRECT[step2@P5], about 0.71 of
+# answers moved against 0.5 in a Holm family of 12, has power 0.92 at 100 problems and 0.999 at 200)
+VALIDATE_PROBLEMS = {"codi-tiny-mcyw": 200}
 VALIDATE_MODELS = ("codi-tiny-planted", "codi-tiny-mcyw", "codi-tiny-pause", "tiny-random-gpt2", "tiny-random-llama")
 
 
@@ -250,7 +254,8 @@ def run_catalogue(model: str, report: Path, hypotheses: Path, extra: Sequence[st
 
 def validate(models: Sequence[str], out_dir: Path, *, hypotheses: Path | None = None, run: bool = True,
              extra: Sequence[str] = (), min_power: float | None = None) -> dict[str, Any]:
-    """Run (or, with ``run=False``, read back) one report per model in ``out_dir`` and tabulate them.
+    """Run (or, with ``run=False``, read back) one report per model in ``out_dir`` and tabulate them. A model in
+    ``VALIDATE_PROBLEMS`` runs at its n unless ``extra`` sets the problems or the depth.
     Returns ``{"rows", "by_model", "exit_codes", "problems", "markdown"}``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     exit_codes: dict[str, int | None] = {}
@@ -260,7 +265,9 @@ def validate(models: Sequence[str], out_dir: Path, *, hypotheses: Path | None = 
         path = out_dir / f"{Path(model).name}.json"
         if run:
             hypotheses = catalogue_dir(hypotheses)
-            exit_codes[model] = run_catalogue(model, path, hypotheses, extra)
+            tier = [] if {"--codi-problems", "--codi-depth"} & set(extra) or model not in VALIDATE_PROBLEMS else [
+                "--codi-problems", str(VALIDATE_PROBLEMS[model])]
+            exit_codes[model] = run_catalogue(model, path, hypotheses, [*extra, *tier])
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no report for {model}")
         report = json.loads(path.read_text())

@@ -147,3 +147,25 @@ def test_the_echo_control_is_a_control_too() -> None:
     summaries, rows = by_model(echo=report(echo, verdicts))
     assert summaries["echo"].control_false_supported == 1
     assert any("negative control" in p for p in check_floors(summaries, rows))
+
+
+def test_a_model_in_validate_problems_runs_at_its_n_unless_told_otherwise(tmp_path, monkeypatch) -> None:
+    """codi-tiny-mcyw is validated at the n where its truths have power >= 0.99; an explicit --problems or
+    --depth wins; other models keep the tier's n."""
+    import codi_probe.validity as validity
+
+    seen = {}
+
+    def fake_run(model, path, hypotheses, extra):
+        seen[model] = list(extra)
+        path.write_text(json.dumps(report(Design(), {})))
+        return 0
+
+    monkeypatch.setattr(validity, "run_catalogue", fake_run)
+    monkeypatch.setattr(validity, "catalogue_dir", lambda given=None: tmp_path)
+    n = validity.VALIDATE_PROBLEMS["codi-tiny-mcyw"]
+    validate(["codi-tiny-mcyw", "tiny-random-gpt2"], tmp_path, extra=["-m", "decided or invariant"])
+    assert seen == {"codi-tiny-mcyw": ["-m", "decided or invariant", "--codi-problems", str(n)],
+                    "tiny-random-gpt2": ["-m", "decided or invariant"]}
+    validate(["codi-tiny-mcyw"], tmp_path, extra=["--codi-problems", "50"])
+    assert seen["codi-tiny-mcyw"] == ["--codi-problems", "50"]
