@@ -49,7 +49,7 @@ POWER_TARGET = 0.99  # the power a decided truth should have at its measured eff
 # with power >= POWER_TARGET at its measured effect (codi-tiny-mcyw: CARRY-DIRECT[step2@P5], about 0.71 of
 # answers moved against 0.5 in a Holm family of 12, has power 0.92 at 100 problems and 0.999 at 200)
 VALIDATE_PROBLEMS = {"codi-tiny-mcyw": 200}
-VALIDATE_MODELS = ("codi-tiny-planted", "codi-tiny-mcyw", "codi-tiny-pause", "tiny-random-gpt2", "tiny-random-llama")
+VALIDATE_MODELS = ("codi-tiny-planted", "codi-tiny-mcyw", "codi-tiny-pause", "codi-tiny-echo", "tiny-random-gpt2", "tiny-random-llama")
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The ground-truth organisms: codi-tiny-planted (a planted carrier map), codi-tiny-mcyw (an exclusive
-planted map: step 1 in e_3, step 2 in e_5, every other fed latent inert) and codi-tiny-pause (the negative
-control). They share codi-tiny-arith's frozen base tensor for tensor, carry their design in the sidecar,
+planted map: step 1 in e_3, step 2 in e_5, every other fed latent inert), codi-tiny-pause (the negative
+control) and codi-tiny-echo (fed latents copy question words and are inert). They share codi-tiny-arith's frozen base tensor for tensor, carry their design in the sidecar,
 and the shipped weights still show the design their model card measured."""
 
 import json
@@ -12,7 +12,7 @@ from codi_probe.data.loaders import fixtures_dir
 
 MODELS = fixtures_dir() / "models"
 PLANTED = ("codi-tiny-planted", "codi-tiny-mcyw")
-ORGANISMS = PLANTED + ("codi-tiny-pause",)
+ORGANISMS = PLANTED + ("codi-tiny-pause", "codi-tiny-echo")
 
 
 def _load(name):
@@ -44,7 +44,7 @@ def test_same_frozen_base_as_codi_tiny_arith(name):
     assert frozen and all(torch.equal(dict(model.named_parameters())[n], ref_params[n]) for n in frozen)
     card = (MODELS / name / "MODEL_CARD.md").read_text()
     design = design_for_spec(name)
-    assert design.mechanism == ("pause" if name == "codi-tiny-pause" else "planted")
+    assert design.mechanism == {"codi-tiny-pause": "pause", "codi-tiny-echo": "echo"}.get(name, "planted")
     metrics = json.loads((MODELS / name / "metrics.json").read_text())
     assert metrics["design"] == design.to_json()
     assert "**Planted map**" in card
@@ -57,6 +57,29 @@ def test_pause_feeds_one_vector_to_every_problem(heldout):
                                                       record=Record(sites=(), logits=False), max_new_tokens=1)
     e = trace.latent_post  # [20, 6, D]
     assert torch.equal(e, e[:1, :1].expand_as(e))  # exactly: prj(h) is prj.ln.bias whatever h
+
+
+def test_echo_latents_copy_question_words_and_move_no_answer(heldout):
+    """codi-tiny-echo: each fed latent is within a few percent of its question word's embedding (relative
+    squared error), and single-donor patches at fed latents move no answer (the card's 0.0)."""
+    from codi_probe.engine import CodiEngine, Record
+    from codi_probe.experiments.carriers import donor_patching
+    from codi_probe.loading import load_tokenizer
+    from codi_probe.train.mechanisms import EchoSurface
+
+    model = _load("codi-tiny-echo")
+    problems = heldout[:40]
+    engine = CodiEngine(model)
+    trace = engine.run([p.question for p in problems], record=Record(sites=(), logits=False), max_new_tokens=1)
+    for k, ids in EchoSurface().targets(problems, load_tokenizer("codi-tiny-arith")).items():
+        word = model.embed.weight[ids].detach()
+        e = trace.latent_post[:, k - 1]
+        rel = float(((e - word) ** 2).sum(-1).mean() / (word ** 2).sum(-1).mean())
+        assert rel < 0.05, (k, rel)
+    card = json.loads((MODELS / "codi-tiny-echo" / "metrics.json").read_text())["design_evidence"]
+    for s, k in (("step1", 3), ("step2", 5)):
+        moved = float(donor_patching(engine, problems, trace, s, k).mean())
+        assert moved == card["donor"][s][f"P{k}"] == 0.0, (s, k, moved)
 
 
 @pytest.mark.parametrize("name", PLANTED)
