@@ -47,9 +47,10 @@ CONTROLS = ("pause", "echo")  # designs whose fed latents carry no intermediate:
 POWER_TARGET = 0.99  # the power a decided truth should have at its measured effect (issue 29)
 # models validated at more than the quick tier's 100 problems: the n at which every truth of theirs is decided
 # with power >= POWER_TARGET at its measured effect (codi-tiny-mcyw: CARRY-DIRECT[step2@P5], about 0.71 of
-# answers moved against 0.5 in a Holm family of 12, has power 0.92 at 100 problems and 0.999 at 200)
-VALIDATE_PROBLEMS = {"codi-tiny-mcyw": 200}
-VALIDATE_MODELS = ("codi-tiny-planted", "codi-tiny-mcyw", "codi-tiny-pause", "codi-tiny-echo", "tiny-random-gpt2", "tiny-random-llama")
+# answers moved against 0.5 in a Holm family of 12, has power 0.92 at 100 problems and 0.999 at 200;
+# codi-tiny-adjacent's, CARRY-DIRECT[step2@P2] at 0.715, 0.9997 at 200)
+VALIDATE_PROBLEMS = {"codi-tiny-mcyw": 200, "codi-tiny-adjacent": 200}
+VALIDATE_MODELS = ("codi-tiny-planted", "codi-tiny-mcyw", "codi-tiny-adjacent", "codi-tiny-pause", "codi-tiny-echo", "tiny-random-gpt2", "tiny-random-llama")
 
 
 @dataclass(frozen=True)

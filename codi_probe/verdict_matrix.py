@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-MATRIX_MODELS = ("codi-tiny-arith", "codi-tiny-planted", "codi-tiny-mcyw", "codi-tiny-pause", "codi-tiny-echo", "tiny-random-gpt2", "tiny-random-llama")
+MATRIX_MODELS = ("codi-tiny-arith", "codi-tiny-planted", "codi-tiny-mcyw", "codi-tiny-adjacent", "codi-tiny-pause", "codi-tiny-echo", "tiny-random-gpt2", "tiny-random-llama")
 TRAINED = ("not planted", "planted")  # designs whose latents carry what training put there
 RANDOM = "random"
 DECISIVE = ("supported", "refuted")

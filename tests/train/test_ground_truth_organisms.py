@@ -1,5 +1,6 @@
 """The ground-truth organisms: codi-tiny-planted (a planted carrier map), codi-tiny-mcyw (an exclusive
-planted map: step 1 in e_3, step 2 in e_5, every other fed latent inert), codi-tiny-pause (the negative
+planted map: step 1 in e_3, step 2 in e_5, every other fed latent inert), codi-tiny-adjacent (an exclusive
+map with adjacent carriers: step 1 in e_1, step 2 in e_2), codi-tiny-pause (the negative
 control) and codi-tiny-echo (fed latents copy question words and are inert). They share codi-tiny-arith's frozen base tensor for tensor, carry their design in the sidecar,
 and the shipped weights still show the design their model card measured."""
 
@@ -11,7 +12,7 @@ import torch
 from codi_probe.data.loaders import fixtures_dir
 
 MODELS = fixtures_dir() / "models"
-PLANTED = ("codi-tiny-planted", "codi-tiny-mcyw")
+PLANTED = ("codi-tiny-planted", "codi-tiny-mcyw", "codi-tiny-adjacent")
 ORGANISMS = PLANTED + ("codi-tiny-pause", "codi-tiny-echo")
 
 
