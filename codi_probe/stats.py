@@ -237,11 +237,11 @@ def _no_spread_evidence(prediction: Prediction, value: float, n: int, *, exclude
         f"; {_excluded_note(excluded)}" if excluded else ""), value=value, excluded=excluded)
 
 
-def _power_normal(prediction: Prediction, se: float, effect: float) -> float:
-    """Normal-approximation power of the one-sided test at ``ALPHA`` (TOST for ``equivalent``, at a
+def _power_normal(prediction: Prediction, se: float, effect: float, alpha: float = ALPHA) -> float:
+    """Normal-approximation power of the one-sided test at ``alpha`` (TOST for ``equivalent``, at a
     true difference of 0) when the estimate has standard error ``se`` and the truth lies ``effect``
     beyond the threshold."""
-    z = stats.norm.ppf(1 - ALPHA)
+    z = stats.norm.ppf(1 - alpha)
     if not (np.isfinite(se) and se > 0):
         return float("nan")
     if prediction.direction == "equivalent":
@@ -249,9 +249,10 @@ def _power_normal(prediction: Prediction, se: float, effect: float) -> float:
     return float(stats.norm.cdf(effect / se - z))
 
 
-def _with_power(ev: Evidence, prediction: Prediction, se: float, default_effect: float) -> Evidence:
+def _with_power(ev: Evidence, prediction: Prediction, se: float, default_effect: float,
+                alpha: float = ALPHA) -> Evidence:
     effect = float(prediction.effect) if prediction.effect is not None else float(default_effect)
-    return replace(ev, power=_power_normal(prediction, se, effect), effect=effect)
+    return replace(ev, power=_power_normal(prediction, se, effect, alpha), effect=effect)
 
 
 # ---- continuous per-problem values: the studentized bootstrap -----------------------------------
@@ -387,7 +388,8 @@ def _unbounded_side(support: Support | None) -> str | None:
 
 
 def _rows_evidence(rows: np.ndarray, fn: Callable, prediction: Prediction, *, seed: int, resamples: int,
-                   what: str, support: Support | None = None, centre: Callable | None = None) -> Evidence:
+                   what: str, support: Support | None = None, centre: Callable | None = None,
+                   p_factor: float = 1.0) -> Evidence:
     """:func:`rows_evidence` on rows ``[n, k]``: the declared exclusion of non-finite problems, the
     degenerate cases (n < 2, no spread, a statistic that is not finite or never varies), the declared
     ``support`` (:func:`_unbounded_side`), else the studentized bootstrap with its normal-approximation
@@ -415,24 +417,26 @@ def _rows_evidence(rows: np.ndarray, fn: Callable, prediction: Prediction, *, se
         return _undecided(prediction, n, f"the statistic {boot.value:.6g} lies outside its declared support "
                           f"[{support[0]:g}, {support[1]:g}]", value=boot.value, excluded=excluded)
     impossible = _unbounded_side(support)
-    lo, hi = boot.bound(ALPHA, "greater"), boot.bound(ALPHA, "less")
-    p_at = boot.p
+    lo, hi = boot.bound(ALPHA / p_factor, "greater"), boot.bound(ALPHA / p_factor, "less")
+    p_at = boot.p if p_factor == 1.0 else (lambda t, alternative: min(1.0, p_factor * boot.p(t, alternative)))
     notes = [_excluded_note(excluded)]
     if impossible is not None:
-        p_at = (lambda t, alternative: 1.0 if alternative == impossible else boot.p(t, alternative))
+        p_one = p_at
+        p_at = (lambda t, alternative: 1.0 if alternative == impossible else p_one(t, alternative))
         lo, hi = (-np.inf, hi) if impossible == "greater" else (lo, np.inf)
         notes.append(f"a mean over the support [{support[0]:g}, {support[1]:g}] cannot be shown "
                      f"{'below' if impossible == 'less' else 'above'} a threshold from the data (an unbounded "
                      "tail; state the claim as a share of problems or a quantile)")
+    guard = "" if p_factor == 1.0 else f", p-values x {p_factor:g}"
     ev = from_one_sided(prediction, boot.value, lo, hi, n, p_at,
-                        f"studentized bootstrap (bootstrap-t, jackknife SE) over problems{what}")
+                        f"studentized bootstrap (bootstrap-t, jackknife SE) over problems{what}{guard}")
     ev = replace(ev, reason="; ".join(x for x in notes if x) or None, excluded=excluded)
-    return _with_power(ev, prediction, boot.se, 0.5 * boot.se * np.sqrt(n))
+    return _with_power(ev, prediction, boot.se, 0.5 * boot.se * np.sqrt(n), alpha=ALPHA / p_factor)
 
 
 def rows_evidence(rows: np.ndarray, fn: Callable[[np.ndarray], np.ndarray], prediction: Prediction, *,
                   seed: int = 0, resamples: int = DEFAULT_RESAMPLES, support: Support | None = None,
-                  centre: Callable[[np.ndarray], np.ndarray] | None = None) -> Evidence:
+                  centre: Callable[[np.ndarray], np.ndarray] | None = None, p_factor: float = 1.0) -> Evidence:
     """A smooth function ``fn`` of the column means of per-problem rows ``rows[n, k]`` (e.g. a ratio of
     two mean differences) against the threshold: the studentized bootstrap over problems (whole rows).
     ``fn`` maps means ``[..., k]`` to values ``[...]``. A statistic built on a maximum or minimum is
@@ -440,12 +444,18 @@ def rows_evidence(rows: np.ndarray, fn: Callable[[np.ndarray], np.ndarray], pred
     equal, or a statistic that never varies, give evidence that decides nothing (with the reason).
     ``support``: the range ``(low, high)`` the statistic can take, as for :func:`mean_evidence`.
     ``centre``: for a bias-corrected ``fn``, the plug-in function whose value at the observed means is
-    the resampled population's parameter (:class:`_Studentized`); None: ``fn`` itself."""
+    the resampled population's parameter (:class:`_Studentized`); None: ``fn`` itself.
+    ``p_factor`` (>= 1): a guard for a statistic whose bootstrap-t tail is known to be too thin at small n
+    (PROBE-03's centroid cosine on strongly skewed noise): both one-sided p-values are multiplied by it
+    (capped at 1) and the bounds are at ``ALPHA / p_factor``, so a bound still excludes the threshold
+    exactly when the p-value is below ``ALPHA``."""
     rows = np.asarray(rows, dtype=float)
     if rows.ndim != 2:
         raise ValueError(f"rows must be [n, k], got shape {rows.shape}")
+    if not p_factor >= 1.0:
+        raise ValueError(f"p_factor must be at least 1, got {p_factor}")
     return _rows_evidence(rows, fn, prediction, seed=seed, resamples=resamples, what="", support=support,
-                          centre=centre)
+                          centre=centre, p_factor=p_factor)
 
 
 def mean_evidence(values: Sequence[float], prediction: Prediction, *, seed: int = 0,

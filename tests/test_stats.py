@@ -964,3 +964,23 @@ def test_bootstrap_evidence_keeps_a_non_finite_value_and_names_a_constant_statis
 def test_paired_evidence_of_unequal_lengths_is_refused_even_when_one_side_is_empty():
     with pytest.raises(ValueError, match="equal-length"):
         stats.paired_binary_evidence([], [True, False], Prediction("c", "greater", 0.0))
+
+
+def test_rows_evidence_p_factor_multiplies_both_p_values_and_bounds_at_the_matching_level():
+    """rows_evidence(p_factor=2) (PROBE-03's guard): both one-sided p-values are exactly doubled (capped at 1),
+    the bounds are those at ALPHA / 2 (wider), and a bound excludes the threshold exactly when the doubled p is
+    below ALPHA; a factor below 1 is a one-line error."""
+    rng = np.random.default_rng(3)
+    rows = rng.normal(0.2, 1.0, (60, 2))
+    pred = Prediction("ratio", "greater", 0.0)
+    fn = lambda m: m[..., 0] + m[..., 1]  # noqa: E731
+    one = stats.rows_evidence(rows, fn, pred, resamples=499)
+    two = stats.rows_evidence(rows, fn, pred, resamples=499, p_factor=2.0)
+    assert two.p_support == pytest.approx(min(1.0, 2 * one.p_support))
+    assert two.p_refute == pytest.approx(min(1.0, 2 * one.p_refute))
+    assert two.lo < one.lo and two.hi > one.hi and two.value == pytest.approx(one.value)
+    for t in np.linspace(one.value - 0.6, one.value + 0.6, 13):
+        ev = stats.rows_evidence(rows, fn, Prediction("ratio", "greater", float(t)), resamples=499, p_factor=2.0)
+        assert (ev.p_support < ALPHA) == (ev.lo > t), t
+    with pytest.raises(ValueError, match="p_factor must be at least 1"):
+        stats.rows_evidence(rows, fn, pred, p_factor=0.5)

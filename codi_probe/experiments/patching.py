@@ -105,8 +105,8 @@ def band_share_evidence(result: LayerPatching, band: Sequence[int], prediction, 
     a band layer's recovery and an outside layer's, so it is at least ``g`` at simultaneous lower bounds of
     those differences, ``D_bo − c · se_bo`` (``D`` observed, ``se`` the resamples' standard deviation of each
     difference). The simultaneous level of ``c`` is the max-t bootstrap's: ``p`` is the share (plus one, over
-    ``resamples + 1``) of resamples whose largest studentized deviation ``(D*_bo − D_bo) / se_bo`` over all
-    pairs reaches the ``c`` at which ``g`` falls to the threshold (:func:`_peak_margins`). The lower bound is
+    ``resamples + 1``) of resamples whose largest standardized deviation ``(D*_bo − D_bo) / se_bo`` (``se`` fixed
+    across resamples, not re-estimated per resample) over all pairs reaches the ``c`` at which ``g`` falls to the threshold (:func:`_peak_margins`). The lower bound is
     ``g`` at the ``1 − ALPHA`` max-t bound, the exact inversion of that p-value. It is conservative (valid
     whatever the layers' profile; power only for a clear peak: docs/statistics.md). It refutes by the mirror
     argument: ``g`` is at most ``g`` at the simultaneous upper bounds ``D_bo + c · se_bo``, with ``c`` from the

@@ -169,10 +169,11 @@ def _centroid_tasks(n: int, cosine: float, *, d: int = 8, noise: float = 1.0, se
     return mu_a + noise * rng.normal(size=(n, d)), mu_b + noise * rng.normal(size=(n, d))
 
 
-@pytest.mark.parametrize("n", [0, 1, 2, 9])
+@pytest.mark.parametrize("n", [0, 1, 2, 9, 29])
 def test_centroid_cosine_of_fewer_than_its_minimum_problems_decides_nothing_with_the_reason(n):
-    """PROBE-03 below CENTROID_MIN_PROBLEMS (10): an undecided verdict naming the count, not a reshape crash (0,
-    1) and not a decision (2 problems of a clear gap had p = 1.9e-6)."""
+    """PROBE-03 below CENTROID_MIN_PROBLEMS (30): an undecided verdict naming the count, not a reshape crash (0,
+    1) and not a decision (2 problems of a clear gap had p = 1.9e-6; below 30 skewed noise made it
+    anti-conservative)."""
     from codi_probe.experiments.probes import CENTROID_MIN_PROBLEMS, centroid_cosine_evidence
     from codi_probe.hypothesis import Prediction
 
@@ -195,10 +196,10 @@ def test_centroid_cosine_excludes_and_counts_non_finite_problems_then_applies_it
     clean = centroid_cosine_evidence(np.delete(a, [3, 7], 0), np.delete(b, [3, 7], 0), pred)
     assert (ev.n, ev.excluded) == (98, 2) and "2 problem(s) with a non-finite value excluded" in ev.reason
     assert ev.p_support < 0.025 and ev.p_support == pytest.approx(clean.p_support)
-    few = centroid_cosine_evidence(a[:12], b[:12], pred)  # 12 rows, 2 non-finite: 10 left, decided
-    fewer = centroid_cosine_evidence(a[:11], b[:11], pred)  # 11 rows, 2 non-finite: 9 left, below the minimum
-    assert (few.n, few.excluded) == (10, 2) and "at least" not in (few.reason or "")
-    assert (fewer.n, fewer.excluded, fewer.p_support) == (9, 2, 1.0) and "2 excluded as non-finite" in fewer.reason
+    few = centroid_cosine_evidence(a[:32], b[:32], pred)  # 32 rows, 2 non-finite: 30 left, decided
+    fewer = centroid_cosine_evidence(a[:31], b[:31], pred)  # 31 rows, 2 non-finite: 29 left, below the minimum
+    assert (few.n, few.excluded) == (30, 2) and "at least" not in (few.reason or "")
+    assert (fewer.n, fewer.excluded, fewer.p_support) == (29, 2, 1.0) and "2 excluded as non-finite" in fewer.reason
 
 
 def test_centroid_cosine_supports_a_clear_gap_and_refutes_a_clear_overlap():
@@ -227,15 +228,46 @@ def test_centroid_cosine_deflates_the_noise_in_the_centroid_norms():
     assert float(centroid_cosine(a, b)) < 0.3 and ev.value == pytest.approx(0.5, abs=0.1)
 
 
-def test_centroid_cosine_of_centroids_not_told_from_noise_decides_nothing():
+def test_centroid_cosine_of_centroids_not_told_from_noise_decides_nothing_with_the_true_reason():
     """Population centroids at 0 (pure noise): the estimated squared norms are not positive as often as not, and
-    then the value is undefined and the evidence decides nothing, with the reason."""
-    from codi_probe.experiments.probes import centroid_cosine_evidence
+    then the value is undefined and the evidence decides nothing. When the value is finite but a leave-one-out
+    norm is not positive (the jackknife SE is NaN: one centroid at 0, seed 2) it decides nothing too. Both say
+    the true reason (they said "the statistic is not finite ..." and "the statistic does not vary when a problem
+    is left out")."""
+    from codi_probe.experiments.probes import _centroid_rows, _deflated_cosine, centroid_cosine_evidence
     from codi_probe.hypothesis import Prediction
 
+    reason = "a centroid's estimated squared norm is not positive: the centroids cannot be told from noise"
+    pred = Prediction("cos", "less", 0.3)
     rng = np.random.default_rng(5)
-    evs = [centroid_cosine_evidence(rng.normal(size=(50, 8)), rng.normal(size=(50, 8)),
-                                    Prediction("cos", "less", 0.3), resamples=100) for _ in range(10)]
+    evs = [centroid_cosine_evidence(rng.normal(size=(50, 8)), rng.normal(size=(50, 8)), pred, resamples=100)
+           for _ in range(10)]
     assert all(e.p_support >= 0.025 for e in evs)
     undefined = [e for e in evs if not np.isfinite(e.value)]
-    assert undefined and all("not finite" in e.reason for e in undefined)
+    assert undefined and all(e.reason == reason for e in undefined)
+    rng = np.random.default_rng(2)
+    a, b = rng.normal(size=(30, 8)), np.eye(8)[0] + rng.normal(size=(30, 8))
+    assert np.isfinite(_deflated_cosine(30)(_centroid_rows(a, b).mean(0)))  # the case: a finite value
+    ev = centroid_cosine_evidence(a, b, pred, resamples=100)
+    assert (ev.p_support, ev.p_refute, ev.reason) == (1.0, 1.0, reason)
+
+
+def test_centroid_cosine_reports_a_value_and_bounds_within_minus_one_and_one():
+    """The deflated cosine can leave [-1, 1] (2.04 seen on weak centroids): the reported value and bounds are
+    clipped, the p-values are those of the unclipped statistic (clipping is monotone)."""
+    from codi_probe.experiments.probes import _centroid_rows, _deflated_cosine, centroid_cosine_evidence
+    from codi_probe.hypothesis import Prediction
+
+    pred = Prediction("cos", "less", 0.3)
+    outside = 0
+    for seed in range(60):
+        rng = np.random.default_rng(seed)
+        a, b = 0.3 * np.eye(16)[0] + rng.standard_normal((30, 16)), 0.3 * np.eye(16)[0] + rng.standard_normal((30, 16))
+        raw = float(_deflated_cosine(30)(_centroid_rows(a, b).mean(0)))
+        ev = centroid_cosine_evidence(a, b, pred, resamples=99)
+        if ev.reason is None:  # decided (else the value is clipped and the bounds are NaN)
+            assert -1.0 <= ev.lo <= ev.value <= ev.hi <= 1.0, (seed, ev.lo, ev.value, ev.hi)
+            outside += abs(raw) > 1
+            if abs(raw) > 1:
+                assert ev.value == np.sign(raw)
+    assert outside >= 1  # a raw value outside [-1, 1] was met and clipped
