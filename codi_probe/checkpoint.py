@@ -176,7 +176,13 @@ def merge_base_weights(sd: dict[str, torch.Tensor], sidecar: CodiConfig | None, 
     ref = sidecar.base_weights if sidecar is not None else None
     if not ref:
         return sd
-    base_file = _shipped_weights(str(ref.get("name", "")))
+    if not isinstance(ref, dict) or not isinstance(ref.get("name"), str) or not isinstance(ref.get("sha256"), str):
+        raise CheckpointError(f"{origin}: malformed base_weights in its {SIDECAR} (expected "
+                              f'{{"name": a shipped model, "sha256": its weights file\'s}}, got {ref!r})')
+    try:
+        base_file = _shipped_weights(ref["name"])
+    except CheckpointError as e:
+        raise CheckpointError(f"{origin}: a delta whose base is missing ({e})") from None
     if file_sha256(base_file) != ref.get("sha256"):
         raise CheckpointError(f"{origin}: a delta over {ref.get('name')}, whose weights file {base_file} is not the "
                               f"one it was saved against (sha256 differs)")

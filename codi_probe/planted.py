@@ -49,7 +49,8 @@ The rules (sites as in ``codi_probe.design``: ``P_k`` is the fed latent ``e_k``)
   - ``PATCH-06`` (a donor's six fed latents give the donor's answer for < 5%) is **refuted** where both
     intermediates have a carrier: the transplant sets both carriers to the donor's values, the "both"
     twins make the answer follow them (step1' + step2' = the donor's answer), and every other fed latent
-    is trained inert. (On the pause control it is supported: the claim has both signs.)
+    is trained inert (assumed: the twins make the non-carriers inert one at a time, never all four swapped
+    together with the carriers). (On the pause control it is supported: the claim has both signs.)
   - Not decided, each because its intervention is one no twin made: ``IMP-01`` and the other
     importance and ablation claims (``IMP-02``/``03``/``05``/``09``/``11``; zero, Gaussian noise,
     another problem's or another position's *residual* at relative depth 0.5: corrupting the residual at
@@ -57,7 +58,7 @@ The rules (sites as in ``codi_probe.design``: ``P_k`` is the fed latent ``e_k``)
     not inert, and it changes what later positions read at ``P_k``'s upper layers; but how the network
     reads a zeroed, noised or transplanted residual is not trained, so neither the most important
     position nor any position's effect is fixed); ``LENS-02`` and the other lens claims (the lens reads
-    ``lm_head(final_norm(h_k))``, the decoding loss ``lm_head(prj(h_k))``: a different read-out);
+    ``lm_head(final_norm(h_k))``, the decoding loss ``lm_head(e_k) = lm_head(prj(h_(k-1)))``: a different read-out);
     ``ACC-04`` (zero and mean fed latents and skip thinking: untrained inputs); ``LAY-08`` (residual donor
     patches at EOT and at single positions); ``NEW-05`` and ``PATCH-04``/``IMP-13`` (a random vector).
 - pause: every fed latent is the same vector for every problem, so at every site decoding predicts one
@@ -172,7 +173,8 @@ def _exclusive_published(design: Design) -> dict[str, Truth]:
             f"planted (exclusive): the answer is read from step 1 in e_{s1} and step 2 in e_{s2} (the 'both' twins "
             f"swap the two carriers and answer step1' + step2') and every other fed latent is trained inert: a "
             f"donor's six fed latents set both carriers to the donor's values, so the donor's answer is taken, "
-            f"far above 5%"), content=False)
+            f"far above 5% (assumed: the non-carriers are trained inert one at a time, never all four swapped "
+            f"together with the carriers)"), content=False)
     return out
 
 
@@ -252,14 +254,21 @@ def _echo_truths() -> dict[str, Truth]:
     for s, k in _sites():
         out[f"CARRY-DECODE[{s}@P{k}]"] = Truth(
             NOT_SUPPORTED, f"{why}: e_{k} copies {ECHO_SURFACE[k]}, and no single question word fixes {s} for more "
-                           f"than 21% of the held-out problems (the best guess from the word alone), far below 50%")
+                           f"than 21% of the held-out problems (the best guess from the word alone), far below 50%; "
+                           f"the copy is near, not exactly, exact (its residual can carry some of the question's "
+                           f"computation: a logistic probe on codi-tiny-echo reads step1 from e_3 at 0.68), so this "
+                           f"holds for the catalogue's nearest-class-mean decoder, not for every decoder")
         out[f"CARRY-PATCH[{s}@P{k}]"] = Truth(("refuted",), f"{why}: patching e_{k} moves no answer")
         out[f"CARRY-DIRECT[{s}@P{k}]"] = Truth(("refuted",), f"{why}: patching e_{k}, later latents held, moves "
                                                              "no answer")
     for k in FED:
-        out[f"PATCH-02[P{k}]"] = Truth(NOT_SUPPORTED, f"{why}: a step-2 mean latent at e_{k} moves no answer")
+        out[f"PATCH-02[P{k}]"] = Truth(NOT_SUPPORTED, f"{why}: a step-2 mean latent at e_{k} moves no answer "
+                                                      "(assumed, as for CARRY-PATCH: a group mean of real fed latents "
+                                                      "is ignored where each of them is)")
         out[f"PATCH-01[P{k}]"] = Truth(NOT_SUPPORTED, f"{why}: a different group's mean at e_{k} cannot drop "
-                                                      "accuracy (the claim's second prediction)")
+                                                      "accuracy, the claim's second prediction (assumed, as for "
+                                                      "CARRY-PATCH: a group mean of real fed latents is ignored where "
+                                                      "each of them is)")
     out["PATCH-06"] = Truth(("supported",), f"{why}: a donor's six fed latents are the whole transplant its "
                                             "inert-all twins make, so the base answer is kept and no donor answer "
                                             "is taken", content=False)

@@ -50,6 +50,10 @@ POWER_TARGET = 0.99  # the power a decided truth should have at its measured eff
 # answers moved against 0.5 in a Holm family of 12, has power 0.92 at 100 problems and 0.999 at 200;
 # codi-tiny-adjacent's, CARRY-DIRECT[step2@P2] at 0.715, 0.9997 at 200)
 VALIDATE_PROBLEMS = {"codi-tiny-mcyw": 200, "codi-tiny-adjacent": 200}
+# models whose weakest truth is below POWER_TARGET at the tier CI runs them, and why (issue 29, left open);
+# CI checks --min-power POWER_TARGET on every other model of VALIDATE_MODELS
+POWER_SHORT = {"codi-tiny-planted": "CARRY-PATCH[step2@P4] moves 0.65 of answers: power 0.55 at 100 problems",
+               "codi-tiny-pause": "NEW-05: power 0.72 at 100 problems"}
 VALIDATE_MODELS = ("codi-tiny-planted", "codi-tiny-mcyw", "codi-tiny-adjacent", "codi-tiny-pause", "codi-tiny-echo", "tiny-random-gpt2", "tiny-random-llama")
 
 

@@ -218,3 +218,9 @@ def test_a_delta_file_holds_only_what_differs_from_its_shipped_base(tmp_path):
     cfg["base_weights"] = {"name": "../outside", "sha256": "0" * 64}
     sidecar.write_text(json.dumps(cfg))
     _one_line_error(tmp_path / "delta", "not a shipped model")
+    cfg["base_weights"] = {"name": "no-such-organism", "sha256": "0" * 64}
+    sidecar.write_text(json.dumps(cfg))
+    _one_line_error(tmp_path / "delta", "a delta whose base is missing")
+    cfg["base_weights"] = "codi-tiny-arith"  # not the {name, sha256} record
+    sidecar.write_text(json.dumps(cfg))
+    _one_line_error(tmp_path / "delta", "malformed base_weights")

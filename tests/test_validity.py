@@ -169,3 +169,11 @@ def test_a_model_in_validate_problems_runs_at_its_n_unless_told_otherwise(tmp_pa
                     "tiny-random-gpt2": ["-m", "decided or invariant"]}
     validate(["codi-tiny-mcyw"], tmp_path, extra=["--codi-problems", "50"])
     assert seen["codi-tiny-mcyw"] == ["--codi-problems", "50"]
+
+
+def test_the_power_exceptions_are_shipped_models_with_a_reason() -> None:
+    """CI checks --min-power on every model of VALIDATE_MODELS but those POWER_SHORT names, each with why."""
+    from codi_probe.validity import POWER_SHORT, VALIDATE_MODELS, VALIDATE_PROBLEMS
+
+    assert set(POWER_SHORT) <= set(VALIDATE_MODELS) and all(POWER_SHORT.values())
+    assert set(VALIDATE_PROBLEMS) <= set(VALIDATE_MODELS) and not set(VALIDATE_PROBLEMS) & set(POWER_SHORT)

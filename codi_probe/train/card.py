@@ -98,6 +98,11 @@ def reproduce_command(recipe: dict) -> str:
     return " ".join(parts + ["--card"])
 
 
+def _is_delta(out: Path) -> bool:
+    sidecar = out / "codi_config.json"
+    return sidecar.is_file() and bool(json.loads(sidecar.read_text()).get("base_weights"))
+
+
 def write_model_card(out_dir: str | Path, info: dict | None = None, *, notes: str = "") -> Path:
     out = Path(out_dir)
     info = info or json.loads((out / "metrics.json").read_text())
@@ -172,7 +177,9 @@ def write_model_card(out_dir: str | Path, info: dict | None = None, *, notes: st
         f"- **Final losses** (mean of the last 50 steps): stage 1 "
         f"{_named(info['final_losses']['stage1'], 'not rerun (base copied)')}; stage 2 "
         f"{_named(info['final_losses']['stage2'], 'none recorded')}.",
-        f"- **Size**: {size / 1e6:.1f} MB on disk; parameters {_named(info['params'], 'not recorded')}.",
+        f"- **Size**: {size / 1e6:.1f} MB on disk; parameters {_named(info['params'], 'not recorded')}."
+        + (f" `pytorch_model.bin` is a delta file: only the tensors that differ from `{r['base_from']}`'s (LoRA and "
+           f"prj); the loader fills in its frozen base (README, delta files)." if _is_delta(out) else ""),
         "",
     ]
     if b:

@@ -17,7 +17,8 @@
   word's input embedding (``design.ECHO_SURFACE``: X, op, Y, Z, X, op; a squared error normalised by the
   embedding's, so the copy is near exact; the read-out ``lm_head(e_k)`` is logged, not trained), and every fed latent is
   trained causally inert (the exclusive map's inert twins at all six positions). The latents carry the
-  question's surface, which a probe reads as well as the question's own embedding, and no intermediate.
+  question's surface, which a probe reads as well as the question's own embedding, and, up to the copy's
+  small residual, no intermediate.
 - ``pause_control``: the fed latents carry nothing. ``prj``'s LayerNorm gets weight 0 and only its bias
   trains, so ``prj(h)`` is one learned vector at every latent position: the same module graph and
   checkpoint format as any CODI, and the engine's loop runs it unchanged.
