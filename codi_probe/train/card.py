@@ -43,8 +43,8 @@ MECHANISM_LINES = {
         "copy of one question word's input embedding (`design.ECHO_SURFACE`: X, op, Y, Z, X, op; a squared error "
         f"normalised by the embedding's, factor {r['decode_factor']}), and every fed latent "
         "is trained causally inert (twins that swap one e_j, later fed latents held or recomputed, keep the base "
-        f"answer; CE factor {r['iit_factor']}): the latents echo the question's surface and carry no "
-        "intermediate."],
+        f"answer; CE factor {r['iit_factor']}): the latents echo the question's surface and carry, up to the "
+        "copy's small residual, no intermediate."],
     "pause": lambda r: [
         "- **Pause control** (`codi_probe.train.mechanisms.pause_control`): `prj.ln.weight` is fixed at 0 "
         "and only `prj.ln.bias` of `prj` trains (from the mean base embedding), so `prj(h)` is the same vector "
